@@ -1,0 +1,141 @@
+package authz
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// maxNumericDate bounds exp, nbf and iat: integers in [0, 2^53), the range a
+// JSON number holds exactly. Larger, negative or fractional values are
+// refused rather than rounded.
+const maxNumericDate = 1 << 53
+
+var (
+	errNumericDate = errors.New("must be an integer NumericDate")
+	errClaimType   = errors.New("has the wrong JSON type")
+)
+
+// claims is the payload as golang-jwt validates it, plus what rules and
+// claim headers read. It decodes strictly: duplicate names, wrong types and
+// non-integer dates are errors, so the token is malformed.
+type claims struct {
+	jwt.RegisteredClaims
+	Azp    string
+	Scopes []string
+	all    map[string]json.RawMessage
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (c *claims) UnmarshalJSON(b []byte) error {
+	m, err := decodeObject(b)
+	if err != nil {
+		return err
+	}
+	c.all = m
+	for _, s := range []struct {
+		name string
+		dst  *string
+	}{{"iss", &c.Issuer}, {"sub", &c.Subject}, {"jti", &c.ID}, {"azp", &c.Azp}} {
+		if err := stringMember(m, s.name, s.dst); err != nil {
+			return fmt.Errorf("%s %w", s.name, errClaimType)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		dst  **jwt.NumericDate
+	}{{"exp", &c.ExpiresAt}, {"nbf", &c.NotBefore}, {"iat", &c.IssuedAt}} {
+		if *d.dst, err = numericDate(m[d.name]); err != nil {
+			return fmt.Errorf("%s %w", d.name, err)
+		}
+	}
+	if raw, ok := m["aud"]; ok {
+		if err := json.Unmarshal(raw, &c.Audience); err != nil {
+			return fmt.Errorf("aud %w", errClaimType)
+		}
+	}
+	c.Scopes, err = scopes(m)
+	return err
+}
+
+func numericDate(raw json.RawMessage) (*jwt.NumericDate, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil || n < 0 || n >= maxNumericDate {
+		return nil, errNumericDate
+	}
+	return jwt.NewNumericDate(time.Unix(n, 0)), nil
+}
+
+// scopes reads `scope` (space-separated) and `scp` (an array, or a
+// space-separated string as Okta and Entra ID send it).
+func scopes(m map[string]json.RawMessage) ([]string, error) {
+	var out []string
+	for _, name := range []string{"scope", "scp"} {
+		vs, ok, err := stringsClaim(m[name])
+		if err != nil {
+			return nil, fmt.Errorf("%s %w", name, errClaimType)
+		}
+		if !ok {
+			continue
+		}
+		for _, v := range vs {
+			out = append(out, strings.Fields(v)...)
+		}
+	}
+	return out, nil
+}
+
+// stringsClaim reads a claim that is a string or an array of strings.
+func stringsClaim(raw json.RawMessage) (vs []string, ok bool, err error) {
+	if raw == nil || string(raw) == "null" {
+		return nil, false, nil
+	}
+	if raw[0] == '[' {
+		err = json.Unmarshal(raw, &vs)
+		return vs, true, err
+	}
+	var s string
+	err = json.Unmarshal(raw, &s)
+	return []string{s}, true, err
+}
+
+// claimValues returns the values of a claim for rules and claim headers: a
+// string as itself, a number or boolean as its JSON text, an array as its
+// scalar members. Objects and nulls have no value.
+func claimValues(raw json.RawMessage) []string {
+	if len(raw) == 0 {
+		return nil
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return []string{s}
+		}
+	case '[':
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return nil
+		}
+		var out []string
+		for _, it := range items {
+			if len(it) > 0 && it[0] != '[' && it[0] != '{' {
+				out = append(out, claimValues(it)...)
+			}
+		}
+		return out
+	case '{', 'n':
+		return nil
+	default: // number, true, false
+		return []string{string(raw)}
+	}
+	return nil
+}

@@ -1,0 +1,189 @@
+package authz
+
+import (
+	"net/http"
+
+	"google.golang.org/grpc/codes"
+)
+
+// Reason is why a check was decided the way it was. The set is small and
+// fixed, so it can label metrics.
+type Reason uint8
+
+// Reasons. The comment is the label value (Reason.String).
+const (
+	ReasonOK                Reason = iota // ok: a valid token
+	ReasonPublic                          // public: a rule allows the route without a token
+	ReasonAnonymous                       // anonymous: an optional route, no token sent
+	ReasonNoToken                         // no_token
+	ReasonTooLarge                        // token_too_large
+	ReasonMalformed                       // malformed
+	ReasonAlgNotAllowed                   // alg_not_allowed
+	ReasonBadSignature                    // bad_signature
+	ReasonUnknownKID                      // unknown_kid
+	ReasonKeyMismatch                     // key_mismatch: the JWK's alg disagrees with the token
+	ReasonExpired                         // expired
+	ReasonNotYetValid                     // not_yet_valid: nbf or iat in the future
+	ReasonMissingClaim                    // missing_claim: exp (or iss) absent
+	ReasonWrongIssuer                     // wrong_issuer: no provider has this iss, or the rule does not allow it
+	ReasonWrongAudience                   // wrong_audience
+	ReasonWrongParty                      // wrong_azp
+	ReasonInvalidClaims                   // invalid_claims: other claim checks
+	ReasonInsufficientScope               // insufficient_scope: valid, but the rule requires more
+	ReasonUnavailable                     // unavailable: the provider has no keys yet
+	numReasons
+)
+
+type reasonInfo struct {
+	label  string
+	status int
+	desc   string // error_description: fixed text, safe inside quotes
+}
+
+var reasons = [numReasons]reasonInfo{
+	ReasonOK:                {"ok", http.StatusOK, ""},
+	ReasonPublic:            {"public", http.StatusOK, ""},
+	ReasonAnonymous:         {"anonymous", http.StatusOK, ""},
+	ReasonNoToken:           {"no_token", http.StatusUnauthorized, "a bearer token is required"},
+	ReasonTooLarge:          {"token_too_large", http.StatusUnauthorized, "token too large"},
+	ReasonMalformed:         {"malformed", http.StatusUnauthorized, "token malformed"},
+	ReasonAlgNotAllowed:     {"alg_not_allowed", http.StatusUnauthorized, "signing algorithm not allowed"},
+	ReasonBadSignature:      {"bad_signature", http.StatusUnauthorized, "signature invalid"},
+	ReasonUnknownKID:        {"unknown_kid", http.StatusUnauthorized, "signing key unknown"},
+	ReasonKeyMismatch:       {"key_mismatch", http.StatusUnauthorized, "signing key does not match the algorithm"},
+	ReasonExpired:           {"expired", http.StatusUnauthorized, "token expired"},
+	ReasonNotYetValid:       {"not_yet_valid", http.StatusUnauthorized, "token not yet valid"},
+	ReasonMissingClaim:      {"missing_claim", http.StatusUnauthorized, "required claim missing"},
+	ReasonWrongIssuer:       {"wrong_issuer", http.StatusUnauthorized, "issuer not accepted"},
+	ReasonWrongAudience:     {"wrong_audience", http.StatusUnauthorized, "audience not accepted"},
+	ReasonWrongParty:        {"wrong_azp", http.StatusUnauthorized, "authorized party not accepted"},
+	ReasonInvalidClaims:     {"invalid_claims", http.StatusUnauthorized, "claims invalid"},
+	ReasonInsufficientScope: {"insufficient_scope", http.StatusForbidden, "insufficient scope"},
+	ReasonUnavailable:       {"unavailable", http.StatusServiceUnavailable, "signing keys not available yet"},
+}
+
+// String returns the reason's label, e.g. "bad_signature".
+func (r Reason) String() string {
+	if r < numReasons {
+		return reasons[r].label
+	}
+	return "unknown"
+}
+
+// Status returns the HTTP status a check with this reason answers.
+func (r Reason) Status() int {
+	if r < numReasons {
+		return reasons[r].status
+	}
+	return http.StatusUnauthorized
+}
+
+// Description returns the short, fixed error_description of a denial.
+func (r Reason) Description() string {
+	if r < numReasons {
+		return reasons[r].desc
+	}
+	return "denied"
+}
+
+// Reasons returns every reason, for pre-registering metric labels.
+func Reasons() []Reason {
+	rs := make([]Reason, numReasons)
+	for i := range rs {
+		rs[i] = Reason(i)
+	}
+	return rs
+}
+
+// Realm is the realm of every WWW-Authenticate challenge.
+const Realm = "jwtauthz"
+
+// challenge and body are prepared once per reason: a denial builds no strings.
+var (
+	challenges [numReasons]string
+	bodies     [numReasons]string
+)
+
+func init() {
+	for r := range numReasons {
+		info := reasons[r]
+		switch {
+		case info.status == http.StatusOK:
+		case r == ReasonNoToken, r == ReasonUnavailable:
+			challenges[r] = `Bearer realm="` + Realm + `"`
+		default:
+			challenges[r] = `Bearer realm="` + Realm + `", error="invalid_token", error_description="` + info.desc + `"`
+		}
+		code := "invalid_token"
+		switch r {
+		case ReasonNoToken:
+			code = "missing_token"
+		case ReasonUnavailable:
+			code = "temporarily_unavailable"
+		case ReasonInsufficientScope:
+			code = "insufficient_scope"
+		}
+		bodies[r] = `{"error":"` + code + `","error_description":"` + info.desc + `"}`
+	}
+}
+
+// Header is one header jwtauthz sets on the request to the upstream.
+type Header struct {
+	Name  string // lower-case
+	Value string
+}
+
+// Decision is the outcome of one check. A denial is a Decision, not an error.
+type Decision struct {
+	Allow  bool
+	Reason Reason
+	// Challenge is the WWW-Authenticate value of a denial.
+	Challenge string
+	// Body is the JSON body of a denial.
+	Body string
+	// Provider names the provider whose token decided, if any.
+	Provider string
+	// Subject is the token's sub, if a token was verified.
+	Subject string
+
+	// Set are the headers to set (overwrite) on the upstream request.
+	Set []Header
+	// Remove are the headers to remove from the upstream request: every
+	// header jwtauthz may set but did not, and a token not to be forwarded.
+	Remove []string
+	// Cookie, if CookieSet, replaces the cookie header (a token cookie that
+	// is not to be forwarded taken out).
+	Cookie    string
+	CookieSet bool
+	// RemoveQuery names query parameters to remove (a query token that is
+	// not to be forwarded).
+	RemoveQuery []string
+
+	// Cached reports that the token cache or the request dedup answered.
+	Cached bool
+
+	grant *Grant
+}
+
+// Status returns the HTTP status of the decision.
+func (d *Decision) Status() int { return d.Reason.Status() }
+
+// GRPCCode returns the gRPC status code of the decision.
+func (d *Decision) GRPCCode() codes.Code { return grpcCode(d.Reason.Status()) }
+
+func grpcCode(status int) codes.Code {
+	switch status {
+	case http.StatusOK:
+		return codes.OK
+	case http.StatusForbidden:
+		return codes.PermissionDenied
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
+	}
+	return codes.Unauthenticated
+}
+
+// deny returns a denial for r with its prepared challenge and body.
+func deny(r Reason) Decision {
+	return Decision{Reason: r, Challenge: challenges[r], Body: bodies[r]}
+}

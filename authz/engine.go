@@ -1,0 +1,336 @@
+// Package authz decides whether a request may pass: request attributes in,
+// a Decision out. It holds the token cache, the negative cache and the
+// request dedup, and the Envoy gRPC and HTTP forward-auth adapters that
+// translate to and from its Request and Decision.
+package authz
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/jwtauthz/jwtauthz/cache"
+)
+
+// Defaults of Config.
+const (
+	DefaultClockSkew         = 60 * time.Second
+	DefaultCacheTTL          = 5 * time.Minute
+	DefaultCacheSize         = 100_000
+	DefaultNegativeCacheSize = 10_000
+	DefaultNegativeTTL       = 30 * time.Second
+	DefaultDedupWindow       = 10 * time.Second
+	DefaultDedupSize         = 10_000
+	DefaultMaxTokenSize      = 8 << 10
+	// DefaultRefreshWait bounds the wait for an unknown-kid refresh when the
+	// request carries no deadline (HTTP forward-auth).
+	DefaultRefreshWait = 500 * time.Millisecond
+)
+
+// Config configures an Engine. Zero values take the defaults above.
+type Config struct {
+	Providers []ProviderConfig
+	Rules     []RuleConfig
+
+	ClockSkew         time.Duration // leeway for exp, nbf, iat
+	CacheTTL          time.Duration // longest life of a cached grant
+	CacheSize         int
+	NegativeCacheSize int           // rejected token hashes, kept apart
+	NegativeTTL       time.Duration // how long a rejection is remembered
+	DedupWindow       time.Duration // how long a request's decision is reused
+	DedupSize         int
+	MaxTokenSize      int // larger tokens are refused before any parsing or hashing
+
+	Now func() time.Time
+	// Observe, if set, is called after every check (metrics, decision logs).
+	Observe func(r *Request, d *Decision, elapsed time.Duration)
+	Logger  *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.ClockSkew, DefaultClockSkew)
+	def(&c.CacheTTL, DefaultCacheTTL)
+	def(&c.NegativeTTL, DefaultNegativeTTL)
+	def(&c.DedupWindow, DefaultDedupWindow)
+	defInt(&c.CacheSize, DefaultCacheSize)
+	defInt(&c.NegativeCacheSize, DefaultNegativeCacheSize)
+	defInt(&c.DedupSize, DefaultDedupSize)
+	defInt(&c.MaxTokenSize, DefaultMaxTokenSize)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Request is what the core needs of one HTTP request.
+type Request struct {
+	Method string
+	Host   string
+	Path   string // as sent, query included
+	// RequestID is the x-request-id header: checks with the same one, the
+	// same token and the same route share a decision.
+	RequestID string
+	Headers   Headers
+}
+
+func (r *Request) header(name string) string {
+	if r.Headers == nil {
+		return ""
+	}
+	return r.Headers.Get(name)
+}
+
+// Headers gives a request's headers by lower-case name; several values of
+// one header come joined with ",", as Envoy joins them.
+type Headers interface {
+	Get(name string) string
+}
+
+// MapHeaders are headers keyed by lower-case name, as in Envoy's CheckRequest.
+type MapHeaders map[string]string
+
+// Get implements Headers.
+func (h MapHeaders) Get(name string) string { return h[name] }
+
+// Engine decides checks. It is safe for concurrent use.
+type Engine struct {
+	cfg       Config
+	pol       atomic.Pointer[policy]
+	gen       atomic.Uint64
+	tokens    *cache.LRU[*Grant]
+	negative  *cache.LRU[Reason]
+	dedup     *cache.Dedup[Decision]
+	verifying cache.Flight[verdict]
+}
+
+// verdict is the outcome of looking a token up or verifying it.
+type verdict struct {
+	g      *Grant
+	reason Reason
+	cached bool
+}
+
+// New builds an Engine. Errors name the offending provider or rule.
+func New(cfg Config) (*Engine, error) {
+	cfg.setDefaults()
+	e := &Engine{
+		cfg:      cfg,
+		tokens:   cache.NewLRU[*Grant](cfg.CacheSize, cfg.CacheTTL, 0),
+		negative: cache.NewLRU[Reason](cfg.NegativeCacheSize, cfg.NegativeTTL, 0),
+		dedup:    cache.NewDedup[Decision](cfg.DedupSize, cfg.DedupWindow),
+	}
+	if err := e.Update(cfg.Providers, cfg.Rules); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Update swaps in new providers and rules. Providers whose configuration is
+// unchanged keep their cached grants; remembered rejections are forgotten,
+// since a new provider may accept what the old policy refused. On error the
+// running policy stays.
+func (e *Engine) Update(providers []ProviderConfig, rules []RuleConfig) error {
+	cfg := e.cfg
+	cfg.Providers, cfg.Rules = providers, rules
+	pol, err := newPolicy(&cfg, e.pol.Load(), e.gen.Add(1), cfg.Now)
+	if err != nil {
+		return err
+	}
+	old := e.pol.Swap(pol)
+	if old != nil {
+		for _, p := range old.providers {
+			if pol.byIssuer[p.cfg.Issuer] != p {
+				p.retired.Store(true) // its cached grants no longer count
+			}
+		}
+	}
+	e.negative.Close()
+	return nil
+}
+
+// Close empties the caches.
+func (e *Engine) Close() {
+	e.tokens.Close()
+	e.negative.Close()
+	e.dedup.Close()
+}
+
+// Check decides one request.
+func (e *Engine) Check(ctx context.Context, r *Request) Decision {
+	now := e.cfg.Now()
+	d := e.decide(ctx, e.pol.Load(), r, now)
+	if e.cfg.Observe != nil {
+		e.cfg.Observe(r, &d, e.cfg.Now().Sub(now))
+	}
+	return d
+}
+
+func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.Time) Decision {
+	ru := pol.match(r)
+	if ru.action == ActionAllow {
+		return pol.public
+	}
+	tok, src := ru.extract(r)
+	switch {
+	case src == nil && ru.action == ActionOptional:
+		return pol.anonymous
+	case src == nil:
+		return deny(ReasonNoToken)
+	case len(tok) > e.cfg.MaxTokenSize:
+		return deny(ReasonTooLarge)
+	}
+	th := cache.Hash(tok)
+	if r.RequestID == "" {
+		d, _ := e.decideToken(ctx, pol, ru, r, tok, th, src, now)
+		return d
+	}
+	k := dedupKey(pol.gen, r, th)
+	d, hit, err := e.dedup.Do(ctx, k, now, func() (Decision, time.Time) {
+		return e.decideToken(ctx, pol, ru, r, tok, th, src, now)
+	})
+	switch {
+	case err != nil:
+		return deny(ReasonUnavailable) // the caller gave up waiting for its twin
+	case hit && d.grant != nil && !d.grant.keyPresent():
+		d, _ = e.decideToken(ctx, pol, ru, r, tok, th, src, now)
+	case hit:
+		d.Cached = true
+	}
+	return d
+}
+
+// dedupKey binds a request id to everything else that decides: the token,
+// the route and the policy. An id alone never selects a decision.
+func dedupKey(gen uint64, r *Request, th cache.Key) cache.Key {
+	var buf [512]byte
+	b := append(buf[:0], byte(gen), byte(gen>>8), byte(gen>>16), byte(gen>>24))
+	b = append(b, th[:]...)
+	for _, s := range [...]string{r.RequestID, r.Method, r.Host, r.Path} {
+		n := len(s)
+		b = append(b, byte(n), byte(n>>8), byte(n>>16), byte(n>>24))
+		b = append(b, s...)
+	}
+	return sha256.Sum256(b)
+}
+
+// decideToken decides a request whose token is tok, and says until when the
+// decision may be reused for the same request.
+func (e *Engine) decideToken(ctx context.Context, pol *policy, ru *rule, r *Request, tok string, th cache.Key, src *TokenSource, now time.Time) (Decision, time.Time) {
+	v := e.grant(ctx, pol, tok, th, now)
+	if v.g == nil {
+		d := deny(v.reason)
+		d.Cached = v.cached
+		if v.reason == ReasonUnavailable {
+			return d, time.Time{}
+		}
+		return d, now.Add(e.cfg.DedupWindow)
+	}
+	d := pol.authorize(ru, v.g, src, r)
+	d.Cached = v.cached
+	return d, v.g.notAfter
+}
+
+// grant finds tok's grant in the token cache, or its rejection in the
+// negative cache, or verifies it (once for all concurrent checks of it).
+func (e *Engine) grant(ctx context.Context, pol *policy, tok string, th cache.Key, now time.Time) verdict {
+	if g, ok := e.tokens.Get(th, now); ok && !g.p.retired.Load() && g.keyPresent() {
+		return verdict{g: g, cached: true}
+	}
+	if r, ok := e.negative.Get(th, now); ok {
+		return verdict{reason: r, cached: true}
+	}
+	v, _, err := e.verifying.Do(ctx, th, func() verdict { return e.verify(ctx, pol, tok, th, now) })
+	if err != nil {
+		return verdict{reason: ReasonUnavailable}
+	}
+	return v
+}
+
+// keyPresent reports whether the key that signed the token is still in its
+// provider's current set: a key dropped by the IdP ends its cached grants.
+func (g *Grant) keyPresent() bool {
+	_, _, ok := g.p.keys.Key(g.kid)
+	return ok
+}
+
+func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.Key, now time.Time) verdict {
+	reject := func(r Reason) verdict {
+		if remembered(r) {
+			e.negative.Put(th, r, now, now.Add(e.cfg.NegativeTTL))
+		}
+		return verdict{reason: r}
+	}
+	h, err := peek(tok)
+	if err != nil {
+		return reject(ReasonMalformed)
+	}
+	p := pol.byIssuer[h.Iss]
+	switch {
+	case h.Iss == "":
+		return reject(ReasonMissingClaim)
+	case p == nil:
+		return reject(ReasonWrongIssuer)
+	case !p.keys.Ready():
+		return verdict{reason: ReasonUnavailable}
+	}
+	wctx, cancel := refreshContext(ctx)
+	c, err := p.verify(wctx, tok, h)
+	cancel()
+	if err != nil {
+		return reject(p.reasonOf(h, err))
+	}
+	g := pol.newGrant(p, h, c, tok)
+	e.tokens.Put(th, g, now, g.notAfter)
+	return verdict{g: g}
+}
+
+// remembered reports whether a rejection for r may be kept in the negative
+// cache: not when a key refresh or the passing of time may change it.
+func remembered(r Reason) bool {
+	switch r {
+	case ReasonUnknownKID, ReasonNotYetValid, ReasonUnavailable:
+		return false
+	}
+	return true
+}
+
+// refreshContext bounds the wait for an unknown-kid refresh so that the
+// answer still reaches the caller before its deadline: a tenth of the time
+// left (at least 5 ms) is kept back. Without a deadline the wait is at most
+// DefaultRefreshWait.
+func refreshContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithTimeout(ctx, DefaultRefreshWait)
+	}
+	left := time.Until(dl)
+	return context.WithTimeout(ctx, left-max(left/10, 5*time.Millisecond))
+}
+
+// Stats are the counters of the engine's caches.
+type Stats struct {
+	Tokens, Negative, Dedup cache.Stats
+}
+
+// Stats returns the caches' counters.
+func (e *Engine) Stats() Stats {
+	return Stats{Tokens: e.tokens.Stats(), Negative: e.negative.Stats(), Dedup: e.dedup.Stats()}
+}
+
+// ErrNoProviders is returned by New when no provider is configured.
+var ErrNoProviders = errors.New("authz: no provider configured")

@@ -1,0 +1,130 @@
+package authz
+
+import (
+	"context"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+)
+
+// Server is Envoy's ext_authz service (envoy.service.auth.v3.Authorization)
+// in front of an Engine. It translates a CheckRequest into a Request and a
+// Decision into a CheckResponse, and does nothing else.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	engine *Engine
+}
+
+var _ authv3.AuthorizationServer = (*Server)(nil)
+
+// NewServer returns the gRPC service for e.
+func NewServer(e *Engine) *Server { return &Server{engine: e} }
+
+// Check implements authv3.AuthorizationServer. It never returns an error: a
+// denial is a CheckResponse with a non-OK status, and every response sets
+// status (an unset one means allow to Envoy).
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	r := requestOf(req.GetAttributes().GetRequest().GetHttp())
+	d := s.engine.Check(ctx, &r)
+	return CheckResponse(&d), nil
+}
+
+// requestOf reads what the core needs from Envoy's HTTP attributes.
+// Envoy sends headers lower-cased in `headers`, or, with encode_raw_headers,
+// in `header_map`.
+func requestOf(h *authv3.AttributeContext_HttpRequest) Request {
+	hdrs := h.GetHeaders()
+	if len(hdrs) == 0 && len(h.GetHeaderMap().GetHeaders()) > 0 {
+		hdrs = rawHeaders(h.GetHeaderMap())
+	}
+	r := Request{Method: h.GetMethod(), Host: h.GetHost(), Path: h.GetPath(), RequestID: hdrs["x-request-id"], Headers: MapHeaders(hdrs)}
+	if r.Method == "" {
+		r.Method = hdrs[":method"]
+	}
+	if r.Host == "" {
+		r.Host = hdrs[":authority"]
+	}
+	if r.Path == "" {
+		r.Path = hdrs[":path"]
+	}
+	return r
+}
+
+func rawHeaders(m *corev3.HeaderMap) map[string]string {
+	out := make(map[string]string, len(m.GetHeaders()))
+	for _, hv := range m.GetHeaders() {
+		k := strings.ToLower(hv.GetKey())
+		v := hv.GetValue()
+		if v == "" {
+			v = string(hv.GetRawValue())
+		}
+		if old, ok := out[k]; ok {
+			v = old + "," + v
+		}
+		out[k] = v
+	}
+	return out
+}
+
+var (
+	okStatus   = &rpcstatus.Status{Code: int32(codes.OK)}
+	jsonHeader = setHeader("content-type", "application/json")
+	// denials for the fixed challenges are built once.
+	denials [numReasons]*authv3.CheckResponse
+)
+
+func init() {
+	for r := range numReasons {
+		if reasons[r].status != 200 {
+			denials[r] = denied(&Decision{Reason: r, Challenge: challenges[r], Body: bodies[r]})
+		}
+	}
+}
+
+// CheckResponse maps a Decision to Envoy's answer.
+func CheckResponse(d *Decision) *authv3.CheckResponse {
+	if !d.Allow {
+		if p := denials[d.Reason]; p != nil && d.Challenge == challenges[d.Reason] {
+			return p
+		}
+		return denied(d)
+	}
+	ok := &authv3.OkHttpResponse{HeadersToRemove: d.Remove, QueryParametersToRemove: d.RemoveQuery}
+	ok.Headers = make([]*corev3.HeaderValueOption, 0, len(d.Set)+1)
+	for _, h := range d.Set {
+		ok.Headers = append(ok.Headers, setHeader(h.Name, h.Value))
+	}
+	if d.CookieSet {
+		if d.Cookie == "" {
+			ok.HeadersToRemove = append(ok.HeadersToRemove[:len(ok.HeadersToRemove):len(ok.HeadersToRemove)], "cookie")
+		} else {
+			ok.Headers = append(ok.Headers, setHeader("cookie", d.Cookie))
+		}
+	}
+	return &authv3.CheckResponse{Status: okStatus, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}
+}
+
+func denied(d *Decision) *authv3.CheckResponse {
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(d.GRPCCode()), Message: d.Reason.String()},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status())},
+			Headers: []*corev3.HeaderValueOption{setHeader("www-authenticate", d.Challenge), jsonHeader},
+			Body:    d.Body,
+		}},
+	}
+}
+
+// setHeader sets name to value, replacing what the client sent. append_action
+// says so to Envoy versions that read it; older ones read the deprecated
+// `append`, which unset means the same.
+func setHeader(name, value string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: name, Value: value},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}

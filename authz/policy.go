@@ -1,0 +1,226 @@
+package authz
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+)
+
+// policy is the part of the configuration that decides: providers and
+// rules. It is immutable; a reload swaps in a new one.
+type policy struct {
+	gen       uint64
+	providers []*provider
+	byIssuer  map[string]*provider
+	rules     []*rule
+	fallback  *rule // no rule matched: any provider, token required
+	// managed is every header any provider may set: it is removed from a
+	// request wherever jwtauthz does not set it.
+	managed    []string
+	removeFull map[*provider][]string // managed less what the provider sets
+	claimNames []string               // claims that rules read
+	needScopes bool
+
+	public, anonymous Decision
+}
+
+func newPolicy(cfg *Config, old *policy, gen uint64, now func() time.Time) (*policy, error) {
+	pol := &policy{gen: gen, byIssuer: map[string]*provider{}}
+	byName := map[string]*provider{}
+	for i, pc := range cfg.Providers {
+		p, err := reuseOrBuild(pc, old, cfg.ClockSkew, now)
+		if err != nil {
+			return nil, fmt.Errorf("providers[%d]: %w", i, err)
+		}
+		if byName[p.name] != nil {
+			return nil, fmt.Errorf("providers[%d]: name %q is used twice", i, p.name)
+		}
+		if byIssuer := pol.byIssuer[p.cfg.Issuer]; byIssuer != nil {
+			return nil, fmt.Errorf("providers[%d]: issuer %q is also provider %q's", i, p.cfg.Issuer, byIssuer.name)
+		}
+		byName[p.name], pol.byIssuer[p.cfg.Issuer] = p, p
+		pol.providers = append(pol.providers, p)
+		for _, h := range p.headers {
+			if !slices.Contains(pol.managed, h) {
+				pol.managed = append(pol.managed, h)
+			}
+		}
+	}
+	if len(pol.providers) == 0 {
+		return nil, ErrNoProviders
+	}
+	for i, rc := range cfg.Rules {
+		r, err := newRule(i, rc, byName, pol.providers)
+		if err != nil {
+			return nil, err
+		}
+		pol.rules = append(pol.rules, r)
+		pol.needScopes = pol.needScopes || len(r.scopes) > 0
+		for _, c := range r.claims {
+			if !slices.Contains(pol.claimNames, c[0]) {
+				pol.claimNames = append(pol.claimNames, c[0])
+			}
+		}
+	}
+	pol.fallback, _ = newRule(len(cfg.Rules), RuleConfig{}, byName, pol.providers)
+	for _, r := range append(slices.Clone(pol.rules), pol.fallback) {
+		r.collectSources()
+	}
+	pol.removeFull = map[*provider][]string{}
+	for _, p := range pol.providers {
+		pol.removeFull[p] = without(pol.managed, p.headers)
+	}
+	pol.public = Decision{Allow: true, Reason: ReasonPublic, Remove: pol.managed}
+	pol.anonymous = Decision{Allow: true, Reason: ReasonAnonymous, Remove: pol.managed}
+	return pol, nil
+}
+
+// reuseOrBuild keeps the provider of the running policy if its configuration
+// is unchanged, so that its cached grants stay valid across a reload.
+func reuseOrBuild(pc ProviderConfig, old *policy, skew time.Duration, now func() time.Time) (*provider, error) {
+	if old != nil {
+		for _, p := range old.providers {
+			if reflect.DeepEqual(p.cfg, pc) && p.skew == skew {
+				return p, nil
+			}
+		}
+	}
+	return newProvider(pc, skew, now)
+}
+
+// collectSources gathers, in order and without repeats, the token sources of
+// the providers the rule allows.
+func (ru *rule) collectSources() {
+	for _, p := range ru.providers {
+		for _, s := range p.sources {
+			if !slices.Contains(ru.sources, s) {
+				ru.sources = append(ru.sources, s)
+			}
+		}
+	}
+}
+
+// extract returns the first token found among the rule's sources.
+func (ru *rule) extract(r *Request) (string, *TokenSource) {
+	for i := range ru.sources {
+		if tok := ru.sources[i].extract(r); tok != "" {
+			return tok, &ru.sources[i]
+		}
+	}
+	return "", nil
+}
+
+func (pol *policy) match(r *Request) *rule {
+	for _, ru := range pol.rules {
+		if ru.matches(r) {
+			return ru
+		}
+	}
+	return pol.fallback
+}
+
+func without(all, drop []string) []string {
+	var out []string
+	for _, h := range all {
+		if !slices.Contains(drop, h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// Grant is what the token cache keeps of a verified token: enough to decide
+// again and to answer, and nothing from which the token could be rebuilt.
+type Grant struct {
+	p        *provider
+	sub      string
+	kid      string
+	notAfter time.Time // the token's exp
+	scopes   []string
+	claims   map[string][]string // only those rules read
+	set      []Header
+	full     bool // set has every header p may set
+}
+
+// newGrant keeps what the policy needs of verified claims.
+func (pol *policy) newGrant(p *provider, h header, c *claims, tok string) *Grant {
+	g := &Grant{p: p, sub: c.Subject, kid: h.KID, notAfter: c.ExpiresAt.Time}
+	if pol.needScopes {
+		g.scopes = c.Scopes
+	}
+	if len(pol.claimNames) > 0 {
+		g.claims = make(map[string][]string, len(pol.claimNames))
+		for _, n := range pol.claimNames {
+			g.claims[n] = claimValues(c.all[n])
+		}
+	}
+	g.set = make([]Header, 0, len(p.headers))
+	if c.Subject != "" && headerSafe(c.Subject) {
+		g.set = append(g.set, Header{HeaderSubject, c.Subject})
+	}
+	g.set = append(g.set, Header{HeaderIssuer, p.cfg.Issuer})
+	for _, ch := range p.claimHeaders {
+		if v := strings.Join(claimValues(c.all[ch.claim]), ","); v != "" && headerSafe(v) {
+			g.set = append(g.set, Header{ch.header, v})
+		}
+	}
+	if p.cfg.PayloadHeader != "" {
+		_, rest, _ := strings.Cut(tok, ".")
+		payload, _, _ := strings.Cut(rest, ".")
+		g.set = append(g.set, Header{strings.ToLower(p.cfg.PayloadHeader), strings.Clone(payload)})
+	}
+	g.full = len(g.set) == len(p.headers)
+	return g
+}
+
+// headerSafe refuses values that would break a header: control characters.
+func headerSafe(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return len(v) <= 4096
+}
+
+// removeFor returns the managed headers g does not set.
+func (pol *policy) removeFor(g *Grant) []string {
+	if g.full {
+		return pol.removeFull[g.p]
+	}
+	names := make([]string, len(g.set))
+	for i, h := range g.set {
+		names[i] = h.Name
+	}
+	return without(pol.managed, names)
+}
+
+// authorize decides a request with a verified token: the rule must allow
+// its provider, the token must come from one of the provider's sources, and
+// the rule's requirements must hold.
+func (pol *policy) authorize(ru *rule, g *Grant, src *TokenSource, r *Request) Decision {
+	if !ru.allows(g.p) || !g.p.hasSource(src) {
+		d := deny(ReasonWrongIssuer)
+		d.Provider = g.p.name
+		return d
+	}
+	if !ru.satisfied(g) {
+		d := deny(ReasonInsufficientScope)
+		d.Challenge, d.Provider, d.Subject = ru.challenge, g.p.name, g.sub
+		return d
+	}
+	d := Decision{Allow: true, Reason: ReasonOK, Provider: g.p.name, Subject: g.sub, Set: g.set, Remove: pol.removeFor(g), grant: g}
+	if g.p.cfg.DropToken {
+		switch {
+		case src.Cookie != "":
+			d.Cookie, d.CookieSet = withoutCookie(r.header("cookie"), src.Cookie), true
+		case src.Query != "":
+			d.RemoveQuery = []string{src.Query}
+		default:
+			d.Remove = append(slices.Clip(d.Remove), src.Header)
+		}
+	}
+	return d
+}

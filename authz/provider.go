@@ -1,0 +1,196 @@
+package authz
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// KeySource is where a provider's verification keys come from. jwks.Source
+// implements it; the consumer owns the interface.
+type KeySource interface {
+	// Key returns the current key with kid and the alg its JWK names (empty
+	// if none), without blocking.
+	Key(kid string) (key crypto.PublicKey, alg string, ok bool)
+	// Ready reports whether any key set has been loaded.
+	Ready() bool
+	// Refresh asks for a fetch because a token names an unknown kid, waits
+	// at most until ctx ends, and reports whether a fetch succeeded. It may
+	// say no at once (cooldown).
+	Refresh(ctx context.Context) bool
+}
+
+// DefaultAlgorithms are the asymmetric algorithms accepted by default. HMAC
+// and "none" are never accepted.
+var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// Identity headers set on every allow with a token.
+const (
+	HeaderSubject = "x-auth-subject"
+	HeaderIssuer  = "x-auth-issuer"
+)
+
+// ProviderConfig describes one trusted issuer.
+type ProviderConfig struct {
+	Name       string
+	Issuer     string   // the expected iss, compared exactly
+	Audiences  []string // any of them must be in aud; empty: aud not checked
+	Algorithms []string // empty: DefaultAlgorithms
+	Keys       KeySource
+	// TokenSources are tried in order; empty: BearerSource.
+	TokenSources []TokenSource
+	// ClaimHeaders maps an upstream header to the claim it carries.
+	ClaimHeaders map[string]string
+	// PayloadHeader, if set, carries the base64url JSON payload upstream.
+	PayloadHeader string
+	// DropToken removes the token (header, cookie or query parameter) from
+	// the upstream request.
+	DropToken bool
+	// AuthorizedParties, if set, are the accepted values of azp when a token
+	// has one (Clerk).
+	AuthorizedParties []string
+}
+
+type claimHeader struct{ header, claim string }
+
+// provider is a ProviderConfig made ready for checks: one strict parser,
+// built once.
+type provider struct {
+	cfg          ProviderConfig
+	name         string
+	keys         KeySource
+	parser       *jwt.Parser
+	skew         time.Duration
+	algs         []string
+	sources      []TokenSource
+	claimHeaders []claimHeader
+	headers      []string // every header this provider sets on an allow
+	retired      atomic.Bool // replaced by a reload
+}
+
+// Sentinel errors of verification, mapped to reasons in one place (reasonOf).
+var (
+	errUnknownKID  = errors.New("no key with this kid")
+	errKeyMismatch = errors.New("the key's JWK alg differs from the token's")
+	errWrongParty  = errors.New("azp not among the authorized parties")
+)
+
+func newProvider(cfg ProviderConfig, skew time.Duration, now func() time.Time) (*provider, error) {
+	if cfg.Name == "" || cfg.Issuer == "" || cfg.Keys == nil {
+		return nil, fmt.Errorf("provider %q: name, issuer and keys are required", cfg.Name)
+	}
+	algs := cfg.Algorithms
+	if len(algs) == 0 {
+		algs = DefaultAlgorithms
+	}
+	for _, a := range algs {
+		if !slices.Contains(DefaultAlgorithms, a) {
+			return nil, fmt.Errorf("provider %q: algorithm %q is not allowed (allowed: %s)", cfg.Name, a, strings.Join(DefaultAlgorithms, ","))
+		}
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(algs),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(skew),
+		jwt.WithTimeFunc(now),
+		jwt.WithStrictDecoding(),
+	}
+	if len(cfg.Audiences) > 0 {
+		opts = append(opts, jwt.WithAudience(cfg.Audiences...))
+	}
+	p := &provider{cfg: cfg, name: cfg.Name, keys: cfg.Keys, parser: jwt.NewParser(opts...), skew: skew, algs: algs, sources: cfg.TokenSources}
+	if len(p.sources) == 0 {
+		p.sources = []TokenSource{BearerSource}
+	}
+	p.headers = []string{HeaderSubject, HeaderIssuer}
+	for h, c := range cfg.ClaimHeaders {
+		p.claimHeaders = append(p.claimHeaders, claimHeader{strings.ToLower(h), c})
+	}
+	slices.SortFunc(p.claimHeaders, func(a, b claimHeader) int { return strings.Compare(a.header, b.header) })
+	for _, ch := range p.claimHeaders {
+		p.headers = append(p.headers, ch.header)
+	}
+	if cfg.PayloadHeader != "" {
+		p.headers = append(p.headers, strings.ToLower(cfg.PayloadHeader))
+	}
+	return p, nil
+}
+
+// verify checks tok's signature and claims. h is what peek read of it. When
+// the kid is unknown it asks the key source for a refresh, waiting no longer
+// than ctx allows.
+func (p *provider) verify(ctx context.Context, tok string, h header) (*claims, error) {
+	if !slices.Contains(p.algs, h.Alg) {
+		return nil, jwt.ErrTokenSignatureInvalid // reasonOf reads the alg itself
+	}
+	c := &claims{}
+	_, err := p.parser.ParseWithClaims(tok, c, func(t *jwt.Token) (any, error) {
+		key, alg, ok := p.keys.Key(h.KID)
+		if !ok && h.KID != "" && p.keys.Refresh(ctx) {
+			key, alg, ok = p.keys.Key(h.KID)
+		}
+		if !ok {
+			return nil, errUnknownKID
+		}
+		if alg != "" && alg != t.Method.Alg() {
+			return nil, errKeyMismatch
+		}
+		return key, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(p.cfg.AuthorizedParties) > 0 && c.Azp != "" && !slices.Contains(p.cfg.AuthorizedParties, c.Azp) {
+		return nil, errWrongParty
+	}
+	return c, nil
+}
+
+// reasonOf maps a verification error to its reason; errors.Is reads through
+// golang-jwt's joined errors.
+func (p *provider) reasonOf(h header, err error) Reason {
+	switch {
+	case !slices.Contains(p.algs, h.Alg):
+		return ReasonAlgNotAllowed
+	case errors.Is(err, errUnknownKID):
+		return ReasonUnknownKID
+	case errors.Is(err, errKeyMismatch):
+		return ReasonKeyMismatch
+	case errors.Is(err, errWrongParty):
+		return ReasonWrongParty
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return ReasonMalformed
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return ReasonBadSignature
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return ReasonExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return ReasonNotYetValid
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return ReasonMissingClaim
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return ReasonWrongIssuer
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return ReasonWrongAudience
+	}
+	return ReasonInvalidClaims
+}
+
+// hasSource reports whether this provider reads tokens from s.
+func (p *provider) hasSource(s *TokenSource) bool {
+	for i := range p.sources {
+		if p.sources[i] == *s {
+			return true
+		}
+	}
+	return false
+}

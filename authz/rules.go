@@ -1,0 +1,184 @@
+package authz
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Action is what a rule does with a matching request.
+type Action string
+
+// Actions.
+const (
+	// ActionRequire needs a valid token (the default).
+	ActionRequire Action = "require"
+	// ActionOptional lets a request without a token pass; a token that is
+	// present must be valid (Envoy jwt_authn's allow_missing).
+	ActionOptional Action = "optional"
+	// ActionAllow lets every request pass; a token is not even read.
+	ActionAllow Action = "allow"
+)
+
+// Match selects requests. Empty fields match everything; a rule with an
+// empty Match matches every request.
+type Match struct {
+	Hosts      []string `yaml:"hosts"` // exact, or "*.example.com"; the port is ignored
+	Path       string   `yaml:"path"`
+	PathPrefix string   `yaml:"path_prefix"`
+	PathRegex  string   `yaml:"path_regex"` // RE2, matched against the whole path
+	Methods    []string `yaml:"methods"`
+}
+
+// Require is what a valid token must also have.
+type Require struct {
+	Providers []string          `yaml:"providers"` // empty: any provider
+	Scopes    []string          `yaml:"scopes"`    // all of them
+	Claims    map[string]string `yaml:"claims"`    // equal, or a member of an array claim
+}
+
+// RuleConfig is one route rule. Rules are tried in order; the first that
+// matches decides.
+type RuleConfig struct {
+	Match   Match   `yaml:"match"`
+	Action  Action  `yaml:"action"`
+	Require Require `yaml:"require"`
+}
+
+type rule struct {
+	hosts     []string
+	path      string
+	prefix    string
+	re        *regexp.Regexp
+	methods   []string
+	action    Action
+	providers []*provider // allowed; all providers when the rule names none
+	sources   []TokenSource
+	scopes    []string
+	claims    [][2]string // name, value
+	// challenge is the WWW-Authenticate of a denial for insufficient scope.
+	challenge string
+}
+
+func newRule(i int, rc RuleConfig, byName map[string]*provider, all []*provider) (*rule, error) {
+	r := &rule{
+		path: rc.Match.Path, prefix: rc.Match.PathPrefix, action: rc.Action,
+		scopes: rc.Require.Scopes, providers: all,
+	}
+	if r.action == "" {
+		r.action = ActionRequire
+	}
+	switch r.action {
+	case ActionRequire, ActionOptional, ActionAllow:
+	default:
+		return nil, fmt.Errorf("rules[%d].action: %q is not one of require, optional, allow", i, rc.Action)
+	}
+	if rc.Match.PathRegex != "" {
+		re, err := regexp.Compile(`^(?:` + rc.Match.PathRegex + `)$`)
+		if err != nil {
+			return nil, fmt.Errorf("rules[%d].match.path_regex: %v", i, err)
+		}
+		r.re = re
+	}
+	for _, h := range rc.Match.Hosts {
+		r.hosts = append(r.hosts, strings.ToLower(h))
+	}
+	for _, m := range rc.Match.Methods {
+		r.methods = append(r.methods, strings.ToUpper(m))
+	}
+	if len(rc.Require.Providers) > 0 {
+		r.providers = nil
+		for _, n := range rc.Require.Providers {
+			p, ok := byName[n]
+			if !ok {
+				return nil, fmt.Errorf("rules[%d].require.providers: no provider named %q", i, n)
+			}
+			r.providers = append(r.providers, p)
+		}
+	}
+	for name, v := range rc.Require.Claims {
+		r.claims = append(r.claims, [2]string{name, v})
+	}
+	slices.SortFunc(r.claims, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	r.challenge = challenges[ReasonInsufficientScope]
+	if len(r.scopes) > 0 {
+		r.challenge = `Bearer realm="` + Realm + `", error="insufficient_scope", scope="` + strings.Join(r.scopes, " ") + `"`
+	} else {
+		r.challenge = `Bearer realm="` + Realm + `", error="insufficient_scope"`
+	}
+	return r, nil
+}
+
+// matches reports whether the rule applies to r.
+func (ru *rule) matches(r *Request) bool {
+	if len(ru.methods) > 0 && !slices.Contains(ru.methods, r.Method) {
+		return false
+	}
+	if len(ru.hosts) > 0 && !ru.matchHost(r.Host) {
+		return false
+	}
+	path := r.Path
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	switch {
+	case ru.path != "" && path != ru.path:
+		return false
+	case ru.prefix != "" && !strings.HasPrefix(path, ru.prefix):
+		return false
+	case ru.re != nil && !ru.re.MatchString(path):
+		return false
+	}
+	return true
+}
+
+func (ru *rule) matchHost(host string) bool {
+	host = stripPort(host)
+	for _, want := range ru.hosts {
+		if suffix, ok := strings.CutPrefix(want, "*"); ok {
+			if len(host) > len(suffix) && hasSuffixFold(host, suffix) {
+				return true
+			}
+		} else if strings.EqualFold(host, want) {
+			return true
+		}
+	}
+	return false
+}
+
+// stripPort drops a :port from an authority without allocating.
+func stripPort(host string) string {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+}
+
+func hasSuffixFold(s, suffix string) bool {
+	return len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
+}
+
+func (ru *rule) allows(p *provider) bool {
+	for _, q := range ru.providers {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// satisfied reports whether g has every scope and claim the rule requires.
+func (ru *rule) satisfied(g *Grant) bool {
+	for _, s := range ru.scopes {
+		if !slices.Contains(g.scopes, s) {
+			return false
+		}
+	}
+	for _, c := range ru.claims {
+		if !slices.Contains(g.claims[c[0]], c[1]) {
+			return false
+		}
+	}
+	return true
+}

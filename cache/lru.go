@@ -1,0 +1,170 @@
+// Package cache holds what jwtauthz remembers between checks: an expirable
+// LRU with a deadline per entry, and the coalescing of concurrent work.
+//
+// It is a leaf: it imports no other package of jwtauthz.
+package cache
+
+import (
+	"crypto/sha256"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+)
+
+// Key is a full SHA-256 digest. Caches are keyed by digests so that no raw
+// token is ever stored.
+type Key [sha256.Size]byte
+
+// Hash returns the SHA-256 digest of s without copying it.
+func Hash(s string) Key {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+// entry is what a shard stores: the value and the instant it stops being
+// valid, in Unix nanoseconds.
+type entry[V any] struct {
+	val      V
+	notAfter int64
+}
+
+// shard is one expirable LRU with its own counters. The padding keeps two
+// shards' counters off one cache line.
+type shard[V any] struct {
+	lru       *expirable.LRU[Key, entry[V]]
+	hits      atomic.Uint64
+	misses    atomic.Uint64
+	evictions atomic.Uint64
+	_         [40]byte
+}
+
+// LRU is a size-bounded cache whose entries each carry their own deadline.
+//
+// The underlying expirable LRU has one TTL for every entry and drops entries
+// older than it in the background; LRU adds a per-entry deadline, checked on
+// every Get, so that an entry can end sooner (a token's exp). It is split into
+// shards by key so that parallel readers do not all wait on one mutex.
+type LRU[V any] struct {
+	shards   []shard[V]
+	mask     uint64
+	capacity int
+	ttl      time.Duration
+}
+
+// Stats is a snapshot of an LRU's counters.
+type Stats struct {
+	Hits      uint64
+	Misses    uint64
+	Evictions uint64 // entries dropped to make room, not for expiry
+	Size      int
+	Capacity  int
+}
+
+// HitRate returns hits/(hits+misses), or 0 before the first lookup.
+func (s Stats) HitRate() float64 {
+	if n := s.Hits + s.Misses; n > 0 {
+		return float64(s.Hits) / float64(n)
+	}
+	return 0
+}
+
+// NewLRU returns a cache of at most capacity entries, none kept longer than
+// ttl, split into shards (rounded up to a power of two; 0 picks a default).
+func NewLRU[V any](capacity int, ttl time.Duration, shards int) *LRU[V] {
+	if capacity < 1 {
+		capacity = 1
+	}
+	if shards <= 0 {
+		shards = 16
+	}
+	n := 1
+	for n < shards && n*2 <= capacity {
+		n *= 2
+	}
+	c := &LRU[V]{shards: make([]shard[V], n), mask: uint64(n - 1), capacity: capacity, ttl: ttl}
+	per := (capacity + n - 1) / n
+	for i := range c.shards {
+		c.shards[i].lru = expirable.NewLRU[Key, entry[V]](per, nil, ttl)
+	}
+	return c
+}
+
+func (c *LRU[V]) shard(k Key) *shard[V] {
+	// The key is a uniform digest: any 8 of its bytes pick a shard evenly.
+	i := uint64(k[0]) | uint64(k[1])<<8 | uint64(k[2])<<16 | uint64(k[3])<<24
+	return &c.shards[i&c.mask]
+}
+
+// Get returns the value stored under k if its deadline is after now.
+func (c *LRU[V]) Get(k Key, now time.Time) (V, bool) {
+	s := c.shard(k)
+	v, ok := c.peek(s, k, now)
+	if ok {
+		s.hits.Add(1)
+	} else {
+		s.misses.Add(1)
+	}
+	return v, ok
+}
+
+// peek is Get without counting.
+func (c *LRU[V]) peek(s *shard[V], k Key, now time.Time) (V, bool) {
+	e, ok := s.lru.Get(k)
+	if ok && now.UnixNano() < e.notAfter {
+		return e.val, true
+	}
+	if ok {
+		s.lru.Remove(k)
+	}
+	var zero V
+	return zero, false
+}
+
+// Put stores v under k until notAfter, or until the cache's TTL from now,
+// whichever is sooner. A deadline not after now stores nothing.
+func (c *LRU[V]) Put(k Key, v V, now, notAfter time.Time) {
+	if limit := now.Add(c.ttl); c.ttl > 0 && limit.Before(notAfter) {
+		notAfter = limit
+	}
+	if !now.Before(notAfter) {
+		return
+	}
+	s := c.shard(k)
+	if s.lru.Add(k, entry[V]{val: v, notAfter: notAfter.UnixNano()}) {
+		s.evictions.Add(1)
+	}
+}
+
+// Remove drops k.
+func (c *LRU[V]) Remove(k Key) { c.shard(k).lru.Remove(k) }
+
+// Len returns the number of entries, expired ones not yet dropped included.
+func (c *LRU[V]) Len() int {
+	n := 0
+	for i := range c.shards {
+		n += c.shards[i].lru.Len()
+	}
+	return n
+}
+
+// Stats returns the counters summed over the shards.
+func (c *LRU[V]) Stats() Stats {
+	st := Stats{Capacity: c.capacity}
+	for i := range c.shards {
+		s := &c.shards[i]
+		st.Hits += s.hits.Load()
+		st.Misses += s.misses.Load()
+		st.Evictions += s.evictions.Load()
+		st.Size += s.lru.Len()
+	}
+	return st
+}
+
+// Close empties the cache. (golang-lru v2.0.7 has no way to stop the cleanup
+// goroutine of an expirable LRU; an empty one costs a ticker and nothing else.)
+func (c *LRU[V]) Close() {
+	for i := range c.shards {
+		c.shards[i].lru.Purge()
+	}
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/jwks"
+)
+
+// providers returns every configured provider: the one the flags describe
+// (named "default"), then the file's, each with the default algorithms
+// where it names none.
+func (c *config) providers() []providerConfig {
+	var ps []providerConfig
+	if c.Issuer != "" {
+		ps = append(ps, providerConfig{Name: defaultProvider, Issuer: c.Issuer, JWKSURL: c.JWKSURL, Audiences: c.Audiences})
+	}
+	ps = append(ps, c.Providers...)
+	for i := range ps {
+		if len(ps[i].Algorithms) == 0 {
+			ps[i].Algorithms = c.Algorithms
+		}
+	}
+	return ps
+}
+
+// jwksClient is the HTTP client of every key source: the system roots, or
+// the CAs of --jwks-ca.
+func (c *config) jwksClient() (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if c.JWKSCA != "" {
+		pem, err := os.ReadFile(c.JWKSCA)
+		if err != nil {
+			return nil, fmt.Errorf("jwks_ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("jwks_ca: %s holds no PEM certificate", c.JWKSCA)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr, Timeout: c.JWKSTimeout}, nil
+}
+
+func (c *config) jwksConfig(p providerConfig, client *http.Client, log *slog.Logger, observe func(jwks.FetchResult)) jwks.Config {
+	h := http.Header{}
+	for k, v := range p.JWKSHeaders {
+		h.Set(k, v)
+	}
+	return jwks.Config{
+		Name: p.Name, Issuer: p.Issuer, URL: p.JWKSURL, File: p.JWKSFile, Header: h, Client: client,
+		Refresh: c.JWKSRefresh, MinRefresh: c.JWKSMinRefresh, Timeout: c.JWKSTimeout,
+		CacheDir: c.JWKSCacheDir, Logger: log, Observe: observe,
+	}
+}
+
+// engineConfig is the authz configuration, the keys of each provider taken
+// from keys by name.
+func (c *config) engineConfig(keys map[string]authz.KeySource) authz.Config {
+	ac := authz.Config{
+		Rules:     c.Rules,
+		ClockSkew: c.ClockSkew, CacheTTL: c.CacheTTL, CacheSize: c.CacheSize,
+		NegativeCacheSize: c.NegativeCacheSize, MaxTokenSize: c.MaxTokenSize,
+	}
+	for _, p := range c.providers() {
+		ac.Providers = append(ac.Providers, authz.ProviderConfig{
+			Name: p.Name, Issuer: p.Issuer, Audiences: p.Audiences, Algorithms: p.Algorithms, Keys: keys[p.Name],
+			TokenSources: p.TokenSources, ClaimHeaders: p.ClaimHeaders, PayloadHeader: p.PayloadHeader,
+			DropToken: p.ForwardToken != nil && !*p.ForwardToken, AuthorizedParties: p.AuthorizedParties,
+		})
+	}
+	return ac
+}
+
+// check builds everything a configuration describes without starting it:
+// what `serve --check-config` runs.
+func (c *config) check() error {
+	ps := c.providers()
+	if len(ps) == 0 {
+		return errNoIssuer
+	}
+	if _, err := c.jwksClient(); err != nil {
+		return err
+	}
+	keys := map[string]authz.KeySource{}
+	for _, p := range ps {
+		keys[p.Name] = jwks.New(jwks.Config{Name: p.Name})
+	}
+	e, err := authz.New(c.engineConfig(keys))
+	if err != nil {
+		return err
+	}
+	e.Close()
+	return nil
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"time"
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // a bad configuration, a failed listener, an unhealthy server
+	exitUsage = 2
+)
+
+const usage = `jwtauthz: JWT authentication for Envoy (ext_authz) and HTTP forward-auth.
+
+Usage:
+  jwtauthz serve [--config FILE] [flags]   serve (--check-config: validate and exit 0/1)
+  jwtauthz dev [flags]                     serve with an embedded development issuer
+  jwtauthz healthcheck [--admin-addr A]    exit 0 if /readyz answers 200, else 1
+  jwtauthz version
+
+Run "jwtauthz serve -h" for the flags.
+`
+
+// run is the whole program but for the exit.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "serve", "dev":
+		return serveCmd(ctx, args[0], args[1:], getenv, stdout, stderr)
+	case "healthcheck":
+		return healthcheckCmd(args[1:], getenv, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "jwtauthz", versionString(), runtime.Version())
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "jwtauthz: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}
+
+func serveCmd(ctx context.Context, cmd string, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	def := defaults()
+	if cmd == "dev" {
+		def.ShutdownDelay = 0
+		def.LogFormat = "text"
+	}
+	cfg, cf, err := loadConfig(cmd, args, getenv, stderr, def)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err == nil && cf.checkConfig {
+		err = cfg.check()
+		if err == nil {
+			fmt.Fprintln(stdout, "config ok")
+			return exitOK
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "jwtauthz %s: %v\n", cmd, err)
+		return exitError
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	a, err := newApp(cfg, log, cmd == "dev")
+	if err != nil {
+		fmt.Fprintf(stderr, "jwtauthz %s: %v\n", cmd, err)
+		return exitError
+	}
+	if a.dev != nil {
+		if err := a.dev.banner(stdout, addrOf(a.httpLis), addrOf(a.grpcLis)); err != nil {
+			fmt.Fprintf(stderr, "jwtauthz dev: %v\n", err)
+			return exitError
+		}
+	}
+	if err := a.run(ctx); err != nil {
+		log.Error("stopped", "error", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	if l.Addr().Network() == "unix" {
+		return "unix://" + l.Addr().String()
+	}
+	return l.Addr().String()
+}
+
+// healthcheckCmd asks /readyz: distroless images have no curl.
+func healthcheckCmd(args []string, getenv func(string) string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("jwtauthz healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := getenv("JWTAUTHZ_ADMIN_ADDR")
+	if def == "" {
+		def = defaults().AdminAddr
+	}
+	addr := fs.String("admin-addr", def, "admin listener to ask (env JWTAUTHZ_ADMIN_ADDR)")
+	timeout := fs.Duration("timeout", 3*time.Second, "give up after")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	c := &http.Client{Timeout: *timeout}
+	resp, err := c.Get("http://" + local(*addr) + "/readyz")
+	if err != nil {
+		fmt.Fprintf(stderr, "healthcheck: %v\n", err)
+		return exitError
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "healthcheck: /readyz answered %s\n", resp.Status)
+		return exitError
+	}
+	return exitOK
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			return "devel-" + s.Value[:12]
+		}
+	}
+	return "(devel)"
+}

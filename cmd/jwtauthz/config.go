@@ -1,0 +1,263 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jwtauthz/jwtauthz/authz"
+)
+
+// config is every setting of `serve` and `dev`. Each field comes, in order
+// of precedence, from its flag, its JWTAUTHZ_* variable, the YAML file, or
+// the default.
+type config struct {
+	GRPCAddr  string `yaml:"grpc_addr"`
+	HTTPAddr  string `yaml:"http_addr"`
+	AdminAddr string `yaml:"admin_addr"`
+
+	Issuer     string   `yaml:"issuer"`
+	JWKSURL    string   `yaml:"jwks_url"`
+	Audiences  []string `yaml:"audiences"`
+	Algorithms []string `yaml:"algorithms"`
+
+	ClockSkew         time.Duration `yaml:"clock_skew"`
+	CacheTTL          time.Duration `yaml:"cache_ttl"`
+	CacheSize         int           `yaml:"cache_size"`
+	NegativeCacheSize int           `yaml:"negative_cache_size"`
+	MaxTokenSize      int           `yaml:"max_token_size"`
+
+	JWKSRefresh    time.Duration `yaml:"jwks_refresh"`
+	JWKSMinRefresh time.Duration `yaml:"jwks_min_refresh"`
+	JWKSTimeout    time.Duration `yaml:"jwks_timeout"`
+	JWKSCacheDir   string        `yaml:"jwks_cache_dir"`
+	JWKSCA         string        `yaml:"jwks_ca"`
+
+	LogLevel  string `yaml:"log_level"`
+	LogFormat string `yaml:"log_format"`
+
+	ShutdownDelay   time.Duration `yaml:"shutdown_delay"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	Providers []providerConfig `yaml:"providers"`
+	Rules     []authz.RuleConfig `yaml:"rules"`
+
+	path string // the file it was read from, if any
+}
+
+// providerConfig is one entry of `providers:` in the file.
+type providerConfig struct {
+	Name              string              `yaml:"name"`
+	Issuer            string              `yaml:"issuer"`
+	JWKSURL           string              `yaml:"jwks_url"`
+	JWKSFile          string              `yaml:"jwks_file"`
+	JWKSHeaders       map[string]string   `yaml:"jwks_headers"`
+	Audiences         []string            `yaml:"audiences"`
+	Algorithms        []string            `yaml:"algorithms"`
+	TokenSources      []authz.TokenSource `yaml:"token_sources"`
+	ClaimHeaders      map[string]string   `yaml:"claim_headers"`
+	PayloadHeader     string              `yaml:"payload_header"`
+	ForwardToken      *bool               `yaml:"forward_token"`
+	AuthorizedParties []string            `yaml:"authorized_parties"`
+}
+
+func defaults() *config {
+	return &config{
+		GRPCAddr:          ":9001",
+		HTTPAddr:          ":9002",
+		AdminAddr:         ":9003",
+		Algorithms:        authz.DefaultAlgorithms,
+		ClockSkew:         authz.DefaultClockSkew,
+		CacheTTL:          authz.DefaultCacheTTL,
+		CacheSize:         authz.DefaultCacheSize,
+		NegativeCacheSize: authz.DefaultNegativeCacheSize,
+		MaxTokenSize:      authz.DefaultMaxTokenSize,
+		JWKSRefresh:       2 * time.Hour,
+		JWKSMinRefresh:    30 * time.Second,
+		JWKSTimeout:       5 * time.Second,
+		LogLevel:          "info",
+		LogFormat:         "json",
+		ShutdownDelay:     5 * time.Second,
+		ShutdownTimeout:   15 * time.Second,
+	}
+}
+
+// setting is one flag with its environment variable and YAML key.
+type setting struct {
+	name, usage string
+	apply       func(c *config, v string) error
+	reset       func(c *config) // lists: a higher source replaces, not extends
+	show        func(c *config) string
+}
+
+func (s setting) env() string {
+	return "JWTAUTHZ_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+func str(name, usage string, f func(*config) *string) setting {
+	return setting{name: name, usage: usage,
+		apply: func(c *config, v string) error { *f(c) = v; return nil },
+		show:  func(c *config) string { return *f(c) }}
+}
+
+func dur(name, usage string, f func(*config) *time.Duration) setting {
+	return setting{name: name, usage: usage,
+		apply: func(c *config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%q is not a duration (e.g. 30s, 5m, 2h)", v)
+			}
+			*f(c) = d
+			return nil
+		},
+		show: func(c *config) string { return f(c).String() }}
+}
+
+func num(name, usage string, f func(*config) *int) setting {
+	return setting{name: name, usage: usage,
+		apply: func(c *config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%q is not a whole number", v)
+			}
+			*f(c) = n
+			return nil
+		},
+		show: func(c *config) string { return strconv.Itoa(*f(c)) }}
+}
+
+func list(name, usage string, f func(*config) *[]string) setting {
+	return setting{name: name, usage: usage,
+		apply: func(c *config, v string) error {
+			for _, item := range strings.Split(v, ",") {
+				if item = strings.TrimSpace(item); item != "" {
+					*f(c) = append(*f(c), item)
+				}
+			}
+			return nil
+		},
+		reset: func(c *config) { *f(c) = nil },
+		show:  func(c *config) string { return strings.Join(*f(c), ",") }}
+}
+
+var settings = []setting{
+	str("grpc-addr", "Envoy ext_authz gRPC listener, host:port or unix:///path; also serves grpc.health.v1 and reflection; empty disables", func(c *config) *string { return &c.GRPCAddr }),
+	str("http-addr", "HTTP forward-auth listener (nginx auth_request, Traefik forwardAuth, Envoy http_service); empty disables", func(c *config) *string { return &c.HTTPAddr }),
+	str("admin-addr", "admin listener: /healthz /readyz /cache/health /metrics; empty disables", func(c *config) *string { return &c.AdminAddr }),
+	str("issuer", "the expected iss, compared exactly", func(c *config) *string { return &c.Issuer }),
+	str("jwks-url", "JWKS address; empty: discovered from {issuer}/.well-known/openid-configuration", func(c *config) *string { return &c.JWKSURL }),
+	list("audience", "expected aud (repeatable, or comma-separated); empty: aud not checked", func(c *config) *[]string { return &c.Audiences }),
+	list("algorithms", "accepted signing algorithms", func(c *config) *[]string { return &c.Algorithms }),
+	dur("clock-skew", "leeway for exp, nbf and iat", func(c *config) *time.Duration { return &c.ClockSkew }),
+	dur("cache-ttl", "longest life of a cached verified token (never beyond its exp)", func(c *config) *time.Duration { return &c.CacheTTL }),
+	num("cache-size", "verified tokens kept", func(c *config) *int { return &c.CacheSize }),
+	num("negative-cache-size", "rejected tokens remembered, apart from the verified ones", func(c *config) *int { return &c.NegativeCacheSize }),
+	num("max-token-size", "larger tokens are refused before any parsing, in bytes", func(c *config) *int { return &c.MaxTokenSize }),
+	dur("jwks-refresh", "background JWKS refresh period", func(c *config) *time.Duration { return &c.JWKSRefresh }),
+	dur("jwks-min-refresh", "floor under the IdP's max-age, and the cooldown between unknown-kid refreshes", func(c *config) *time.Duration { return &c.JWKSMinRefresh }),
+	dur("jwks-timeout", "timeout of one JWKS or discovery fetch", func(c *config) *time.Duration { return &c.JWKSTimeout }),
+	str("jwks-cache-dir", "keep each good key set here, to start with it during an IdP outage", func(c *config) *string { return &c.JWKSCacheDir }),
+	str("jwks-ca", "PEM file of CAs for the IdP's certificate, instead of the system roots", func(c *config) *string { return &c.JWKSCA }),
+	str("log-level", "debug|info|warn|error", func(c *config) *string { return &c.LogLevel }),
+	str("log-format", "json|text", func(c *config) *string { return &c.LogFormat }),
+	dur("shutdown-delay", "on SIGTERM, time between going NOT_SERVING and closing the listeners", func(c *config) *time.Duration { return &c.ShutdownDelay }),
+	dur("shutdown-timeout", "on SIGTERM, time in-flight checks get to finish", func(c *config) *time.Duration { return &c.ShutdownTimeout }),
+}
+
+// recorder is a flag.Value that keeps the raw values given on the command
+// line, to apply them after the file and the environment.
+type recorder struct {
+	def  string
+	vals *[]string
+}
+
+func (r recorder) String() string     { return r.def }
+func (r recorder) Set(v string) error { *r.vals = append(*r.vals, v); return nil }
+
+// cliFlags are the flags that are not settings.
+type cliFlags struct {
+	configPath  string
+	checkConfig bool
+}
+
+var errHelp = flag.ErrHelp
+
+// loadConfig reads the settings of a `serve` or `dev` command line.
+func loadConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer, def *config) (*config, cliFlags, error) {
+	var cf cliFlags
+	fs := flag.NewFlagSet("jwtauthz "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cf.configPath, "config", "", "YAML config file (env JWTAUTHZ_CONFIG)")
+	if cmd == "serve" {
+		fs.BoolVar(&cf.checkConfig, "check-config", false, "validate the configuration and exit 0 (valid) or 1")
+	}
+	given := map[string]*[]string{}
+	for _, s := range settings {
+		vals := new([]string)
+		given[s.name] = vals
+		fs.Var(recorder{def: s.show(def), vals: vals}, s.name, s.usage+" (env "+s.env()+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, cf, err
+	}
+	if fs.NArg() > 0 {
+		return nil, cf, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	c := def
+	if cf.configPath == "" {
+		cf.configPath = getenv("JWTAUTHZ_CONFIG")
+	}
+	if cf.configPath != "" {
+		if err := readConfigFile(cf.configPath, c); err != nil {
+			return nil, cf, err
+		}
+	}
+	for _, s := range settings {
+		if v := getenv(s.env()); v != "" {
+			if err := applyAll(c, s, []string{v}); err != nil {
+				return nil, cf, fmt.Errorf("%s: %w", s.env(), err)
+			}
+		}
+	}
+	for _, s := range settings {
+		if vals := *given[s.name]; len(vals) > 0 {
+			if err := applyAll(c, s, vals); err != nil {
+				return nil, cf, fmt.Errorf("--%s: %w", s.name, err)
+			}
+		}
+	}
+	return c, cf, c.validate()
+}
+
+// applyAll applies the values one source gives a setting.
+func applyAll(c *config, s setting, vals []string) error {
+	if s.reset != nil {
+		s.reset(c)
+	}
+	for _, v := range vals {
+		if err := s.apply(c, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readConfigFile decodes a YAML file strictly into c.
+func readConfigFile(path string, c *config) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	c.path = path
+	if err := decodeYAML(b, c); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+var errNoIssuer = errors.New("no provider: set --issuer (or JWTAUTHZ_ISSUER), or list providers in the config file")

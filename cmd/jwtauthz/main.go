@@ -1,0 +1,19 @@
+// Command jwtauthz puts JWT authentication in front of any service behind
+// Envoy: it answers Envoy's ext_authz Check (and HTTP forward-auth) from a
+// cache of verified tokens, verifying new ones against the identity
+// provider's JWKS, which it keeps fresh in the background.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

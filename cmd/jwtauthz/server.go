@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/jwks"
+)
+
+// authService is the name grpc.health.v1 reports besides "".
+const authService = "envoy.service.auth.v3.Authorization"
+
+// app is one running jwtauthz: its listeners, engine and key sources.
+type app struct {
+	cfg     *config
+	log     *slog.Logger
+	engine  *authz.Engine
+	sources []*jwks.Source
+	health  *health.Server
+	ready   atomic.Bool // every provider has keys, and not shutting down
+	dev     *devIssuer
+
+	grpcLis, httpLis, adminLis net.Listener
+	grpcSrv                    *grpc.Server
+	httpSrv, adminSrv          *http.Server
+}
+
+// newApp binds the listeners and builds the parts. dev adds the embedded
+// development issuer, served on the admin listener.
+func newApp(cfg *config, log *slog.Logger, dev bool) (a *app, err error) {
+	a = &app{cfg: cfg, log: log, health: health.NewServer()}
+	defer func() {
+		if err != nil {
+			a.closeListeners()
+		}
+	}()
+	if a.adminLis, err = listen(cfg.AdminAddr); err != nil {
+		return nil, fmt.Errorf("admin_addr: %w", err)
+	}
+	if dev {
+		if a.adminLis == nil {
+			return nil, errors.New("dev serves its issuer on the admin listener: admin_addr must not be empty")
+		}
+		if a.dev, err = newDevIssuer(a.adminLis.Addr()); err != nil {
+			return nil, err
+		}
+		cfg.Providers = append(cfg.Providers, a.dev.provider())
+	}
+	if len(cfg.providers()) == 0 {
+		return nil, errNoIssuer
+	}
+	if err := a.build(); err != nil {
+		return nil, err
+	}
+	if a.grpcLis, err = listen(cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("grpc_addr: %w", err)
+	}
+	if a.httpLis, err = listen(cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("http_addr: %w", err)
+	}
+	a.servers()
+	return a, nil
+}
+
+// build makes the key sources and the engine.
+func (a *app) build() error {
+	client, err := a.cfg.jwksClient()
+	if err != nil {
+		return err
+	}
+	keys := map[string]authz.KeySource{}
+	for _, p := range a.cfg.providers() {
+		src := jwks.New(a.cfg.jwksConfig(p, client, a.log, nil))
+		a.sources = append(a.sources, src)
+		keys[p.Name] = src
+	}
+	ac := a.cfg.engineConfig(keys)
+	ac.Logger = a.log
+	ac.Observe = a.observe
+	a.engine, err = authz.New(ac)
+	return err
+}
+
+func (a *app) servers() {
+	a.grpcSrv = grpc.NewServer(
+		// Envoy keeps its connections for hours and may ping them.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
+		grpc.MaxConcurrentStreams(1024),
+	)
+	authv3.RegisterAuthorizationServer(a.grpcSrv, authz.NewServer(a.engine))
+	healthpb.RegisterHealthServer(a.grpcSrv, a.health)
+	reflection.Register(a.grpcSrv)
+	for _, svc := range []string{"", authService} {
+		a.health.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+	a.httpSrv = httpServer(authz.NewForwardAuth(a.engine))
+	a.adminSrv = httpServer(a.adminHandler())
+}
+
+func httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// listen binds addr: "" is no listener, unix:///path a Unix socket.
+func listen(addr string) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	if p, ok := strings.CutPrefix(addr, "unix://"); ok {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		return net.Listen("unix", p)
+	}
+	return net.Listen("tcp", addr)
+}
+
+func (a *app) closeListeners() {
+	for _, l := range []net.Listener{a.grpcLis, a.httpLis, a.adminLis} {
+		if l != nil {
+			l.Close()
+		}
+	}
+}
+
+// run serves until ctx ends or a listener fails, then shuts down: readiness
+// goes NOT_SERVING at once, the listeners close after the shutdown delay,
+// and in-flight checks get the shutdown timeout to finish.
+func (a *app) run(ctx context.Context) error {
+	srcCtx, stopSources := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSources()
+	g, gctx := errgroup.WithContext(ctx)
+	for _, src := range a.sources {
+		go src.Run(srcCtx)
+	}
+	g.Go(func() error { a.watchReady(gctx); return nil })
+	serve := func(name string, lis net.Listener, fn func(net.Listener) error) {
+		if lis == nil {
+			return
+		}
+		g.Go(func() error {
+			a.log.Info("listener started", "listener", name, "addr", lis.Addr().String())
+			err := fn(lis)
+			a.log.Info("listener stopped", "listener", name)
+			if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+				return fmt.Errorf("%s listener: %w", name, err)
+			}
+			return nil
+		})
+	}
+	serve("grpc", a.grpcLis, a.grpcSrv.Serve)
+	serve("http", a.httpLis, a.httpSrv.Serve)
+	serve("admin", a.adminLis, a.adminSrv.Serve)
+	g.Go(func() error {
+		<-gctx.Done()
+		a.shutdown(ctx.Err() != nil)
+		return nil
+	})
+	err := g.Wait()
+	a.engine.Close()
+	return err
+}
+
+// watchReady marks the service ready once every provider has keys. Keys,
+// once loaded, are kept through IdP failures, so readiness does not go back.
+func (a *app) watchReady(ctx context.Context) {
+	for _, src := range a.sources {
+		select {
+		case <-src.ReadyC():
+		case <-ctx.Done():
+			return
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	a.ready.Store(true)
+	for _, svc := range []string{"", authService} {
+		a.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+	}
+	a.log.Info("ready: every provider has keys", "providers", len(a.sources))
+}
+
+// shutdown stops serving. delay is false when a listener failed: there is
+// nothing to drain towards.
+func (a *app) shutdown(delay bool) {
+	a.ready.Store(false)
+	a.health.Shutdown() // NOT_SERVING, and stays so
+	a.log.Info("shutting down", "delay", a.cfg.ShutdownDelay.String(), "timeout", a.cfg.ShutdownTimeout.String())
+	if delay {
+		time.Sleep(a.cfg.ShutdownDelay)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		a.grpcSrv.GracefulStop()
+		close(done)
+	}()
+	a.httpSrv.Shutdown(ctx)
+	select {
+	case <-done:
+	case <-ctx.Done():
+		a.log.Warn("shutdown timeout: closing open gRPC streams")
+		a.grpcSrv.Stop()
+	}
+	a.adminSrv.Shutdown(ctx)
+}
+
+// observe logs each decision at debug level: never the token, and the path
+// without its query (which may hold one).
+func (a *app) observe(r *authz.Request, d *authz.Decision, elapsed time.Duration) {
+	if !a.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	path, _, _ := strings.Cut(r.Path, "?")
+	a.log.Debug("check", "allow", d.Allow, "reason", d.Reason.String(), "provider", d.Provider,
+		"subject", d.Subject, "method", r.Method, "host", r.Host, "path", path,
+		"request_id", r.RequestID, "cached", d.Cached, "duration", elapsed)
+}
+
+// newLogger returns the slog logger the settings ask for, on w.
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

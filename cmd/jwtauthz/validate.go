@@ -1,0 +1,170 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jwtauthz/jwtauthz/authz"
+)
+
+// validate checks every setting and names the key of each problem.
+func (c *config) validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, a...)...))
+	}
+	for key, addr := range map[string]string{"grpc_addr": c.GRPCAddr, "http_addr": c.HTTPAddr, "admin_addr": c.AdminAddr} {
+		if err := checkAddr(addr, key == "grpc_addr"); err != nil {
+			bad(key, "%v", err)
+		}
+	}
+	for key, d := range map[string]time.Duration{
+		"cache_ttl": c.CacheTTL, "jwks_refresh": c.JWKSRefresh, "jwks_min_refresh": c.JWKSMinRefresh,
+		"jwks_timeout": c.JWKSTimeout, "shutdown_timeout": c.ShutdownTimeout,
+	} {
+		if d <= 0 {
+			bad(key, "must be positive, got %v", d)
+		}
+	}
+	for key, d := range map[string]time.Duration{"clock_skew": c.ClockSkew, "shutdown_delay": c.ShutdownDelay} {
+		if d < 0 {
+			bad(key, "must not be negative, got %v", d)
+		}
+	}
+	for key, n := range map[string]int{"cache_size": c.CacheSize, "negative_cache_size": c.NegativeCacheSize, "max_token_size": c.MaxTokenSize} {
+		if n <= 0 {
+			bad(key, "must be positive, got %d", n)
+		}
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("log_format", "%q is not json or text", c.LogFormat)
+	}
+	errs = append(errs, checkAlgorithms("algorithms", c.Algorithms))
+	if c.Issuer != "" {
+		errs = append(errs, checkURL("issuer", c.Issuer))
+	}
+	if c.JWKSURL != "" {
+		errs = append(errs, checkURL("jwks_url", c.JWKSURL))
+		if c.Issuer == "" {
+			bad("jwks_url", "needs issuer")
+		}
+	}
+	names := map[string]bool{}
+	if c.Issuer != "" {
+		names[defaultProvider] = true
+	}
+	for i, p := range c.Providers {
+		errs = append(errs, p.validate(fmt.Sprintf("providers[%d]", i), names))
+	}
+	return errors.Join(errs...)
+}
+
+const defaultProvider = "default"
+
+func (p *providerConfig) validate(key string, names map[string]bool) error {
+	var errs []error
+	bad := func(sub, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s.%s: "+format, append([]any{key, sub}, a...)...))
+	}
+	switch {
+	case p.Name == "":
+		bad("name", "is required")
+	case names[p.Name]:
+		bad("name", "%q is used twice", p.Name)
+	}
+	names[p.Name] = true
+	if p.Issuer == "" {
+		bad("issuer", "is required")
+	} else {
+		errs = append(errs, checkURL(key+".issuer", p.Issuer))
+	}
+	if p.JWKSURL != "" && p.JWKSFile != "" {
+		bad("jwks_file", "is exclusive with jwks_url")
+	}
+	if p.JWKSURL != "" {
+		errs = append(errs, checkURL(key+".jwks_url", p.JWKSURL))
+	}
+	if len(p.Algorithms) > 0 {
+		errs = append(errs, checkAlgorithms(key+".algorithms", p.Algorithms))
+	}
+	for j, s := range p.TokenSources {
+		n := 0
+		for _, v := range []string{s.Header, s.Cookie, s.Query} {
+			if v != "" {
+				n++
+			}
+		}
+		if n != 1 {
+			bad(fmt.Sprintf("token_sources[%d]", j), "set exactly one of header, cookie, query")
+		}
+		if s.Prefix != "" && s.Header == "" {
+			bad(fmt.Sprintf("token_sources[%d].prefix", j), "goes with header")
+		}
+	}
+	for h := range p.ClaimHeaders {
+		if !validHeaderName(h) {
+			bad("claim_headers", "%q is not a header name", h)
+		}
+	}
+	if p.PayloadHeader != "" && !validHeaderName(p.PayloadHeader) {
+		bad("payload_header", "%q is not a header name", p.PayloadHeader)
+	}
+	return errors.Join(errs...)
+}
+
+func validHeaderName(h string) bool {
+	if h == "" || strings.HasPrefix(h, ":") {
+		return false
+	}
+	for _, c := range h {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func checkAlgorithms(key string, algs []string) error {
+	if len(algs) == 0 {
+		return fmt.Errorf("%s: must not be empty", key)
+	}
+	for _, a := range algs {
+		if !slices.Contains(authz.DefaultAlgorithms, a) {
+			return fmt.Errorf("%s: %q is not allowed (allowed: %s)", key, a, strings.Join(authz.DefaultAlgorithms, ","))
+		}
+	}
+	return nil
+}
+
+func checkURL(key, s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%s: %q is not an http(s) URL", key, s)
+	}
+	return nil
+}
+
+// checkAddr accepts "", host:port, and (for gRPC) unix:///path.
+func checkAddr(addr string, unixOK bool) error {
+	if addr == "" {
+		return nil
+	}
+	if p, ok := strings.CutPrefix(addr, "unix://"); ok {
+		if !unixOK || !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("%q: unix sockets are unix:///absolute/path, on the gRPC listener", addr)
+		}
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	return nil
+}

@@ -1,0 +1,179 @@
+// Package jwks fetches, parses and holds the signing keys of identity
+// providers, and keeps them fresh in the background.
+//
+// It is a leaf: it imports no other package of jwtauthz.
+package jwks
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Limits on what a key set may contain.
+const (
+	// MaxBody is the largest JWKS document read, in bytes.
+	MaxBody = 1 << 20
+	// MaxKeys is the largest number of entries a set may list.
+	MaxKeys = 100
+	// MinRSABits is the smallest RSA modulus accepted.
+	MinRSABits = 2048
+)
+
+// Errors of parsing a key set.
+var (
+	// ErrNoUsableKey means the document parsed but held no key jwtauthz can
+	// verify signatures with.
+	ErrNoUsableKey = errors.New("jwks: no usable signing key in the set")
+	// ErrTooManyKeys means the set lists more than MaxKeys entries.
+	ErrTooManyKeys = errors.New("jwks: too many keys in the set")
+	// ErrMalformed means the document is not a JSON Web Key Set.
+	ErrMalformed = errors.New("jwks: malformed key set")
+)
+
+// Key is one public signing key.
+type Key struct {
+	ID     string           // kid; may be empty
+	Alg    string           // the JWK's alg, empty if it names none
+	Public crypto.PublicKey // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
+}
+
+// Set is an immutable snapshot of a provider's keys. It is never changed
+// after it is built, so readers need no lock.
+type Set struct {
+	keys    map[string]*Key
+	sole    *Key // the only key, for tokens without a kid
+	Fetched time.Time
+	// Skipped says, for each entry left out, why (for logs).
+	Skipped []string
+}
+
+// Lookup returns the key with the given kid. An empty kid finds a key only
+// when the set holds exactly one. It does not allocate.
+func (s *Set) Lookup(kid string) (*Key, bool) {
+	if s == nil {
+		return nil, false
+	}
+	if kid == "" {
+		return s.sole, s.sole != nil
+	}
+	k, ok := s.keys[kid]
+	return k, ok
+}
+
+func (s *Set) has(kid string) bool {
+	if s == nil {
+		return false
+	}
+	_, ok := s.keys[kid]
+	return ok
+}
+
+// Len returns the number of keys.
+func (s *Set) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.keys)
+}
+
+// KIDs returns the key ids, in no particular order.
+func (s *Set) KIDs() []string {
+	if s == nil {
+		return nil
+	}
+	ids := make([]string, 0, len(s.keys))
+	for id := range s.keys {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// Parse reads a JSON Web Key Set (RFC 7517). Entries jwtauthz cannot or must
+// not use (encryption keys, symmetric keys, RSA keys under MinRSABits, unknown
+// types, private keys, duplicate kids) are left out and listed in Skipped; a
+// set with no usable key is ErrNoUsableKey.
+func Parse(doc []byte, fetched time.Time) (*Set, error) {
+	if len(doc) > MaxBody {
+		return nil, fmt.Errorf("%w: document of %d bytes exceeds %d", ErrMalformed, len(doc), MaxBody)
+	}
+	var raw struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(doc, &raw); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if raw.Keys == nil {
+		return nil, fmt.Errorf("%w: no \"keys\" array", ErrMalformed)
+	}
+	if len(raw.Keys) > MaxKeys {
+		return nil, fmt.Errorf("%w: %d entries, at most %d", ErrTooManyKeys, len(raw.Keys), MaxKeys)
+	}
+	s := &Set{keys: make(map[string]*Key, len(raw.Keys)), Fetched: fetched}
+	for i, msg := range raw.Keys {
+		k, err := parseKey(msg)
+		if err == nil {
+			if _, dup := s.keys[k.ID]; dup {
+				err = fmt.Errorf("kid %q appears twice; the first is kept", k.ID)
+			}
+		}
+		if err != nil {
+			s.Skipped = append(s.Skipped, fmt.Sprintf("key %d: %v", i, err))
+			continue
+		}
+		s.keys[k.ID] = k
+	}
+	if len(s.keys) == 0 {
+		return nil, fmt.Errorf("%w (%d entries skipped)", ErrNoUsableKey, len(s.Skipped))
+	}
+	if len(s.keys) == 1 {
+		for _, k := range s.keys {
+			s.sole = k
+		}
+	}
+	return s, nil
+}
+
+// parseKey decodes one JWK with go-jose and keeps it only if it is a public
+// signing key of a kind jwtauthz verifies.
+func parseKey(msg json.RawMessage) (*Key, error) {
+	var hdr struct {
+		Kty string `json:"kty"`
+		Use string `json:"use"`
+	}
+	if err := json.Unmarshal(msg, &hdr); err != nil {
+		return nil, err
+	}
+	switch {
+	case hdr.Use != "" && hdr.Use != "sig":
+		return nil, fmt.Errorf("use %q is not sig", hdr.Use)
+	case hdr.Kty == "oct":
+		return nil, errors.New("symmetric (oct) keys are never taken from a key set")
+	case hdr.Kty != "RSA" && hdr.Kty != "EC" && hdr.Kty != "OKP":
+		return nil, fmt.Errorf("key type %q is not supported", hdr.Kty)
+	}
+	var jwk jose.JSONWebKey
+	if err := jwk.UnmarshalJSON(msg); err != nil {
+		return nil, err
+	}
+	if !jwk.IsPublic() {
+		return nil, errors.New("private key material in a public key set")
+	}
+	switch pub := jwk.Key.(type) {
+	case *rsa.PublicKey:
+		if n := pub.N.BitLen(); n < MinRSABits {
+			return nil, fmt.Errorf("RSA key of %d bits, at least %d required", n, MinRSABits)
+		}
+	case *ecdsa.PublicKey, ed25519.PublicKey:
+	default:
+		return nil, fmt.Errorf("key of type %T is not supported", jwk.Key)
+	}
+	return &Key{ID: jwk.KeyID, Alg: jwk.Algorithm, Public: jwk.Key}, nil
+}

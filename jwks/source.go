@@ -1,0 +1,312 @@
+package jwks
+
+import (
+	"context"
+	"crypto"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Defaults of Config.
+const (
+	DefaultRefresh    = 2 * time.Hour
+	DefaultMinRefresh = 30 * time.Second
+	DefaultTimeout    = 5 * time.Second
+	// FilePoll is how often a key file is looked at for changes.
+	FilePoll = 5 * time.Second
+
+	firstRetry = time.Second
+	maxRetry   = 10 * time.Second
+)
+
+// Config says where one provider's keys come from and how they are kept fresh.
+type Config struct {
+	Name   string // provider name, for logs, status and the cache file
+	Issuer string // for discovery, and checked against the discovery document
+	// URL is the JWKS address. Empty: discovered from
+	// {Issuer}/.well-known/openid-configuration.
+	URL string
+	// File is a local JWKS file used instead of URL, re-read when it changes.
+	File string
+	// Header is sent with every JWKS and discovery request (e.g. Clerk's
+	// Backend API needs Authorization). It is never logged.
+	Header http.Header
+	Client *http.Client // nil: a client with Timeout and the system roots
+
+	Refresh    time.Duration // scheduled refresh period
+	MinRefresh time.Duration // floor under max-age, and the unknown-kid cooldown
+	Timeout    time.Duration // per fetch
+
+	// CacheDir, if set, keeps each good set on disk so that a restart during
+	// an IdP outage starts with the last keys.
+	CacheDir string
+
+	Now     func() time.Time
+	Logger  *slog.Logger
+	Observe func(FetchResult) // called after every fetch attempt; may be nil
+}
+
+// FetchResult describes one fetch attempt, for metrics.
+type FetchResult struct {
+	Provider string
+	Err      error
+	Duration time.Duration
+	Keys     int // keys in the set in use after the attempt
+}
+
+// Status is what /cache/health reports of a provider's keys.
+type Status struct {
+	Name        string
+	URL         string // the JWKS address in use (or the file)
+	Ready       bool
+	Keys        int
+	KeysFetched time.Time // when the set in use was fetched
+	LastAttempt time.Time
+	LastError   string // of the last attempt; empty if it succeeded
+	Fetches     uint64
+}
+
+// Source holds one provider's current key set and refreshes it. Its lookups
+// read an immutable snapshot through an atomic pointer and never wait.
+type Source struct {
+	cfg     Config
+	cur     atomic.Pointer[Set]
+	readyC  chan struct{}
+	limiter *rate.Limiter // unknown-kid refreshes
+
+	mu         sync.Mutex
+	ctx        context.Context // of Run: fetches run on it, not on a caller's
+	inflight   *inflight
+	discovered string // jwks_uri from discovery; cleared on failure
+	lastTry    time.Time
+	lastErr    error
+	fetches    uint64
+	maxAge     time.Duration
+	body       []byte // of the set in use, to notice an unchanged file
+}
+
+// inflight is one fetch that callers share.
+type inflight struct {
+	done chan struct{}
+	err  error
+}
+
+// New returns a Source for cfg, with defaults filled in. It holds no keys
+// until Run has fetched or loaded some.
+func New(cfg Config) *Source {
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = DefaultRefresh
+	}
+	if cfg.MinRefresh <= 0 {
+		cfg.MinRefresh = DefaultMinRefresh
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Logger = cfg.Logger.With("provider", cfg.Name)
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: cfg.Timeout}
+	}
+	return &Source{
+		cfg:     cfg,
+		readyC:  make(chan struct{}),
+		limiter: rate.NewLimiter(rate.Every(cfg.MinRefresh), 1),
+	}
+}
+
+// Name returns the provider's name.
+func (s *Source) Name() string { return s.cfg.Name }
+
+// Key returns the current key with the given kid and the alg its JWK names
+// (empty if none). It takes no lock and does not allocate.
+func (s *Source) Key(kid string) (crypto.PublicKey, string, bool) {
+	k, ok := s.cur.Load().Lookup(kid)
+	if !ok {
+		return nil, "", false
+	}
+	return k.Public, k.Alg, true
+}
+
+// Keys returns the current snapshot, nil before the first one.
+func (s *Source) Keys() *Set { return s.cur.Load() }
+
+// Ready reports whether the source has a key set.
+func (s *Source) Ready() bool { return s.cur.Load() != nil }
+
+// ReadyC is closed when the source first has a key set.
+func (s *Source) ReadyC() <-chan struct{} { return s.readyC }
+
+// Run loads the cached set if there is one, then fetches until it succeeds
+// (with jittered exponential backoff) and refreshes on schedule until ctx
+// ends. A failed refresh keeps the set in use.
+func (s *Source) Run(ctx context.Context) error {
+	s.mu.Lock()
+	s.ctx = ctx
+	s.mu.Unlock()
+	s.loadCached()
+	failures := 0
+	for {
+		var wait time.Duration
+		if err := s.wait(ctx, s.start()); err != nil {
+			failures++
+			wait = backoff(failures)
+		} else {
+			failures = 0
+			wait = s.nextRefresh()
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Refresh asks for a fetch because a token names a kid the set lacks. It
+// joins a fetch under way; otherwise it starts one only if the cooldown
+// allows, and says no at once if not. It waits no longer than ctx and reports
+// whether a fetch succeeded (the caller then looks the kid up again).
+func (s *Source) Refresh(ctx context.Context) bool {
+	s.mu.Lock()
+	fl := s.inflight
+	if fl == nil {
+		if s.ctx == nil || !s.limiter.AllowN(s.cfg.Now(), 1) {
+			s.mu.Unlock()
+			return false
+		}
+		fl = s.startLocked()
+	}
+	s.mu.Unlock()
+	return s.wait(ctx, fl) == nil
+}
+
+// Status returns what the source knows of its keys and its last fetch.
+func (s *Source) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Status{Name: s.cfg.Name, URL: s.urlLocked(), LastAttempt: s.lastTry, Fetches: s.fetches}
+	if s.lastErr != nil {
+		st.LastError = s.lastErr.Error()
+	}
+	if set := s.cur.Load(); set != nil {
+		st.Ready, st.Keys, st.KeysFetched = true, set.Len(), set.Fetched
+	}
+	return st
+}
+
+func (s *Source) start() *inflight {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight != nil {
+		return s.inflight
+	}
+	return s.startLocked()
+}
+
+// startLocked launches a shared fetch on the Run context. s.mu is held.
+func (s *Source) startLocked() *inflight {
+	fl := &inflight{done: make(chan struct{})}
+	s.inflight = fl
+	ctx := s.ctx
+	go func() {
+		err := s.fetch(ctx)
+		s.mu.Lock()
+		s.inflight = nil
+		s.mu.Unlock()
+		fl.err = err
+		close(fl.done)
+	}()
+	return fl
+}
+
+func (s *Source) wait(ctx context.Context, fl *inflight) error {
+	select {
+	case <-fl.done:
+		return fl.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Source) lastBody() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.body
+}
+
+func (s *Source) setLastBody(b []byte) {
+	s.mu.Lock()
+	s.body = b
+	s.mu.Unlock()
+}
+
+// publish makes set the one in use.
+func (s *Source) publish(set *Set) {
+	old := s.cur.Swap(set)
+	if old == nil {
+		close(s.readyC)
+	}
+	for _, why := range set.Skipped {
+		s.cfg.Logger.Info("jwks: key skipped", "reason", why)
+	}
+	if added, removed := diff(old, set); len(added)+len(removed) > 0 {
+		s.cfg.Logger.Info("jwks: key set changed", "keys", set.Len(), "added", added, "removed", removed)
+	}
+}
+
+// nextRefresh is the scheduled period, shortened by the IdP's max-age but
+// never below MinRefresh, less up to a tenth of jitter.
+func (s *Source) nextRefresh() time.Duration {
+	s.mu.Lock()
+	d, maxAge := s.cfg.Refresh, s.maxAge
+	s.mu.Unlock()
+	if s.cfg.File != "" {
+		d = min(d, FilePoll)
+	}
+	if maxAge > 0 && maxAge < d {
+		d = maxAge
+	}
+	d -= rand.N(d/10 + 1)
+	if s.cfg.File == "" {
+		d = max(d, s.cfg.MinRefresh)
+	}
+	return d
+}
+
+// backoff returns the wait after the n-th failure in a row: exponential from
+// firstRetry, capped at maxRetry, with equal jitter (half fixed, half random).
+func backoff(n int) time.Duration {
+	d := maxRetry
+	if n < 5 {
+		d = min(firstRetry<<(n-1), maxRetry)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func diff(old, cur *Set) (added, removed []string) {
+	for _, id := range cur.KIDs() {
+		if !old.has(id) {
+			added = append(added, id)
+		}
+	}
+	for _, id := range old.KIDs() {
+		if !cur.has(id) {
+			removed = append(removed, id)
+		}
+	}
+	return added, removed
+}
