@@ -71,7 +71,7 @@ type provider struct {
 	algs         []string
 	sources      []TokenSource
 	claimHeaders []claimHeader
-	headers      []string // every header this provider sets on an allow
+	headers      []string    // every header this provider sets on an allow
 	retired      atomic.Bool // replaced by a reload
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -26,6 +27,14 @@ func (a *app) adminHandler() http.Handler {
 	mux.HandleFunc("GET /cache/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.cacheHealth())
 	})
+	mux.Handle("GET /metrics", a.metrics.handler())
+	if a.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	if a.dev != nil {
 		mux.Handle("/dev/", a.dev)
 	}

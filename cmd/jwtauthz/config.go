@@ -41,10 +41,12 @@ type config struct {
 	LogLevel  string `yaml:"log_level"`
 	LogFormat string `yaml:"log_format"`
 
+	Pprof bool `yaml:"pprof"`
+
 	ShutdownDelay   time.Duration `yaml:"shutdown_delay"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
-	Providers []providerConfig `yaml:"providers"`
+	Providers []providerConfig   `yaml:"providers"`
 	Rules     []authz.RuleConfig `yaml:"rules"`
 
 	path string // the file it was read from, if any
@@ -93,6 +95,7 @@ type setting struct {
 	apply       func(c *config, v string) error
 	reset       func(c *config) // lists: a higher source replaces, not extends
 	show        func(c *config) string
+	isBool      bool
 }
 
 func (s setting) env() string {
@@ -131,6 +134,19 @@ func num(name, usage string, f func(*config) *int) setting {
 		show: func(c *config) string { return strconv.Itoa(*f(c)) }}
 }
 
+func boolean(name, usage string, f func(*config) *bool) setting {
+	return setting{name: name, usage: usage, isBool: true,
+		apply: func(c *config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", v)
+			}
+			*f(c) = b
+			return nil
+		},
+		show: func(c *config) string { return strconv.FormatBool(*f(c)) }}
+}
+
 func list(name, usage string, f func(*config) *[]string) setting {
 	return setting{name: name, usage: usage,
 		apply: func(c *config, v string) error {
@@ -163,6 +179,7 @@ var settings = []setting{
 	dur("jwks-timeout", "timeout of one JWKS or discovery fetch", func(c *config) *time.Duration { return &c.JWKSTimeout }),
 	str("jwks-cache-dir", "keep each good key set here, to start with it during an IdP outage", func(c *config) *string { return &c.JWKSCacheDir }),
 	str("jwks-ca", "PEM file of CAs for the IdP's certificate, instead of the system roots", func(c *config) *string { return &c.JWKSCA }),
+	boolean("pprof", "serve net/http/pprof under /debug/pprof/ on the admin listener", func(c *config) *bool { return &c.Pprof }),
 	str("log-level", "debug|info|warn|error", func(c *config) *string { return &c.LogLevel }),
 	str("log-format", "json|text", func(c *config) *string { return &c.LogFormat }),
 	dur("shutdown-delay", "on SIGTERM, time between going NOT_SERVING and closing the listeners", func(c *config) *time.Duration { return &c.ShutdownDelay }),
@@ -172,12 +189,14 @@ var settings = []setting{
 // recorder is a flag.Value that keeps the raw values given on the command
 // line, to apply them after the file and the environment.
 type recorder struct {
-	def  string
-	vals *[]string
+	def    string
+	vals   *[]string
+	isBool bool
 }
 
 func (r recorder) String() string     { return r.def }
 func (r recorder) Set(v string) error { *r.vals = append(*r.vals, v); return nil }
+func (r recorder) IsBoolFlag() bool   { return r.isBool }
 
 // cliFlags are the flags that are not settings.
 type cliFlags struct {
@@ -200,7 +219,7 @@ func loadConfig(cmd string, args []string, getenv func(string) string, stderr io
 	for _, s := range settings {
 		vals := new([]string)
 		given[s.name] = vals
-		fs.Var(recorder{def: s.show(def), vals: vals}, s.name, s.usage+" (env "+s.env()+")")
+		fs.Var(recorder{def: s.show(def), vals: vals, isBool: s.isBool}, s.name, s.usage+" (env "+s.env()+")")
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, cf, err

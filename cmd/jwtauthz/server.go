@@ -37,6 +37,7 @@ type app struct {
 	health  *health.Server
 	ready   atomic.Bool // every provider has keys, and not shutting down
 	dev     *devIssuer
+	metrics *metrics
 
 	grpcLis, httpLis, adminLis net.Listener
 	grpcSrv                    *grpc.Server
@@ -46,7 +47,7 @@ type app struct {
 // newApp binds the listeners and builds the parts. dev adds the embedded
 // development issuer, served on the admin listener.
 func newApp(cfg *config, log *slog.Logger, dev bool) (a *app, err error) {
-	a = &app{cfg: cfg, log: log, health: health.NewServer()}
+	a = &app{cfg: cfg, log: log, health: health.NewServer(), metrics: newMetrics()}
 	defer func() {
 		if err != nil {
 			a.closeListeners()
@@ -87,16 +88,22 @@ func (a *app) build() error {
 		return err
 	}
 	keys := map[string]authz.KeySource{}
+	var names []string
 	for _, p := range a.cfg.providers() {
-		src := jwks.New(a.cfg.jwksConfig(p, client, a.log, nil))
+		src := jwks.New(a.cfg.jwksConfig(p, client, a.log, a.metrics.observeFetch))
 		a.sources = append(a.sources, src)
 		keys[p.Name] = src
+		names = append(names, p.Name)
 	}
 	ac := a.cfg.engineConfig(keys)
 	ac.Logger = a.log
 	ac.Observe = a.observe
-	a.engine, err = authz.New(ac)
-	return err
+	if a.engine, err = authz.New(ac); err != nil {
+		return err
+	}
+	a.metrics.setProviders(names)
+	a.metrics.reg.MustRegister(newStatsCollector(a.engine.Stats, func() []*jwks.Source { return a.sources }))
+	return nil
 }
 
 func (a *app) servers() {
@@ -236,6 +243,7 @@ func (a *app) shutdown(delay bool) {
 // observe logs each decision at debug level: never the token, and the path
 // without its query (which may hold one).
 func (a *app) observe(r *authz.Request, d *authz.Decision, elapsed time.Duration) {
+	a.metrics.observeCheck(d, elapsed)
 	if !a.log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/cache"
+	"github.com/jwtauthz/jwtauthz/jwks"
+)
+
+// metrics are jwtauthz's Prometheus metrics. Label values are bounded:
+// decisions, the fixed reasons, configured provider names and cache names,
+// never a subject, token, kid or path.
+type metrics struct {
+	reg      *prometheus.Registry
+	checks   *prometheus.CounterVec
+	duration [2]prometheus.Observer // by cached: false, true
+	fetches  *prometheus.CounterVec
+	fetchDur *prometheus.HistogramVec
+	// counters resolves (provider, decision, reason) to a counter without
+	// hashing labels on each check; replaced on reload.
+	counters atomic.Pointer[map[string]*[2][]prometheus.Counter]
+}
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.checks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "jwtauthz_check_total", Help: "Checks decided, by decision, reason and provider.",
+	}, []string{"decision", "reason", "provider"})
+	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "jwtauthz_check_duration_seconds",
+		Help:    "Time to decide a check, by whether a cache answered.",
+		Buckets: []float64{10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1},
+	}, []string{"cached"})
+	m.duration = [2]prometheus.Observer{dur.WithLabelValues("false"), dur.WithLabelValues("true")}
+	m.fetches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "jwtauthz_jwks_fetch_total", Help: "JWKS fetch attempts, by provider and result (ok|error).",
+	}, []string{"provider", "result"})
+	m.fetchDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "jwtauthz_jwks_fetch_duration_seconds", Help: "Time of JWKS fetch attempts.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+	}, []string{"provider"})
+	m.reg.MustRegister(m.checks, dur, m.fetches, m.fetchDur,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// setProviders pre-resolves the check counters of these providers.
+func (m *metrics) setProviders(names []string) {
+	byName := map[string]*[2][]prometheus.Counter{}
+	for _, n := range append([]string{""}, names...) {
+		var cs [2][]prometheus.Counter
+		for i, decision := range []string{"deny", "allow"} {
+			for _, r := range authz.Reasons() {
+				cs[i] = append(cs[i], m.checks.WithLabelValues(decision, r.String(), n))
+			}
+		}
+		byName[n] = &cs
+	}
+	m.counters.Store(&byName)
+}
+
+// observeCheck counts one decision; it is on the hot path.
+func (m *metrics) observeCheck(d *authz.Decision, elapsed time.Duration) {
+	cs := (*m.counters.Load())[d.Provider]
+	if cs == nil {
+		cs = (*m.counters.Load())[""]
+	}
+	allow := 0
+	if d.Allow {
+		allow = 1
+	}
+	cs[allow][d.Reason].Inc()
+	cached := 0
+	if d.Cached {
+		cached = 1
+	}
+	m.duration[cached].Observe(elapsed.Seconds())
+}
+
+func (m *metrics) observeFetch(r jwks.FetchResult) {
+	result := "ok"
+	if r.Err != nil {
+		result = "error"
+	}
+	m.fetches.WithLabelValues(r.Provider, result).Inc()
+	m.fetchDur.WithLabelValues(r.Provider).Observe(r.Duration.Seconds())
+}
+
+// statsCollector reads the caches' and key sources' state at scrape time,
+// so that the check path pays nothing for it.
+type statsCollector struct {
+	stats   func() authz.Stats
+	sources func() []*jwks.Source
+
+	hits, misses, evictions, entries, keys, age *prometheus.Desc
+}
+
+func newStatsCollector(stats func() authz.Stats, sources func() []*jwks.Source) *statsCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &statsCollector{
+		stats: stats, sources: sources,
+		hits:      d("jwtauthz_cache_hits_total", "Cache lookups that found an entry.", "cache"),
+		misses:    d("jwtauthz_cache_misses_total", "Cache lookups that found none.", "cache"),
+		evictions: d("jwtauthz_cache_evictions_total", "Entries dropped to make room.", "cache"),
+		entries:   d("jwtauthz_cache_entries", "Entries held.", "cache"),
+		keys:      d("jwtauthz_jwks_keys", "Keys in the set in use.", "provider"),
+		age:       d("jwtauthz_jwks_age_seconds", "Age of the key set in use.", "provider"),
+	}
+}
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.hits, c.misses, c.evictions, c.entries, c.keys, c.age} {
+		ch <- d
+	}
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.stats()
+	for _, s := range []struct {
+		name string
+		st   cache.Stats
+	}{{"token", st.Tokens}, {"dedup", st.Dedup}, {"negative", st.Negative}} {
+		ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(s.st.Hits), s.name)
+		ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(s.st.Misses), s.name)
+		ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(s.st.Evictions), s.name)
+		ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(s.st.Size), s.name)
+	}
+	now := time.Now()
+	for _, src := range c.sources() {
+		s := src.Status()
+		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(s.Keys), s.Name)
+		if s.Ready {
+			ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, now.Sub(s.KeysFetched).Seconds(), s.Name)
+		}
+	}
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
