@@ -135,7 +135,11 @@ func (p *provider) verify(ctx context.Context, tok string, h header) (*claims, e
 	c := &claims{}
 	_, err := p.parser.ParseWithClaims(tok, c, func(t *jwt.Token) (any, error) {
 		key, alg, ok := p.keys.Key(h.KID)
-		if !ok && h.KID != "" && p.keys.Refresh(ctx) {
+		if !ok && h.KID != "" {
+			// Look again whatever Refresh says: a fetch that ended between
+			// the first look and the call has the key, though the cooldown
+			// then refuses another.
+			p.keys.Refresh(ctx)
 			key, alg, ok = p.keys.Key(h.KID)
 		}
 		if !ok {

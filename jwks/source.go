@@ -268,23 +268,21 @@ func (s *Source) publish(set *Set) {
 	}
 }
 
-// nextRefresh is the scheduled period, shortened by the IdP's max-age but
-// never below MinRefresh, less up to a tenth of jitter.
+// nextRefresh is the scheduled period less up to a tenth of jitter; a
+// shorter max-age from the IdP replaces it, but never below MinRefresh.
 func (s *Source) nextRefresh() time.Duration {
 	s.mu.Lock()
-	d, maxAge := s.cfg.Refresh, s.maxAge
+	period, maxAge := s.cfg.Refresh, s.maxAge
 	s.mu.Unlock()
 	if s.cfg.File != "" {
-		d = min(d, FilePoll)
+		period = min(period, FilePoll)
 	}
-	if maxAge > 0 && maxAge < d {
-		d = maxAge
+	var floor time.Duration
+	if maxAge > 0 && maxAge < period {
+		period, floor = maxAge, s.cfg.MinRefresh
 	}
-	d -= rand.N(d/10 + 1)
-	if s.cfg.File == "" {
-		d = max(d, s.cfg.MinRefresh)
-	}
-	return d
+	period -= rand.N(period/10 + 1)
+	return max(period, floor)
 }
 
 // backoff returns the wait after the n-th failure in a row: exponential from

@@ -1,0 +1,100 @@
+package cache
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func filled(n int) (*LRU[*int], []Key) {
+	c := NewLRU[*int](n, time.Hour, 0)
+	keys := make([]Key, n)
+	v := 1
+	for i := range keys {
+		keys[i] = key(i)
+		c.Put(keys[i], &v, t0, t0.Add(time.Hour))
+	}
+	return c, keys
+}
+
+func BenchmarkGetHit(b *testing.B) {
+	c, keys := filled(1024)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		c.Get(keys[i&1023], t0)
+	}
+}
+
+func BenchmarkGetMiss(b *testing.B) {
+	c, _ := filled(1024)
+	k := key(-1)
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Get(k, t0)
+	}
+}
+
+func BenchmarkGetHitParallel(b *testing.B) {
+	c, keys := filled(1024)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for i := 0; pb.Next(); i++ {
+			c.Get(keys[i&1023], t0)
+		}
+	})
+}
+
+// BenchmarkGetHitOneShard is the unsharded figure, for comparison.
+func BenchmarkGetHitParallelOneShard(b *testing.B) {
+	c := NewLRU[*int](1024, time.Hour, 1)
+	v := 1
+	keys := make([]Key, 1024)
+	for i := range keys {
+		keys[i] = key(i)
+		c.Put(keys[i], &v, t0, t0.Add(time.Hour))
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for i := 0; pb.Next(); i++ {
+			c.Get(keys[i&1023], t0)
+		}
+	})
+}
+
+func BenchmarkPut(b *testing.B) {
+	c := NewLRU[*int](1<<16, time.Hour, 0)
+	keys := make([]Key, 1<<16)
+	for i := range keys {
+		keys[i] = key(i)
+	}
+	v := 1
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		c.Put(keys[i&(1<<16-1)], &v, t0, t0.Add(time.Hour))
+	}
+}
+
+func BenchmarkPutParallel(b *testing.B) {
+	c := NewLRU[*int](1<<16, time.Hour, 0)
+	keys := make([]Key, 1<<16)
+	for i := range keys {
+		keys[i] = key(i)
+	}
+	v := 1
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for i := 0; pb.Next(); i++ {
+			c.Put(keys[i&(1<<16-1)], &v, t0, t0.Add(time.Hour))
+		}
+	})
+}
+
+// BenchmarkTokenHash hashes a token of a typical size (about 800 bytes).
+func BenchmarkTokenHash(b *testing.B) {
+	tok := strings.Repeat("eyJhbGciOiJFUzI1NiJ9", 40)
+	b.SetBytes(int64(len(tok)))
+	b.ReportAllocs()
+	for b.Loop() {
+		Hash(tok)
+	}
+}

@@ -1,0 +1,159 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+var t0 = time.Unix(1_800_000_000, 0)
+
+func key(i int) Key { return Hash(fmt.Sprint("token-", i)) }
+
+func TestLRUPerEntryDeadline(t *testing.T) {
+	c := NewLRU[string](100, 5*time.Minute, 4)
+	tests := []struct {
+		name     string
+		notAfter time.Time
+		at       time.Time
+		wantHit  bool
+	}{
+		{name: "before its deadline", notAfter: t0.Add(time.Minute), at: t0.Add(59 * time.Second), wantHit: true},
+		{name: "at its deadline", notAfter: t0.Add(time.Minute), at: t0.Add(time.Minute), wantHit: false},
+		{name: "after its deadline", notAfter: t0.Add(time.Minute), at: t0.Add(2 * time.Minute), wantHit: false},
+		{name: "deadline beyond the TTL is cut to it", notAfter: t0.Add(time.Hour), at: t0.Add(5*time.Minute + time.Second), wantHit: false},
+		{name: "within the TTL", notAfter: t0.Add(time.Hour), at: t0.Add(4 * time.Minute), wantHit: true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := key(i)
+			c.Put(k, tt.name, t0, tt.notAfter)
+			v, ok := c.Get(k, tt.at)
+			if ok != tt.wantHit || (ok && v != tt.name) {
+				t.Fatalf("Get = %q, %v; want hit %v", v, ok, tt.wantHit)
+			}
+		})
+	}
+}
+
+func TestLRUExpiredPutStoresNothing(t *testing.T) {
+	c := NewLRU[int](10, time.Minute, 1)
+	c.Put(key(1), 1, t0, t0)
+	c.Put(key(2), 2, t0, t0.Add(-time.Second))
+	if n := c.Len(); n != 0 {
+		t.Fatalf("Len = %d, want 0", n)
+	}
+}
+
+func TestLRUStats(t *testing.T) {
+	c := NewLRU[int](4, time.Minute, 1)
+	for i := range 6 {
+		c.Put(key(i), i, t0, t0.Add(time.Minute))
+	}
+	c.Get(key(5), t0) // hit
+	c.Get(key(0), t0) // evicted: miss
+	st := c.Stats()
+	want := Stats{Hits: 1, Misses: 1, Evictions: 2, Size: 4, Capacity: 4}
+	if st != want {
+		t.Fatalf("Stats = %+v, want %+v", st, want)
+	}
+	if hr := st.HitRate(); hr != 0.5 {
+		t.Fatalf("HitRate = %v", hr)
+	}
+	c.Close()
+	if c.Len() != 0 {
+		t.Fatal("Close left entries")
+	}
+}
+
+func TestLRUShardsRoundToCapacity(t *testing.T) {
+	for _, tt := range []struct{ capacity, shards, want int }{{1, 16, 1}, {3, 16, 2}, {100, 16, 16}, {100, 5, 8}} {
+		if got := len(NewLRU[int](tt.capacity, time.Minute, tt.shards).shards); got != tt.want {
+			t.Errorf("NewLRU(%d, _, %d): %d shards, want %d", tt.capacity, tt.shards, got, tt.want)
+		}
+	}
+}
+
+func TestFlightCoalesces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var f Flight[int]
+		var runs atomic.Int32
+		release := make(chan struct{})
+		var wg sync.WaitGroup
+		results := make([]int, 8)
+		for i := range results {
+			wg.Go(func() {
+				v, _, err := f.Do(context.Background(), key(1), func() int {
+					runs.Add(1)
+					<-release
+					return 42
+				})
+				if err != nil {
+					t.Error(err)
+				}
+				results[i] = v
+			})
+		}
+		synctest.Wait() // every caller is waiting on the one run
+		close(release)
+		wg.Wait()
+		for _, v := range results {
+			if v != 42 {
+				t.Fatalf("results %v", results)
+			}
+		}
+		if n := runs.Load(); n != 1 {
+			t.Fatalf("runs = %d, want 1", n)
+		}
+	})
+}
+
+func TestFlightWaiterLeavesOnItsContext(t *testing.T) {
+	var f Flight[int]
+	release := make(chan struct{})
+	defer close(release)
+	go f.Do(context.Background(), key(1), func() int { <-release; return 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := f.Do(ctx, key(1), func() int { <-release; return 2 }); err == nil {
+		t.Fatal("a waiter whose context ended got no error")
+	}
+}
+
+func TestDedupReusesWithinWindow(t *testing.T) {
+	d := NewDedup[string](10, 10*time.Second)
+	calls := 0
+	fn := func(v string, notAfter time.Time) func() (string, time.Time) {
+		return func() (string, time.Time) { calls++; return v, notAfter }
+	}
+	ctx := context.Background()
+	v, hit, _ := d.Do(ctx, key(1), t0, fn("first", t0.Add(time.Hour)))
+	if v != "first" || hit {
+		t.Fatalf("first Do = %q, %v", v, hit)
+	}
+	v, hit, _ = d.Do(ctx, key(1), t0.Add(9*time.Second), fn("second", t0.Add(time.Hour)))
+	if v != "first" || !hit {
+		t.Fatalf("within the window = %q, %v", v, hit)
+	}
+	v, _, _ = d.Do(ctx, key(1), t0.Add(11*time.Second), fn("third", t0.Add(time.Hour)))
+	if v != "third" {
+		t.Fatalf("after the window = %q", v)
+	}
+	// A result whose own deadline is sooner than the window ends sooner.
+	d.Do(ctx, key(2), t0, fn("short", t0.Add(time.Second)))
+	if v, _, _ := d.Do(ctx, key(2), t0.Add(2*time.Second), fn("fresh", t0.Add(time.Hour))); v != "fresh" {
+		t.Fatalf("reused past its deadline: %q", v)
+	}
+	// A zero deadline is never remembered.
+	d.Do(ctx, key(3), t0, fn("once", time.Time{}))
+	if v, _, _ := d.Do(ctx, key(3), t0, fn("again", time.Time{})); v != "again" {
+		t.Fatalf("zero deadline remembered: %q", v)
+	}
+	if calls != 6 {
+		t.Fatalf("calls = %d, want 6", calls)
+	}
+}

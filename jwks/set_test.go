@@ -1,0 +1,132 @@
+package jwks
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/jwtauthz/jwtauthz/jwks/issuer"
+)
+
+func jwkJSON(t testing.TB, k jose.JSONWebKey) string {
+	t.Helper()
+	b, err := json.Marshal(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func doc(keys ...string) []byte {
+	return []byte(`{"keys":[` + strings.Join(keys, ",") + `]}`)
+}
+
+func TestParse(t *testing.T) {
+	rs := issuer.MustSigner("RS256")
+	es := issuer.MustSigner("ES256")
+	es384 := issuer.MustSigner("ES384")
+	es512 := issuer.MustSigner("ES512")
+	ed := issuer.MustSigner("EdDSA")
+	small, _ := rsa.GenerateKey(rand.Reader, 1024)
+	enc := es.JWK()
+	enc.KeyID, enc.Use = "enc-key", "enc"
+	private := jose.JSONWebKey{Key: es.Private, KeyID: "private", Algorithm: "ES256", Use: "sig"}
+	b64 := base64.RawURLEncoding.EncodeToString
+	offCurve := fmt.Sprintf(`{"kty":"EC","crv":"P-256","kid":"off","x":%q,"y":%q}`, b64(make([]byte, 32)), b64(append(make([]byte, 31), 1)))
+	oct := `{"kty":"oct","kid":"hmac","k":"c2VjcmV0"}`
+	unknown := `{"kty":"XYZ","kid":"x"}`
+	x25519 := `{"kty":"OKP","crv":"X25519","kid":"x25519","x":"` + b64(make([]byte, 32)) + `"}`
+
+	tests := []struct {
+		name     string
+		doc      []byte
+		wantKIDs []string
+		wantSkip int
+		wantErr  error
+	}{
+		{name: "every supported kind", doc: doc(jwkJSON(t, rs.JWK()), jwkJSON(t, es.JWK()), jwkJSON(t, es384.JWK()), jwkJSON(t, es512.JWK()), jwkJSON(t, ed.JWK())),
+			wantKIDs: []string{rs.KID, es.KID, es384.KID, es512.KID, ed.KID}},
+		{name: "encryption key skipped", doc: doc(jwkJSON(t, enc), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
+		{name: "symmetric key skipped", doc: doc(oct, jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
+		{name: "unknown type skipped", doc: doc(unknown, x25519, jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 2},
+		{name: "small RSA skipped", doc: doc(jwkJSON(t, jose.JSONWebKey{Key: &small.PublicKey, KeyID: "small", Use: "sig"}), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
+		{name: "point off the curve skipped", doc: doc(offCurve, jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
+		{name: "private key skipped", doc: doc(jwkJSON(t, private), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
+		{name: "duplicate kid: first kept", doc: doc(jwkJSON(t, es.JWK()), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
+		{name: "nothing usable", doc: doc(oct, unknown), wantErr: ErrNoUsableKey},
+		{name: "empty set", doc: []byte(`{"keys":[]}`), wantErr: ErrNoUsableKey},
+		{name: "no keys member", doc: []byte(`{"kid":"x"}`), wantErr: ErrMalformed},
+		{name: "not JSON", doc: []byte(`<html>maintenance</html>`), wantErr: ErrMalformed},
+		{name: "keys not an array", doc: []byte(`{"keys":{}}`), wantErr: ErrMalformed},
+		{name: "too many keys", doc: doc(strings.Split(strings.Repeat(unknown+"\n", MaxKeys+1), "\n")[:MaxKeys+1]...), wantErr: ErrTooManyKeys},
+		{name: "too large", doc: []byte(`{"keys":[],"pad":"` + strings.Repeat("x", MaxBody) + `"}`), wantErr: ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Parse(tt.doc, time.Unix(1, 0))
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Len() != len(tt.wantKIDs) || len(s.Skipped) != tt.wantSkip {
+				t.Fatalf("%d keys, %d skipped (%v); want %d, %d", s.Len(), len(s.Skipped), s.Skipped, len(tt.wantKIDs), tt.wantSkip)
+			}
+			for _, kid := range tt.wantKIDs {
+				if _, ok := s.Lookup(kid); !ok {
+					t.Errorf("kid %q missing", kid)
+				}
+			}
+		})
+	}
+}
+
+func TestLookupWithoutKID(t *testing.T) {
+	a, b := issuer.MustSigner("ES256"), issuer.MustSigner("ES256")
+	one, _ := Parse(doc(jwkJSON(t, a.JWK())), time.Time{})
+	if k, ok := one.Lookup(""); !ok || k.ID != a.KID {
+		t.Fatal("a set of one key: an empty kid should find it")
+	}
+	two, _ := Parse(doc(jwkJSON(t, a.JWK()), jwkJSON(t, b.JWK())), time.Time{})
+	if _, ok := two.Lookup(""); ok {
+		t.Fatal("a set of two keys: an empty kid must find none")
+	}
+	var none *Set
+	if _, ok := none.Lookup(a.KID); ok || none.Len() != 0 {
+		t.Fatal("nil set")
+	}
+}
+
+func TestLookupDoesNotAllocate(t *testing.T) {
+	a, b := issuer.MustSigner("ES256"), issuer.MustSigner("RS256")
+	set, _ := Parse(doc(jwkJSON(t, a.JWK()), jwkJSON(t, b.JWK())), time.Time{})
+	src := New(Config{Name: "t"})
+	src.cur.Store(set)
+	kid := b.KID
+	if n := testing.AllocsPerRun(1000, func() { src.Key(kid) }); n != 0 {
+		t.Fatalf("Key allocates %v times", n)
+	}
+}
+
+func BenchmarkKeyLookup(b *testing.B) {
+	s := issuer.MustSigner("ES256")
+	set, _ := Parse(doc(jwkJSON(b, s.JWK())), time.Time{})
+	src := New(Config{Name: "t"})
+	src.cur.Store(set)
+	b.ReportAllocs()
+	for b.Loop() {
+		src.Key(s.KID)
+	}
+}
