@@ -143,10 +143,15 @@ type Decision struct {
 	Body string
 	// Provider names the provider whose token decided, if any.
 	Provider string
-	// Subject is the token's sub, if a token was verified.
+	// Subject is the token's sub, if a token was verified. On an allow it
+	// goes upstream as x-auth-subject (when not empty).
 	Subject string
+	// Issuer is the verified token's iss; on an allow it goes upstream as
+	// x-auth-issuer.
+	Issuer string
 
-	// Set are the headers to set (overwrite) on the upstream request.
+	// Set are the further headers to set (overwrite) on the upstream
+	// request: claim and payload headers.
 	Set []Header
 	// Remove are the headers to remove from the upstream request: every
 	// header jwtauthz may set but did not, and a token not to be forwarded.

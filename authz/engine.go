@@ -116,6 +116,7 @@ type Engine struct {
 	negative  *cache.LRU[Reason]
 	dedup     *cache.Dedup[Decision]
 	verifying cache.Flight[verdict]
+	verified  atomic.Uint64 // tokens whose signature was checked
 }
 
 // verdict is the outcome of looking a token up or verifying it.
@@ -195,6 +196,13 @@ func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.T
 		return deny(ReasonTooLarge)
 	}
 	th := cache.Hash(tok)
+	if g, ok := e.tokens.Get(th, now); ok && g.usable() {
+		d := pol.authorize(ru, g, src, r)
+		d.Cached = true
+		return d
+	}
+	// The token cache missed: this is where checks of one request are worth
+	// sharing. (On a hit, a shared decision would cost more than a new one.)
 	if r.RequestID == "" {
 		d, _ := e.decideToken(ctx, pol, ru, r, tok, th, src, now)
 		return d
@@ -206,7 +214,7 @@ func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.T
 	switch {
 	case err != nil:
 		return deny(ReasonUnavailable) // the caller gave up waiting for its twin
-	case hit && d.grant != nil && !d.grant.keyPresent():
+	case hit && d.grant != nil && !d.grant.usable():
 		d, _ = e.decideToken(ctx, pol, ru, r, tok, th, src, now)
 	case hit:
 		d.Cached = true
@@ -242,28 +250,35 @@ func (e *Engine) decideToken(ctx context.Context, pol *policy, ru *rule, r *Requ
 	}
 	d := pol.authorize(ru, v.g, src, r)
 	d.Cached = v.cached
-	return d, v.g.notAfter
+	return d, v.g.notAfter()
 }
 
-// grant finds tok's grant in the token cache, or its rejection in the
-// negative cache, or verifies it (once for all concurrent checks of it).
+// grant finds tok's rejection in the negative cache, or verifies it, once
+// for all concurrent checks of it. (The caller has looked in the token
+// cache.)
 func (e *Engine) grant(ctx context.Context, pol *policy, tok string, th cache.Key, now time.Time) verdict {
-	if g, ok := e.tokens.Get(th, now); ok && !g.p.retired.Load() && g.keyPresent() {
-		return verdict{g: g, cached: true}
-	}
 	if r, ok := e.negative.Get(th, now); ok {
 		return verdict{reason: r, cached: true}
 	}
-	v, _, err := e.verifying.Do(ctx, th, func() verdict { return e.verify(ctx, pol, tok, th, now) })
+	v, _, err := e.verifying.Do(ctx, th, func() verdict {
+		if g, ok := e.tokens.Peek(th, now); ok && g.usable() {
+			return verdict{g: g, cached: true} // verified between our Get and Do
+		}
+		return e.verify(ctx, pol, tok, th, now)
+	})
 	if err != nil {
 		return verdict{reason: ReasonUnavailable}
 	}
 	return v
 }
 
-// keyPresent reports whether the key that signed the token is still in its
-// provider's current set: a key dropped by the IdP ends its cached grants.
-func (g *Grant) keyPresent() bool {
+// usable reports whether a cached grant still counts: its provider was not
+// replaced by a reload, and the key that signed the token is still in the
+// provider's current set (a key withdrawn by the IdP ends its grants).
+func (g *Grant) usable() bool {
+	if g.p.retired.Load() {
+		return false
+	}
 	_, _, ok := g.p.keys.Key(g.kid)
 	return ok
 }
@@ -288,6 +303,7 @@ func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.K
 	case !p.keys.Ready():
 		return verdict{reason: ReasonUnavailable}
 	}
+	e.verified.Add(1)
 	wctx, cancel := refreshContext(ctx)
 	c, err := p.verify(wctx, tok, h)
 	cancel()
@@ -295,7 +311,7 @@ func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.K
 		return reject(p.reasonOf(h, err))
 	}
 	g := pol.newGrant(p, h, c, tok)
-	e.tokens.Put(th, g, now, g.notAfter)
+	e.tokens.Put(th, g, now, g.notAfter())
 	return verdict{g: g}
 }
 
@@ -325,11 +341,14 @@ func refreshContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // Stats are the counters of the engine's caches.
 type Stats struct {
 	Tokens, Negative, Dedup cache.Stats
+	// Verified counts tokens whose signature and claims were checked, that
+	// is, checks no cache answered.
+	Verified uint64
 }
 
 // Stats returns the caches' counters.
 func (e *Engine) Stats() Stats {
-	return Stats{Tokens: e.tokens.Stats(), Negative: e.negative.Stats(), Dedup: e.dedup.Stats()}
+	return Stats{Tokens: e.tokens.Stats(), Negative: e.negative.Stats(), Dedup: e.dedup.Stats(), Verified: e.verified.Load()}
 }
 
 // ErrNoProviders is returned by New when no provider is configured.

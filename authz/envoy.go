@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -93,19 +94,45 @@ func CheckResponse(d *Decision) *authv3.CheckResponse {
 		}
 		return denied(d)
 	}
-	ok := &authv3.OkHttpResponse{HeadersToRemove: d.Remove, QueryParametersToRemove: d.RemoveQuery}
-	ok.Headers = make([]*corev3.HeaderValueOption, 0, len(d.Set)+1)
+	o := &okResponse{}
+	o.oneof.OkResponse = &o.ok
+	o.resp.Status, o.resp.HttpResponse = okStatus, &o.oneof
+	o.ok.HeadersToRemove, o.ok.QueryParametersToRemove = d.Remove, d.RemoveQuery
+	hs := o.ptrs[:0]
+	if d.Subject != "" {
+		hs = append(hs, o.slot(0, HeaderSubject, d.Subject))
+	}
+	if d.Issuer != "" {
+		hs = append(hs, o.slot(1, HeaderIssuer, d.Issuer))
+	}
 	for _, h := range d.Set {
-		ok.Headers = append(ok.Headers, setHeader(h.Name, h.Value))
+		hs = append(hs, setHeader(h.Name, h.Value))
 	}
 	if d.CookieSet {
 		if d.Cookie == "" {
-			ok.HeadersToRemove = append(ok.HeadersToRemove[:len(ok.HeadersToRemove):len(ok.HeadersToRemove)], "cookie")
+			o.ok.HeadersToRemove = append(slices.Clip(o.ok.HeadersToRemove), "cookie")
 		} else {
-			ok.Headers = append(ok.Headers, setHeader("cookie", d.Cookie))
+			hs = append(hs, setHeader("cookie", d.Cookie))
 		}
 	}
-	return &authv3.CheckResponse{Status: okStatus, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}
+	o.ok.Headers = hs
+	return &o.resp
+}
+
+// okResponse is an allow and its identity headers in one allocation.
+type okResponse struct {
+	resp  authv3.CheckResponse
+	oneof authv3.CheckResponse_OkResponse
+	ok    authv3.OkHttpResponse
+	ptrs  [2]*corev3.HeaderValueOption
+	opts  [2]corev3.HeaderValueOption
+	vals  [2]corev3.HeaderValue
+}
+
+func (o *okResponse) slot(i int, name, value string) *corev3.HeaderValueOption {
+	o.vals[i].Key, o.vals[i].Value = name, value
+	o.opts[i].Header, o.opts[i].AppendAction = &o.vals[i], corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	return &o.opts[i]
 }
 
 func denied(d *Decision) *authv3.CheckResponse {

@@ -74,6 +74,12 @@ func (h httpHeaders) Get(name string) string {
 func WriteDecision(w http.ResponseWriter, d *Decision) {
 	h := w.Header()
 	if d.Allow {
+		if d.Subject != "" {
+			h.Set("X-Auth-Subject", d.Subject)
+		}
+		if d.Issuer != "" {
+			h.Set("X-Auth-Issuer", d.Issuer)
+		}
 		for _, s := range d.Set {
 			h.Set(s.Name, s.Value)
 		}

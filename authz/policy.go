@@ -133,56 +133,87 @@ func without(all, drop []string) []string {
 
 // Grant is what the token cache keeps of a verified token: enough to decide
 // again and to answer, and nothing from which the token could be rebuilt.
+// It is kept small: the identity headers are built from it when answering.
 type Grant struct {
-	p        *provider
-	sub      string
-	kid      string
-	notAfter time.Time // the token's exp
-	scopes   []string
-	claims   map[string][]string // only those rules read
-	set      []Header
-	full     bool // set has every header p may set
+	p     *provider
+	sub   string // "" if absent or unfit for a header
+	kid   string // interned by the provider
+	exp   int64  // the token's exp, Unix seconds
+	full  bool   // the grant sets every header its provider may set
+	extra *grantExtra
 }
+
+// grantExtra is what only some configurations need: claims that rules read,
+// and claim and payload headers.
+type grantExtra struct {
+	scopes []string
+	claims map[string][]string
+	set    []Header
+}
+
+func (g *Grant) notAfter() time.Time { return time.Unix(g.exp, 0) }
 
 // newGrant keeps what the policy needs of verified claims.
 func (pol *policy) newGrant(p *provider, h header, c *claims, tok string) *Grant {
-	g := &Grant{p: p, sub: c.Subject, kid: h.KID, notAfter: c.ExpiresAt.Time}
-	if pol.needScopes {
-		g.scopes = c.Scopes
+	g := &Grant{p: p, kid: p.intern(h.KID), exp: c.ExpiresAt.Unix()}
+	if headerSafe(c.Subject) {
+		g.sub = c.Subject
 	}
-	if len(pol.claimNames) > 0 {
-		g.claims = make(map[string][]string, len(pol.claimNames))
-		for _, n := range pol.claimNames {
-			g.claims[n] = claimValues(c.all[n])
+	set := 1 // x-auth-issuer
+	if g.sub != "" {
+		set++
+	}
+	if pol.needScopes || len(pol.claimNames) > 0 || len(p.claimHeaders) > 0 || p.cfg.PayloadHeader != "" {
+		x := &grantExtra{}
+		if pol.needScopes {
+			x.scopes = c.Scopes
 		}
-	}
-	g.set = make([]Header, 0, len(p.headers))
-	if c.Subject != "" && headerSafe(c.Subject) {
-		g.set = append(g.set, Header{HeaderSubject, c.Subject})
-	}
-	g.set = append(g.set, Header{HeaderIssuer, p.cfg.Issuer})
-	for _, ch := range p.claimHeaders {
-		if v := strings.Join(claimValues(c.all[ch.claim]), ","); v != "" && headerSafe(v) {
-			g.set = append(g.set, Header{ch.header, v})
+		if len(pol.claimNames) > 0 {
+			x.claims = make(map[string][]string, len(pol.claimNames))
+			for _, n := range pol.claimNames {
+				x.claims[n] = claimValues(c.all[n])
+			}
 		}
+		for _, ch := range p.claimHeaders {
+			if v := strings.Join(claimValues(c.all[ch.claim]), ","); v != "" && headerSafe(v) {
+				x.set = append(x.set, Header{ch.header, v})
+			}
+		}
+		if p.cfg.PayloadHeader != "" {
+			_, rest, _ := strings.Cut(tok, ".")
+			payload, _, _ := strings.Cut(rest, ".")
+			x.set = append(x.set, Header{strings.ToLower(p.cfg.PayloadHeader), strings.Clone(payload)})
+		}
+		set += len(x.set)
+		g.extra = x
 	}
-	if p.cfg.PayloadHeader != "" {
-		_, rest, _ := strings.Cut(tok, ".")
-		payload, _, _ := strings.Cut(rest, ".")
-		g.set = append(g.set, Header{strings.ToLower(p.cfg.PayloadHeader), strings.Clone(payload)})
-	}
-	g.full = len(g.set) == len(p.headers)
+	g.full = set == len(p.headers)
 	return g
 }
 
-// headerSafe refuses values that would break a header: control characters.
+func (g *Grant) scopes() []string {
+	if g.extra == nil {
+		return nil
+	}
+	return g.extra.scopes
+}
+
+func (g *Grant) claim(name string) []string {
+	if g.extra == nil {
+		return nil
+	}
+	return g.extra.claims[name]
+}
+
+// headerSafe refuses values unfit for a header: empty, too long, or with
+// control characters.
 func headerSafe(v string) bool {
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; c < 0x20 || c == 0x7f {
 			return false
 		}
 	}
-	return len(v) <= 4096
+	return v != "" && len(v) <= 4096
 }
 
 // removeFor returns the managed headers g does not set.
@@ -190,9 +221,14 @@ func (pol *policy) removeFor(g *Grant) []string {
 	if g.full {
 		return pol.removeFull[g.p]
 	}
-	names := make([]string, len(g.set))
-	for i, h := range g.set {
-		names[i] = h.Name
+	names := []string{HeaderIssuer}
+	if g.sub != "" {
+		names = append(names, HeaderSubject)
+	}
+	if g.extra != nil {
+		for _, h := range g.extra.set {
+			names = append(names, h.Name)
+		}
 	}
 	return without(pol.managed, names)
 }
@@ -211,7 +247,10 @@ func (pol *policy) authorize(ru *rule, g *Grant, src *TokenSource, r *Request) D
 		d.Challenge, d.Provider, d.Subject = ru.challenge, g.p.name, g.sub
 		return d
 	}
-	d := Decision{Allow: true, Reason: ReasonOK, Provider: g.p.name, Subject: g.sub, Set: g.set, Remove: pol.removeFor(g), grant: g}
+	d := Decision{Allow: true, Reason: ReasonOK, Provider: g.p.name, Subject: g.sub, Issuer: g.p.cfg.Issuer, Remove: pol.removeFor(g), grant: g}
+	if g.extra != nil {
+		d.Set = g.extra.set
+	}
 	if g.p.cfg.DropToken {
 		switch {
 		case src.Cookie != "":

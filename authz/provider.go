@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -73,6 +74,13 @@ type provider struct {
 	claimHeaders []claimHeader
 	headers      []string    // every header this provider sets on an allow
 	retired      atomic.Bool // replaced by a reload
+	kids         sync.Map    // interned kids of verified tokens: the key set bounds them
+}
+
+// intern returns the one copy of kid that this provider's grants share.
+func (p *provider) intern(kid string) string {
+	v, _ := p.kids.LoadOrStore(kid, kid)
+	return v.(string)
 }
 
 // Sentinel errors of verification, mapped to reasons in one place (reasonOf).

@@ -171,12 +171,12 @@ func (ru *rule) allows(p *provider) bool {
 // satisfied reports whether g has every scope and claim the rule requires.
 func (ru *rule) satisfied(g *Grant) bool {
 	for _, s := range ru.scopes {
-		if !slices.Contains(g.scopes, s) {
+		if !slices.Contains(g.scopes(), s) {
 			return false
 		}
 	}
 	for _, c := range ru.claims {
-		if !slices.Contains(g.claims[c[0]], c[1]) {
+		if !slices.Contains(g.claim(c[0]), c[1]) {
 			return false
 		}
 	}

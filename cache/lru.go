@@ -108,6 +108,9 @@ func (c *LRU[V]) Get(k Key, now time.Time) (V, bool) {
 	return v, ok
 }
 
+// Peek is Get without counting a hit or a miss.
+func (c *LRU[V]) Peek(k Key, now time.Time) (V, bool) { return c.peek(c.shard(k), k, now) }
+
 // peek is Get without counting.
 func (c *LRU[V]) peek(s *shard[V], k Key, now time.Time) (V, bool) {
 	e, ok := s.lru.Get(k)

@@ -1,0 +1,186 @@
+package authz_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/jwks/issuer"
+)
+
+// decide runs one check through the engine itself, where Decision.Cached
+// can be seen.
+func (e *env) decide(authorization, requestID string) authz.Decision {
+	h := authz.MapHeaders{}
+	if authorization != "" {
+		h["authorization"] = authorization
+	}
+	return e.eng.Check(context.Background(), &authz.Request{Method: "GET", Host: "api.example.com", Path: "/v1/things", RequestID: requestID, Headers: h})
+}
+
+func TestTokenCacheNeverOutlivesExp(t *testing.T) {
+	e := newEnv(t, nil)
+	now := e.clock.Now()
+	tok := "Bearer " + e.token(jwt.MapClaims{"exp": now.Add(2 * time.Minute).Unix()})
+	steps := []struct {
+		name       string
+		advance    time.Duration
+		wantAllow  bool
+		wantCached bool
+		wantReason authz.Reason
+	}{
+		{name: "first check verifies", wantAllow: true},
+		{name: "second is a hit", advance: time.Minute, wantAllow: true, wantCached: true},
+		{name: "past exp the entry is gone; within the skew it verifies again", advance: 61 * time.Second, wantAllow: true},
+		{name: "and is not cached again", advance: time.Second, wantAllow: true},
+		{name: "beyond the skew it is expired", advance: time.Minute, wantReason: authz.ReasonExpired},
+	}
+	for _, s := range steps {
+		e.clock.Add(s.advance)
+		d := e.decide(tok, "")
+		if d.Allow != s.wantAllow || d.Cached != s.wantCached || (!s.wantAllow && d.Reason != s.wantReason) {
+			t.Fatalf("%s: allow %v cached %v reason %v; want %v %v %v", s.name, d.Allow, d.Cached, d.Reason, s.wantAllow, s.wantCached, s.wantReason)
+		}
+	}
+}
+
+func TestTokenCacheTTL(t *testing.T) {
+	e := newEnv(t, nil, withConfig(func(c *authz.Config, _ *authz.ProviderConfig) { c.CacheTTL = 5 * time.Minute }))
+	tok := "Bearer " + e.token(nil) // valid for an hour
+	e.decide(tok, "")
+	e.clock.Add(4 * time.Minute)
+	if d := e.decide(tok, ""); !d.Cached {
+		t.Fatal("not cached within the TTL")
+	}
+	e.clock.Add(2 * time.Minute)
+	if d := e.decide(tok, ""); d.Cached || !d.Allow {
+		t.Fatalf("beyond the TTL: cached %v allow %v; want a fresh verification", d.Cached, d.Allow)
+	}
+}
+
+func TestConcurrentFirstChecksVerifyOnce(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := "Bearer " + e.token(nil)
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			if d := e.decide(tok, ""); !d.Allow {
+				t.Errorf("denied: %v", d.Reason)
+			}
+		})
+	}
+	wg.Wait()
+	if n := e.eng.Stats().Verified; n != 1 {
+		t.Fatalf("%d verifications for 50 concurrent checks of one token, want 1", n)
+	}
+}
+
+func TestRequestDedup(t *testing.T) {
+	e := newEnv(t, nil)
+	now := e.clock.Now()
+	good := "Bearer " + e.token(jwt.MapClaims{"exp": now.Add(20 * time.Second).Unix()})
+	forged := "Bearer " + e.token(nil)[:40] + "x.y"
+	steps := []struct {
+		name          string
+		advance       time.Duration
+		authorization string
+		requestID     string
+		path          string
+		wantAllow     bool
+		wantCached    bool
+	}{
+		{name: "first check of the request", authorization: good, requestID: "req-1", wantAllow: true},
+		{name: "its twin reuses the decision", authorization: good, requestID: "req-1", wantAllow: true, wantCached: true},
+		{name: "the same id with another token is decided afresh", authorization: forged, requestID: "req-1"},
+		{name: "whose twin reuses the denial", authorization: forged, requestID: "req-1", wantCached: true},
+		{name: "another route is not a twin (the negative cache answers)", authorization: forged, requestID: "req-1", path: "/v1/other", wantCached: true},
+		{name: "the same id without a token is decided afresh", authorization: "", requestID: "req-1"},
+		{name: "a reused allow never outlives exp", advance: 21 * time.Second, authorization: good, requestID: "req-1", wantAllow: true},
+	}
+	for _, s := range steps {
+		e.clock.Add(s.advance)
+		path := "/v1/things"
+		if s.path != "" {
+			path = s.path
+		}
+		h := authz.MapHeaders{}
+		if s.authorization != "" {
+			h["authorization"] = s.authorization
+		}
+		d := e.eng.Check(context.Background(), &authz.Request{Method: "GET", Host: "api.example.com", Path: path, RequestID: s.requestID, Headers: h})
+		if d.Allow != s.wantAllow || d.Cached != s.wantCached {
+			t.Fatalf("%s: allow %v (%v) cached %v; want %v, cached %v", s.name, d.Allow, d.Reason, d.Cached, s.wantAllow, s.wantCached)
+		}
+	}
+	if st := e.eng.Stats().Dedup; st.Hits != 1 {
+		t.Fatalf("dedup %+v, want exactly one hit", st)
+	}
+}
+
+func TestConcurrentTwinsShareOneDecision(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := "Bearer " + e.token(nil)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() { e.decide(tok, "req-twins") })
+	}
+	wg.Wait()
+	if n := e.eng.Stats().Verified; n != 1 {
+		t.Fatalf("%d verifications for 20 twins, want 1", n)
+	}
+}
+
+func TestRemovedKeyEndsCachedAllows(t *testing.T) {
+	old := issuer.MustSigner("ES256")
+	e := newEnv(t, []*issuer.Signer{old})
+	tok := "Bearer " + e.token(nil)
+	e.decide(tok, "")
+	if d := e.decide(tok, ""); !d.Cached {
+		t.Fatal("not cached")
+	}
+	e.idp.Publish(issuer.MustSigner("ES256")) // the IdP withdraws the key
+	if !e.src.Refresh(context.Background()) {
+		t.Fatal("refresh failed")
+	}
+	if d := e.decide(tok, ""); d.Allow || d.Reason != authz.ReasonUnknownKID {
+		t.Fatalf("after the key was withdrawn: allow %v reason %v", d.Allow, d.Reason)
+	}
+}
+
+func TestJWKSRequestsPerChecks(t *testing.T) {
+	e := newEnv(t, nil)
+	toks := make([]string, 1000)
+	for i := range toks {
+		toks[i] = "Bearer " + e.token(jwt.MapClaims{"sub": fmt.Sprint("user_", i)})
+	}
+	for i := range 10_000 {
+		if d := e.decide(toks[i%len(toks)], ""); !d.Allow {
+			t.Fatalf("check %d denied: %v", i, d.Reason)
+		}
+	}
+	if n := e.idp.JWKSRequests(); n != 1 {
+		t.Fatalf("%d JWKS requests for 10,000 checks of 1,000 tokens, want 1", n)
+	}
+	// 1,000 tokens with random unknown kids within one cooldown.
+	before := e.idp.JWKSRequests()
+	stranger := issuer.MustSigner("ES256")
+	for i := range 1000 {
+		s := *stranger
+		s.KID = fmt.Sprintf("kid-%x", rand.Uint64())
+		tok, _ := s.Sign(jwt.MapClaims{"iss": e.idp.URL, "sub": fmt.Sprint(i), "exp": e.clock.Now().Add(time.Hour).Unix()})
+		if d := e.decide("Bearer "+tok, ""); d.Allow || d.Reason != authz.ReasonUnknownKID {
+			t.Fatalf("unknown kid: allow %v reason %v", d.Allow, d.Reason)
+		}
+	}
+	extra := e.idp.JWKSRequests() - before
+	if extra > 1 {
+		t.Fatalf("%d extra JWKS requests for 1,000 unknown kids within a cooldown, want ≤ 1", extra)
+	}
+	t.Logf("JWKS requests: 1 for 10,000 checks over 1,000 tokens; %d extra for 1,000 unknown kids", extra)
+}

@@ -1,0 +1,77 @@
+package authz_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jwtauthz/jwtauthz/authz"
+)
+
+func TestForwardAuth(t *testing.T) {
+	e := newEnv(t, nil, withConfig(func(c *authz.Config, _ *authz.ProviderConfig) {
+		c.Rules = []authz.RuleConfig{{Match: authz.Match{PathPrefix: "/public"}, Action: authz.ActionAllow}}
+	}))
+	srv := httptest.NewServer(authz.NewForwardAuth(e.eng))
+	defer srv.Close()
+	tok := e.token(jwt.MapClaims{"sub": "user_7"})
+	noSub := e.token(jwt.MapClaims{"sub": nil})
+	const all = "x-auth-subject,x-auth-issuer"
+
+	tests := []struct {
+		name        string
+		path        string
+		header      http.Header
+		wantStatus  int
+		wantSubject string
+		wantRemove  string
+		wantReason  string
+	}{
+		{name: "valid token", path: "/", header: http.Header{"Authorization": {"Bearer " + tok}}, wantStatus: 200, wantSubject: "user_7"},
+		{name: "no token", path: "/", wantStatus: 401, wantReason: "missing_token"},
+		{name: "two Authorization headers", path: "/", header: http.Header{"Authorization": {"Bearer " + tok, "Bearer " + tok}}, wantStatus: 401, wantReason: "invalid_token"},
+		{name: "Traefik/Caddy: X-Forwarded-Uri is the original path", path: "/auth", header: http.Header{"X-Forwarded-Uri": {"/public/a"}, "X-Forwarded-Method": {"GET"}}, wantStatus: 200, wantRemove: all},
+		{name: "nginx: X-Original-URI is the original path", path: "/auth", header: http.Header{"X-Original-Uri": {"/public/a"}, "X-Original-Method": {"GET"}}, wantStatus: 200, wantRemove: all},
+		{name: "X-Forwarded-Uri wins over X-Original-URI", path: "/auth", header: http.Header{"X-Forwarded-Uri": {"/private"}, "X-Original-Uri": {"/public/a"}}, wantStatus: 401, wantReason: "missing_token"},
+		{name: "Envoy http_service: the request's own path", path: "/public/x", wantStatus: 200, wantRemove: all},
+		{name: "Envoy http_service: a private path", path: "/private", wantStatus: 401, wantReason: "missing_token"},
+		{name: "token without sub", path: "/", header: http.Header{"Authorization": {"Bearer " + noSub}}, wantStatus: 200, wantRemove: "x-auth-subject"},
+		{name: "public route removes every managed header", path: "/public", wantStatus: 200, wantRemove: all},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+tt.path, nil)
+			for k, vs := range tt.header {
+				req.Header[k] = vs
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.wantStatus)
+			}
+			if got := resp.Header.Get("X-Auth-Subject"); got != tt.wantSubject {
+				t.Errorf("X-Auth-Subject %q, want %q", got, tt.wantSubject)
+			}
+			if got := resp.Header.Get("X-Envoy-Auth-Headers-To-Remove"); got != tt.wantRemove {
+				t.Errorf("X-Envoy-Auth-Headers-To-Remove %q, want %q", got, tt.wantRemove)
+			}
+			if tt.wantStatus == 200 {
+				return
+			}
+			if !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), `Bearer realm="jwtauthz"`) || resp.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("denial headers %v", resp.Header)
+			}
+			var body map[string]string
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body["error"] != tt.wantReason {
+				t.Errorf("body %v (%v), want error %q", body, err, tt.wantReason)
+			}
+		})
+	}
+}
