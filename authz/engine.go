@@ -46,7 +46,8 @@ type Config struct {
 
 	Now func() time.Time
 	// Observe, if set, is called after every check (metrics, decision logs).
-	Observe func(r *Request, d *Decision, elapsed time.Duration)
+	// It gets copies, so that the check allocates nothing for it.
+	Observe func(Observation)
 	Logger  *slog.Logger
 }
 
@@ -171,12 +172,19 @@ func (e *Engine) Close() {
 	e.dedup.Close()
 }
 
+// Observation is one decided check, for Config.Observe.
+type Observation struct {
+	Request  Request
+	Decision Decision
+	Elapsed  time.Duration
+}
+
 // Check decides one request.
 func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 	now := e.cfg.Now()
 	d := e.decide(ctx, e.pol.Load(), r, now)
 	if e.cfg.Observe != nil {
-		e.cfg.Observe(r, &d, e.cfg.Now().Sub(now))
+		e.cfg.Observe(Observation{Request: *r, Decision: d, Elapsed: e.cfg.Now().Sub(now)})
 	}
 	return d
 }
@@ -207,15 +215,22 @@ func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.T
 		d, _ := e.decideToken(ctx, pol, ru, r, tok, th, src, now)
 		return d
 	}
-	k := dedupKey(pol.gen, r, th)
+	return e.decideShared(ctx, pol, ru, *r, tok, th, src, now)
+}
+
+// decideShared decides a token-cache miss once for all checks of one
+// request. It takes the request by value so that the closure it builds does
+// not make every caller's request escape to the heap.
+func (e *Engine) decideShared(ctx context.Context, pol *policy, ru *rule, r Request, tok string, th cache.Key, src *TokenSource, now time.Time) Decision {
+	k := dedupKey(pol.gen, &r, th)
 	d, hit, err := e.dedup.Do(ctx, k, now, func() (Decision, time.Time) {
-		return e.decideToken(ctx, pol, ru, r, tok, th, src, now)
+		return e.decideToken(ctx, pol, ru, &r, tok, th, src, now)
 	})
 	switch {
 	case err != nil:
 		return deny(ReasonUnavailable) // the caller gave up waiting for its twin
 	case hit && d.grant != nil && !d.grant.usable():
-		d, _ = e.decideToken(ctx, pol, ru, r, tok, th, src, now)
+		d, _ = e.decideToken(ctx, pol, ru, &r, tok, th, src, now)
 	case hit:
 		d.Cached = true
 	}

@@ -24,10 +24,17 @@ var (
 	ErrDiscovery = errors.New("jwks: discovery failed")
 )
 
-// fetch gets, parses and publishes a key set, and records the attempt.
-func (s *Source) fetch(ctx context.Context) error {
+// fetch gets, parses and publishes a key set, and records the attempt. fl
+// stops taking joiners before the set is published, so that nobody joins a
+// fetch whose answer is already in.
+func (s *Source) fetch(ctx context.Context, fl *inflight) error {
 	start := s.cfg.Now()
 	set, maxAge, body, err := s.get(ctx)
+	s.mu.Lock()
+	if s.inflight == fl {
+		s.inflight = nil
+	}
+	s.mu.Unlock()
 	if err == nil && set != s.cur.Load() {
 		s.publish(set)
 		s.saveCached(body)

@@ -223,11 +223,7 @@ func (s *Source) startLocked() *inflight {
 	s.inflight = fl
 	ctx := s.ctx
 	go func() {
-		err := s.fetch(ctx)
-		s.mu.Lock()
-		s.inflight = nil
-		s.mu.Unlock()
-		fl.err = err
+		fl.err = s.fetch(ctx, fl)
 		close(fl.done)
 	}()
 	return fl

@@ -426,11 +426,11 @@ func TestHTTPStatusAndBodyLimits(t *testing.T) {
 		s.mu.Lock()
 		s.ctx = ctx
 		s.mu.Unlock()
-		if err := s.fetch(ctx); err == nil {
+		if err := s.fetch(ctx, nil); err == nil {
 			t.Fatal("404 accepted")
 		}
 		status, body = http.StatusOK, make([]byte, MaxBody+1)
-		if err := s.fetch(ctx); err == nil {
+		if err := s.fetch(ctx, nil); err == nil {
 			t.Fatal("body over the limit accepted")
 		}
 	})

@@ -242,15 +242,16 @@ func (a *app) shutdown(delay bool) {
 
 // observe logs each decision at debug level: never the token, and the path
 // without its query (which may hold one).
-func (a *app) observe(r *authz.Request, d *authz.Decision, elapsed time.Duration) {
-	a.metrics.observeCheck(d, elapsed)
+func (a *app) observe(o authz.Observation) {
+	r, d := &o.Request, &o.Decision
+	a.metrics.observeCheck(d, o.Elapsed)
 	if !a.log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
 	path, _, _ := strings.Cut(r.Path, "?")
 	a.log.Debug("check", "allow", d.Allow, "reason", d.Reason.String(), "provider", d.Provider,
 		"subject", d.Subject, "method", r.Method, "host", r.Host, "path", path,
-		"request_id", r.RequestID, "cached", d.Cached, "duration", elapsed)
+		"request_id", r.RequestID, "cached", d.Cached, "duration", o.Elapsed)
 }
 
 // newLogger returns the slog logger the settings ask for, on w.

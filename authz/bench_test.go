@@ -1,0 +1,128 @@
+package authz_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc/codes"
+
+	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/jwks/issuer"
+)
+
+// benchEnv is an env on the real clock, as in production: the engine reads
+// time.Now twice per check.
+func benchEnv(b *testing.B, signers []*issuer.Signer, opts ...envOption) *env {
+	opts = append(opts, withConfig(func(c *authz.Config, _ *authz.ProviderConfig) { c.Now = time.Now }))
+	return newEnv(b, signers, opts...)
+}
+
+// tokens mints n distinct tokens with s, valid for an hour from now.
+func tokens(b *testing.B, e *env, s *issuer.Signer, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		tok, err := s.Sign(jwt.MapClaims{"iss": e.idp.URL, "sub": fmt.Sprintf("user_2%030d", i), "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		out[i] = "Bearer " + tok
+	}
+	return out
+}
+
+func requestIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("f3c1b3a0-5d2e-4c1e-9a61-%012d", i)
+	}
+	return ids
+}
+
+// run checks the realistic request b.N times, with the i-th token and
+// request id of the pools, in-process: Server.Check builds the CheckResponse.
+func run(b *testing.B, s *authv3.CheckRequest, srv *authz.Server, toks, ids []string, want codes.Code) {
+	h := s.Attributes.Request.Http.Headers
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if toks != nil {
+			h["authorization"] = toks[i%len(toks)]
+		}
+		if ids != nil {
+			h["x-request-id"] = ids[i%len(ids)]
+		}
+		resp, _ := srv.Check(ctx, s)
+		if codes.Code(resp.Status.Code) != want {
+			b.Fatalf("check %d: %v", i, resp.Status)
+		}
+	}
+}
+
+func BenchmarkCheck(b *testing.B) {
+	ids := requestIDs(4096)
+	b.Run("cached", func(b *testing.B) {
+		e := benchEnv(b, nil)
+		toks := tokens(b, e, e.idp.Signing(), 1)
+		srv := authz.NewServer(e.eng)
+		req := browserRequest(b, toks[0], "")
+		srv.Check(context.Background(), req)
+		run(b, req, srv, nil, ids, codes.OK)
+	})
+	for _, alg := range []string{"RS256", "PS256", "ES256", "EdDSA"} {
+		b.Run("uncached-"+alg, func(b *testing.B) {
+			s := issuer.MustSigner(alg)
+			// A cache of one entry and a pool of distinct tokens: every
+			// check verifies a signature.
+			e := benchEnv(b, []*issuer.Signer{s}, withConfig(func(c *authz.Config, _ *authz.ProviderConfig) { c.CacheSize = 1 }))
+			toks := tokens(b, e, s, 512)
+			run(b, browserRequest(b, "", ""), authz.NewServer(e.eng), toks, nil, codes.OK)
+		})
+	}
+	b.Run("denied-no-token", func(b *testing.B) {
+		e := benchEnv(b, nil)
+		run(b, browserRequest(b, "", ""), authz.NewServer(e.eng), nil, ids, codes.Unauthenticated)
+	})
+	b.Run("denied-garbage", func(b *testing.B) {
+		e := benchEnv(b, nil)
+		run(b, browserRequest(b, "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln", ""), authz.NewServer(e.eng), nil, ids, codes.Unauthenticated)
+	})
+	b.Run("dedup-hit", func(b *testing.B) {
+		// Twins of earlier checks (same x-request-id, token and route)
+		// whose tokens the token cache no longer holds.
+		e := benchEnv(b, nil, withConfig(func(c *authz.Config, _ *authz.ProviderConfig) { c.CacheSize = 1 }))
+		toks := tokens(b, e, e.idp.Signing(), 512)
+		srv := authz.NewServer(e.eng)
+		req := browserRequest(b, "", "")
+		for i := range toks {
+			req.Attributes.Request.Http.Headers["authorization"] = toks[i]
+			req.Attributes.Request.Http.Headers["x-request-id"] = ids[i]
+			srv.Check(context.Background(), req)
+		}
+		run(b, req, srv, toks, ids[:len(toks)], codes.OK)
+	})
+}
+
+func BenchmarkCheckParallel(b *testing.B) {
+	b.Run("cached", func(b *testing.B) {
+		e := benchEnv(b, nil)
+		toks := tokens(b, e, e.idp.Signing(), 1)
+		srv := authz.NewServer(e.eng)
+		ids := requestIDs(4096)
+		srv.Check(context.Background(), browserRequest(b, toks[0], ""))
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			req := browserRequest(b, toks[0], "")
+			h := req.Attributes.Request.Http.Headers
+			for i := 0; pb.Next(); i++ {
+				h["x-request-id"] = ids[i%len(ids)]
+				if resp, _ := srv.Check(context.Background(), req); resp.Status.Code != 0 {
+					b.Fatal(resp.Status)
+				}
+			}
+		})
+	})
+}
