@@ -1,0 +1,540 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"debug/buildinfo"
+	"debug/elf"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jwtauthz/jwtauthz/envoy"
+	"github.com/jwtauthz/jwtauthz/jwks/issuer"
+)
+
+// The deployment files, from this package's directory.
+const (
+	root         = "../.."
+	nginxConf    = root + "/testdata/nginx.conf"
+	dockerfile   = root + "/Dockerfile"
+	dockerignore = root + "/.dockerignore"
+)
+
+func readText(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func portOf(t *testing.T, addr string) string {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestDeployDefaults ties the shipped Envoy configurations to the ports
+// jwtauthz listens on when no flag says otherwise.
+func TestDeployDefaults(t *testing.T) {
+	d := defaults()
+	grpcP, httpP, adminP := portOf(t, d.GRPCAddr), portOf(t, d.HTTPAddr), portOf(t, d.AdminAddr)
+	for _, tc := range []struct{ file, cluster, want string }{
+		{"envoy.yaml", "jwtauthz", "jwtauthz:" + grpcP},
+		{"envoy-http.yaml", "jwtauthz_http", "jwtauthz:" + httpP},
+	} {
+		bs, err := envoy.Load(root + "/envoy/" + tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := envoy.Endpoints(envoy.Cluster(bs, tc.cluster)); !slices.Equal(got, []string{tc.want}) {
+			t.Errorf("%s: cluster %s reaches %v, want %s (the default)", tc.file, tc.cluster, got, tc.want)
+		}
+	}
+	if !strings.Contains(readText(t, root+"/docker-compose.yaml"), `"127.0.0.1:`+adminP+":"+adminP+`"`) {
+		t.Errorf("docker-compose.yaml does not publish the default admin port %s", adminP)
+	}
+}
+
+// step is one request through nginx and what the test expects of it.
+type step struct {
+	name        string
+	header      []string
+	wantStatus  int
+	wantSubject []string // what the app sees; nil: the app is not reached
+}
+
+func TestNginxForwardAuth(t *testing.T) {
+	bin := findNginx(t)
+	idp := issuer.NewServer()
+	defer idp.Close()
+	a := startApp(t, true, "--issuer", idp.URL)
+	tok, err := idp.Token("alice", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan http.Header, 1)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+		io.WriteString(w, "app")
+	}))
+	defer app.Close()
+	client := startNginx(t, bin, a.httpLis.Addr().String(), app.Listener.Addr().String())
+
+	for _, s := range []step{
+		{"valid token", []string{"Authorization", "Bearer " + tok}, 200, []string{"alice"}},
+		{"no token", nil, 401, nil},
+		{"invalid token", []string{"Authorization", "Bearer x.y.z"}, 401, nil},
+		{"valid token, spoofed subject", []string{"Authorization", "Bearer " + tok, "X-Auth-Subject", "mallory"}, 200, []string{"alice"}},
+		{"no token, spoofed subject", []string{"X-Auth-Subject", "mallory"}, 401, nil},
+		{"no token, spoofed original URI", []string{"X-Forwarded-Uri", "/public/", "X-Forwarded-Method", "OPTIONS"}, 401, nil},
+	} {
+		t.Run(s.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, "http://nginx/v1/things?x=1", nil)
+			for i := 0; i+1 < len(s.header); i += 2 {
+				req.Header.Set(s.header[i], s.header[i+1])
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != s.wantStatus {
+				t.Fatalf("status %d, want %d", resp.StatusCode, s.wantStatus)
+			}
+			if s.wantStatus == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), `Bearer realm="jwtauthz"`) {
+				t.Errorf("WWW-Authenticate %q", resp.Header.Get("WWW-Authenticate"))
+			}
+			select {
+			case h := <-seen:
+				if s.wantSubject == nil {
+					t.Fatalf("the app was reached: %v", h)
+				}
+				if got := h.Values("X-Auth-Subject"); !slices.Equal(got, s.wantSubject) {
+					t.Errorf("the app saw X-Auth-Subject %q, want %q", got, s.wantSubject)
+				}
+				if got := h.Values("X-Auth-Issuer"); !slices.Equal(got, []string{idp.URL}) {
+					t.Errorf("the app saw X-Auth-Issuer %q, want [%s]", got, idp.URL)
+				}
+			default:
+				if s.wantSubject != nil {
+					t.Fatal("the app was not reached")
+				}
+			}
+		})
+	}
+}
+
+func findNginx(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p
+	}
+	for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/bin/nginx"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Skip("nginx is not installed; to run this test install it (Debian/Ubuntu: apt-get install -y nginx; macOS: brew install nginx). It runs as the current user, in a temporary directory.")
+	return ""
+}
+
+// startNginx runs testdata/nginx.conf, its addresses replaced, in the
+// foreground as the current user with every file in a temporary directory,
+// listening on a Unix socket there. It returns a client for that socket.
+func startNginx(t *testing.T, bin, authAddr, appAddr string) *http.Client {
+	t.Helper()
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "nginx.sock")
+	conf := readText(t, nginxConf)
+	for _, r := range [][2]string{
+		{"server 127.0.0.1:9002;", "server " + authAddr + ";"},
+		{"server 127.0.0.1:8081;", "server " + appAddr + ";"},
+		{"listen 127.0.0.1:8080;", "listen unix:" + sock + ";"},
+		{"http {\n", "http {\n" + scratchPaths(dir)},
+	} {
+		if strings.Count(conf, r[0]) != 1 {
+			t.Fatalf("%s: want exactly one %q to replace", nginxConf, r[0])
+		}
+		conf = strings.Replace(conf, r[0], r[1], 1)
+	}
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, "-p", dir, "-c", path, "-e", "stderr",
+		"-g", "daemon off; master_process off; pid "+filepath.Join(dir, "nginx.pid")+"; error_log stderr notice;")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("nginx:\n%s", logs)
+		}
+	})
+	waitDial(t, sock, exited, logs)
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// scratchPaths puts what nginx writes inside dir: Debian's nginx compiles
+// in absolute paths under /var.
+func scratchPaths(dir string) string {
+	var b strings.Builder
+	for _, d := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		b.WriteString("    " + d + "_temp_path " + filepath.Join(dir, d) + ";\n")
+	}
+	b.WriteString("    access_log off;\n")
+	return b.String()
+}
+
+func waitDial(t *testing.T, sock string, exited <-chan error, logs *syncBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("nginx exited: %v\n%s", err, logs)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	t.Fatalf("nginx not listening within 10s\n%s", logs)
+}
+
+// TestReadmeNginxConfig keeps the README's nginx example the file the
+// nginx test runs.
+func TestReadmeNginxConfig(t *testing.T) {
+	readme, err := os.ReadFile(root + "/README.md")
+	if err != nil {
+		t.Skip("no README.md")
+	}
+	blocks := regexp.MustCompile("(?s)```nginx\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
+	if len(blocks) == 0 {
+		t.Skip("README.md shows no nginx configuration yet")
+	}
+	want := readText(t, nginxConf)
+	for _, b := range blocks {
+		if b[1] == want {
+			return
+		}
+	}
+	t.Errorf("README.md's nginx configuration differs from %s, which TestNginxForwardAuth runs: copy the file into the README", nginxConf)
+}
+
+// instruction is one Dockerfile instruction, continuation lines joined.
+type instruction struct{ cmd, args string }
+
+func parseDockerfile(t *testing.T, path string) []instruction {
+	t.Helper()
+	var out []instruction
+	var cur strings.Builder
+	sc := bufio.NewScanner(strings.NewReader(readText(t, path)))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if cur.Len() == 0 && (line == "" || strings.HasPrefix(line, "#")) {
+			continue
+		}
+		if s, ok := strings.CutSuffix(line, `\`); ok {
+			cur.WriteString(s + " ")
+			continue
+		}
+		cur.WriteString(line)
+		cmd, args, _ := strings.Cut(cur.String(), " ")
+		out = append(out, instruction{strings.ToUpper(cmd), strings.TrimSpace(args)})
+		cur.Reset()
+	}
+	return out
+}
+
+// finalStage returns the instructions after the last FROM, and that FROM.
+func finalStage(df []instruction) (string, []instruction) {
+	for i := len(df) - 1; i >= 0; i-- {
+		if df[i].cmd == "FROM" {
+			return df[i].args, df[i+1:]
+		}
+	}
+	return "", nil
+}
+
+func args(stage []instruction, cmd string) []string {
+	var out []string
+	for _, in := range stage {
+		if in.cmd == cmd {
+			out = append(out, in.args)
+		}
+	}
+	return out
+}
+
+// TestDockerfile checks the Dockerfile without Docker: its stages, user,
+// ports and health check, that .dockerignore keeps what the build reads,
+// and, building with the Dockerfile's own go build line, that the binary
+// is static and its healthcheck subcommand works against a running server.
+func TestDockerfile(t *testing.T) {
+	df := parseDockerfile(t, dockerfile)
+	if len(df) == 0 || df[0].cmd != "FROM" || df[0].args != "golang:1.26 AS build" {
+		t.Fatalf("first instruction %v: want FROM golang:1.26 AS build", df[0])
+	}
+	from, final := finalStage(df)
+	if from != "gcr.io/distroless/static:nonroot" {
+		t.Errorf("final stage FROM %q, want gcr.io/distroless/static:nonroot", from)
+	}
+	d := defaults()
+	wantExpose := strings.Join([]string{portOf(t, d.GRPCAddr), portOf(t, d.HTTPAddr), portOf(t, d.AdminAddr)}, " ")
+	const bin = "/usr/local/bin/jwtauthz"
+	for _, w := range []struct{ cmd, want string }{
+		{"USER", "nonroot"},
+		{"EXPOSE", wantExpose},
+		{"COPY", "--from=build /out/jwtauthz " + bin},
+		{"ENTRYPOINT", `["` + bin + `"]`},
+	} {
+		if got := args(final, w.cmd); !slices.Equal(got, []string{w.want}) {
+			t.Errorf("final stage %s %q, want %q", w.cmd, got, w.want)
+		}
+	}
+	hc := args(final, "HEALTHCHECK")
+	if len(hc) != 1 || !strings.HasSuffix(hc[0], `CMD ["`+bin+`", "healthcheck"]`) {
+		t.Errorf("HEALTHCHECK %q: want CMD [%q, \"healthcheck\"]", hc, bin)
+	}
+	build := goBuildArgs(t, df)
+	checkDockerignore(t)
+	if testing.Short() {
+		t.Skip("-short: not building the binary")
+	}
+	exe := buildStatic(t, build)
+	t.Run("healthcheck", func(t *testing.T) { testHealthcheck(t, exe) })
+}
+
+// goBuildArgs returns the arguments of the Dockerfile's go build, which
+// must build with CGO_ENABLED=0 -trimpath -ldflags "-s -w".
+func goBuildArgs(t *testing.T, df []instruction) []string {
+	t.Helper()
+	for _, run := range args(df, "RUN") {
+		pre, rest, ok := strings.Cut(run, "go build ")
+		if !ok {
+			continue
+		}
+		if !slices.Contains(strings.Fields(pre), "CGO_ENABLED=0") {
+			t.Errorf("go build without CGO_ENABLED=0: %s", run)
+		}
+		if !strings.Contains(rest, `-trimpath -ldflags "-s -w"`) || !strings.HasSuffix(rest, "./cmd/jwtauthz") {
+			t.Errorf(`go build %s: want -trimpath -ldflags "-s -w" ... ./cmd/jwtauthz`, rest)
+		}
+		var out []string
+		for i, part := range strings.Split(rest, `"`) {
+			if i%2 == 1 {
+				out = append(out, part)
+			} else {
+				out = append(out, strings.Fields(part)...)
+			}
+		}
+		return out
+	}
+	t.Fatal("no RUN ... go build in the Dockerfile")
+	return nil
+}
+
+// buildStatic runs go build with args (its -o sent to a temporary
+// directory) as the Dockerfile does, and checks the result is static.
+func buildStatic(t *testing.T, args []string) string {
+	t.Helper()
+	exe := filepath.Join(t.TempDir(), "jwtauthz")
+	args = slices.Clone(args)
+	if i := slices.Index(args, "-o"); i >= 0 && i+1 < len(args) {
+		args[i+1] = exe
+	}
+	cmd := exec.Command("go", append([]string{"build"}, args...)...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %v: %v\n%s", args, err, out)
+	}
+	bi, err := buildinfo.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]string{}
+	for _, s := range bi.Settings {
+		settings[s.Key] = s.Value
+	}
+	// With -trimpath, Go records no -ldflags: the ELF checks below see them.
+	if settings["CGO_ENABLED"] != "0" || settings["-trimpath"] != "true" {
+		t.Errorf("build settings %v: want CGO_ENABLED=0 and -trimpath", settings)
+	}
+	if runtime.GOOS == "linux" {
+		f, err := elf.Open(exe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		libs, _ := f.ImportedLibraries()
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Error("the binary has a dynamic loader (PT_INTERP): not static")
+			}
+		}
+		if len(libs) > 0 {
+			t.Errorf("the binary links %v: not static", libs)
+		}
+		if _, err := f.Symbols(); !errors.Is(err, elf.ErrNoSymbols) {
+			t.Errorf("symbols present (%v): -s did not apply", err)
+		}
+		if f.Section(".debug_info") != nil {
+			t.Error("DWARF present: -w did not apply")
+		}
+	}
+	return exe
+}
+
+// testHealthcheck runs the built binary's healthcheck as Docker would.
+func testHealthcheck(t *testing.T, exe string) {
+	idp := issuer.NewServer()
+	defer idp.Close()
+	ready := startApp(t, true, "--issuer", idp.URL)
+
+	down := issuer.NewServer()
+	defer down.Close()
+	down.SetFault(issuer.Fail)
+	notReady := startApp(t, false, "--issuer", down.URL)
+
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedAddr := closed.Addr().String()
+	closed.Close()
+	mute, _ := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	defer mute.Close()
+
+	for _, tc := range []struct {
+		name, env string
+		args      []string
+		want      int
+		wantErr   string
+	}{
+		{"ready", "", []string{"--admin-addr", ready.adminAddr()}, 0, ""},
+		{"ready, address from the environment", "JWTAUTHZ_ADMIN_ADDR=" + ready.adminAddr(), nil, 0, ""},
+		{"not ready", "", []string{"--admin-addr", notReady.adminAddr()}, 1, "503"},
+		{"nothing listening", "", []string{"--admin-addr", closedAddr}, 1, "refused"},
+		{"no answer", "", []string{"--admin-addr", mute.Addr().String(), "--timeout", "200ms"}, 1, "healthcheck:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(exe, append([]string{"healthcheck"}, tc.args...)...)
+			cmd.Env = append(os.Environ(), "JWTAUTHZ_ADMIN_ADDR=")
+			if tc.env != "" {
+				cmd.Env = append(cmd.Env, tc.env)
+			}
+			out, _ := cmd.CombinedOutput()
+			if code := cmd.ProcessState.ExitCode(); code != tc.want || !strings.Contains(string(out), tc.wantErr) {
+				t.Fatalf("exit %d, output %q; want %d and %q", code, out, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
+// checkDockerignore wants every file the build reads kept in the context:
+// go.mod, go.sum and the Go files of the packages cmd/jwtauthz builds from.
+func checkDockerignore(t *testing.T) {
+	t.Helper()
+	var patterns []*regexp.Regexp
+	for _, line := range strings.Split(readText(t, dockerignore), "\n") {
+		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "!") {
+			continue
+		}
+		patterns = append(patterns, ignoreRegexp(strings.TrimPrefix(line, "/")))
+	}
+	cmd := exec.Command("go", "list", "-deps", "-f", `{{if not .Standard}}{{range .GoFiles}}{{$.Dir}}/{{.}}{{"\n"}}{{end}}{{end}}`, "./cmd/jwtauthz")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	abs, _ := filepath.Abs(root)
+	need := []string{"go.mod", "go.sum"}
+	for _, f := range strings.Fields(string(out)) {
+		if rel, err := filepath.Rel(abs, f); err == nil && !strings.HasPrefix(rel, "..") {
+			need = append(need, filepath.ToSlash(rel))
+		}
+	}
+	if len(need) < 5 {
+		t.Fatalf("go list found only %v", need)
+	}
+	for _, f := range need {
+		for _, p := range patterns {
+			if ignored(p, f) {
+				t.Errorf(".dockerignore pattern %s leaves out %s, which the build needs", p, f)
+			}
+		}
+	}
+}
+
+// ignoreRegexp turns a .dockerignore pattern into a regexp: * within a
+// path element, ** across elements.
+func ignoreRegexp(p string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString("^")
+	for i := 0; i < len(p); i++ {
+		switch {
+		case strings.HasPrefix(p[i:], "**/"):
+			b.WriteString("(.*/)?")
+			i += 2
+		case strings.HasPrefix(p[i:], "**"):
+			b.WriteString(".*")
+			i++
+		case p[i] == '*':
+			b.WriteString("[^/]*")
+		case p[i] == '?':
+			b.WriteString("[^/]")
+		default:
+			b.WriteString(regexp.QuoteMeta(p[i : i+1]))
+		}
+	}
+	b.WriteString("$")
+	return regexp.MustCompile(b.String())
+}
+
+// ignored reports whether p leaves out f: f itself, or a directory above it.
+func ignored(p *regexp.Regexp, f string) bool {
+	for {
+		if p.MatchString(f) {
+			return true
+		}
+		i := strings.LastIndex(f, "/")
+		if i < 0 {
+			return false
+		}
+		f = f[:i]
+	}
+}
