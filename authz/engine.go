@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -156,7 +157,7 @@ func (e *Engine) Update(providers []ProviderConfig, rules []RuleConfig) error {
 	old := e.pol.Swap(pol)
 	if old != nil {
 		for _, p := range old.providers {
-			if pol.byIssuer[p.cfg.Issuer] != p {
+			if !slices.Contains(pol.providers, p) {
 				p.retired.Store(true) // its cached grants no longer count
 			}
 		}
@@ -310,6 +311,9 @@ func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.K
 		return reject(ReasonMalformed)
 	}
 	p := pol.byIssuer[h.Iss]
+	if p == nil {
+		p = pol.anyIssuer
+	}
 	switch {
 	case h.Iss == "":
 		return reject(ReasonMissingClaim)

@@ -14,6 +14,7 @@ type policy struct {
 	gen       uint64
 	providers []*provider
 	byIssuer  map[string]*provider
+	anyIssuer *provider // takes tokens whose iss no other provider has
 	rules     []*rule
 	fallback  *rule // no rule matched: any provider, token required
 	// managed is every header any provider may set: it is removed from a
@@ -37,10 +38,17 @@ func newPolicy(cfg *Config, old *policy, gen uint64, now func() time.Time) (*pol
 		if byName[p.name] != nil {
 			return nil, fmt.Errorf("providers[%d]: name %q is used twice", i, p.name)
 		}
-		if byIssuer := pol.byIssuer[p.cfg.Issuer]; byIssuer != nil {
-			return nil, fmt.Errorf("providers[%d]: issuer %q is also provider %q's", i, p.cfg.Issuer, byIssuer.name)
+		switch {
+		case p.cfg.AnyIssuer && pol.anyIssuer != nil:
+			return nil, fmt.Errorf("providers[%d]: only one provider may accept any issuer (%q does)", i, pol.anyIssuer.name)
+		case p.cfg.AnyIssuer:
+			pol.anyIssuer = p
+		case pol.byIssuer[p.cfg.Issuer] != nil:
+			return nil, fmt.Errorf("providers[%d]: issuer %q is also provider %q's", i, p.cfg.Issuer, pol.byIssuer[p.cfg.Issuer].name)
+		default:
+			pol.byIssuer[p.cfg.Issuer] = p
 		}
-		byName[p.name], pol.byIssuer[p.cfg.Issuer] = p, p
+		byName[p.name] = p
 		pol.providers = append(pol.providers, p)
 		for _, h := range p.headers {
 			if !slices.Contains(pol.managed, h) {
@@ -144,8 +152,9 @@ type Grant struct {
 }
 
 // grantExtra is what only some configurations need: claims that rules read,
-// and claim and payload headers.
+// claim and payload headers, and the iss of an AnyIssuer provider's token.
 type grantExtra struct {
+	iss    string
 	scopes []string
 	claims map[string][]string
 	set    []Header
@@ -163,8 +172,11 @@ func (pol *policy) newGrant(p *provider, h header, c *claims, tok string) *Grant
 	if g.sub != "" {
 		set++
 	}
-	if pol.needScopes || len(pol.claimNames) > 0 || len(p.claimHeaders) > 0 || p.cfg.PayloadHeader != "" {
+	if pol.needScopes || len(pol.claimNames) > 0 || len(p.claimHeaders) > 0 || p.cfg.PayloadHeader != "" || p.cfg.AnyIssuer {
 		x := &grantExtra{}
+		if p.cfg.AnyIssuer {
+			x.iss = c.Issuer
+		}
 		if pol.needScopes {
 			x.scopes = c.Scopes
 		}
@@ -189,6 +201,15 @@ func (pol *policy) newGrant(p *provider, h header, c *claims, tok string) *Grant
 	}
 	g.full = set == len(p.headers)
 	return g
+}
+
+// issuer is the verified iss: the provider's, or the token's own for an
+// AnyIssuer provider.
+func (g *Grant) issuer() string {
+	if g.extra != nil && g.extra.iss != "" {
+		return g.extra.iss
+	}
+	return g.p.cfg.Issuer
 }
 
 func (g *Grant) scopes() []string {
@@ -247,7 +268,7 @@ func (pol *policy) authorize(ru *rule, g *Grant, src *TokenSource, r *Request) D
 		d.Challenge, d.Provider, d.Subject = ru.challenge, g.p.name, g.sub
 		return d
 	}
-	d := Decision{Allow: true, Reason: ReasonOK, Provider: g.p.name, Subject: g.sub, Issuer: g.p.cfg.Issuer, Remove: pol.removeFor(g), grant: g}
+	d := Decision{Allow: true, Reason: ReasonOK, Provider: g.p.name, Subject: g.sub, Issuer: g.issuer(), Remove: pol.removeFor(g), grant: g}
 	if g.extra != nil {
 		d.Set = g.extra.set
 	}

@@ -57,6 +57,12 @@ type ProviderConfig struct {
 	// AuthorizedParties, if set, are the accepted values of azp when a token
 	// has one (Clerk).
 	AuthorizedParties []string
+	// AnyIssuer accepts whatever iss a token signed by Keys names, and
+	// passes it upstream. Only for key sets that belong to one issuer alone
+	// (Clerk's Backend API JWKS, reached with the instance's secret key):
+	// with a shared key set it would accept tokens of other issuers. At
+	// most one provider may set it; Issuer is then left empty.
+	AnyIssuer bool
 }
 
 type claimHeader struct{ header, claim string }
@@ -91,8 +97,8 @@ var (
 )
 
 func newProvider(cfg ProviderConfig, skew time.Duration, now func() time.Time) (*provider, error) {
-	if cfg.Name == "" || cfg.Issuer == "" || cfg.Keys == nil {
-		return nil, fmt.Errorf("provider %q: name, issuer and keys are required", cfg.Name)
+	if cfg.Name == "" || (cfg.Issuer == "") != cfg.AnyIssuer || cfg.Keys == nil {
+		return nil, fmt.Errorf("provider %q: name, keys and an issuer (or AnyIssuer) are required", cfg.Name)
 	}
 	algs := cfg.Algorithms
 	if len(algs) == 0 {
@@ -105,12 +111,14 @@ func newProvider(cfg ProviderConfig, skew time.Duration, now func() time.Time) (
 	}
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(algs),
-		jwt.WithIssuer(cfg.Issuer),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(skew),
 		jwt.WithTimeFunc(now),
 		jwt.WithStrictDecoding(),
+	}
+	if !cfg.AnyIssuer {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
 	}
 	if len(cfg.Audiences) > 0 {
 		opts = append(opts, jwt.WithAudience(cfg.Audiences...))

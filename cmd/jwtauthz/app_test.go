@@ -42,13 +42,19 @@ func (s *syncBuffer) String() string {
 // and stops it when the test ends. It waits until /readyz is 200 if wait.
 func startApp(t testing.TB, wait bool, args ...string) *testApp {
 	t.Helper()
+	return startAppEnv(t, wait, func(string) string { return "" }, args...)
+}
+
+// startAppEnv is startApp with environment variables.
+func startAppEnv(t testing.TB, wait bool, getenv func(string) string, args ...string) *testApp {
+	t.Helper()
 	cmd := "serve"
 	if len(args) > 0 && args[0] == "dev" {
 		cmd, args = "dev", args[1:]
 	}
 	base := []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--shutdown-delay", "0s", "--log-level", "debug"}
 	def := defaults()
-	cfg, _, err := loadConfig(cmd, append(base, args...), func(string) string { return "" }, io.Discard, def)
+	cfg, _, err := loadConfig(cmd, append(base, args...), getenv, io.Discard, def)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

@@ -13,14 +13,18 @@ import (
 )
 
 // providers returns every configured provider: the one the flags describe
-// (named "default"), then the file's, each with the default algorithms
-// where it names none.
+// (named "default"), the file's, then the Clerk preset's, each with the
+// default algorithms where it names none. (validate reports a bad Clerk
+// setting.)
 func (c *config) providers() []providerConfig {
 	var ps []providerConfig
 	if c.Issuer != "" {
 		ps = append(ps, providerConfig{Name: defaultProvider, Issuer: c.Issuer, JWKSURL: c.JWKSURL, Audiences: c.Audiences})
 	}
 	ps = append(ps, c.Providers...)
+	if p, err := c.clerk(); err == nil && p != nil {
+		ps = append(ps, *p)
+	}
 	for i := range ps {
 		if len(ps[i].Algorithms) == 0 {
 			ps[i].Algorithms = c.Algorithms
@@ -72,6 +76,7 @@ func (c *config) engineConfig(keys map[string]authz.KeySource) authz.Config {
 			Name: p.Name, Issuer: p.Issuer, Audiences: p.Audiences, Algorithms: p.Algorithms, Keys: keys[p.Name],
 			TokenSources: p.TokenSources, ClaimHeaders: p.ClaimHeaders, PayloadHeader: p.PayloadHeader,
 			DropToken: p.ForwardToken != nil && !*p.ForwardToken, AuthorizedParties: p.AuthorizedParties,
+			AnyIssuer: p.anyIssuer,
 		})
 	}
 	return ac

@@ -43,6 +43,11 @@ type config struct {
 
 	Pprof bool `yaml:"pprof"`
 
+	ClerkPublishableKey    string   `yaml:"clerk_publishable_key"`
+	ClerkDomain            string   `yaml:"clerk_domain"`
+	ClerkSecretKey         string   `yaml:"clerk_secret_key"` // env CLERK_SECRET_KEY; never a flag, never logged
+	ClerkAuthorizedParties []string `yaml:"clerk_authorized_parties"`
+
 	ShutdownDelay   time.Duration `yaml:"shutdown_delay"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
@@ -66,6 +71,8 @@ type providerConfig struct {
 	PayloadHeader     string              `yaml:"payload_header"`
 	ForwardToken      *bool               `yaml:"forward_token"`
 	AuthorizedParties []string            `yaml:"authorized_parties"`
+
+	anyIssuer bool // the Clerk preset with the secret key alone
 }
 
 func defaults() *config {
@@ -179,6 +186,9 @@ var settings = []setting{
 	dur("jwks-timeout", "timeout of one JWKS or discovery fetch", func(c *config) *time.Duration { return &c.JWKSTimeout }),
 	str("jwks-cache-dir", "keep each good key set here, to start with it during an IdP outage", func(c *config) *string { return &c.JWKSCacheDir }),
 	str("jwks-ca", "PEM file of CAs for the IdP's certificate, instead of the system roots", func(c *config) *string { return &c.JWKSCA }),
+	str("clerk-publishable-key", "Clerk preset: pk_test_… or pk_live_… (env also NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY, CLERK_PUBLISHABLE_KEY); the secret key comes from env CLERK_SECRET_KEY", func(c *config) *string { return &c.ClerkPublishableKey }),
+	str("clerk-domain", "Clerk preset: the Frontend API host, instead of the publishable key (env also NEXT_PUBLIC_CLERK_DOMAIN)", func(c *config) *string { return &c.ClerkDomain }),
+	list("clerk-authorized-parties", "Clerk preset: accepted azp values, e.g. https://app.example.com", func(c *config) *[]string { return &c.ClerkAuthorizedParties }),
 	boolean("pprof", "serve net/http/pprof under /debug/pprof/ on the admin listener", func(c *config) *bool { return &c.Pprof }),
 	str("log-level", "debug|info|warn|error", func(c *config) *string { return &c.LogLevel }),
 	str("log-format", "json|text", func(c *config) *string { return &c.LogFormat }),
@@ -236,6 +246,7 @@ func loadConfig(cmd string, args []string, getenv func(string) string, stderr io
 			return nil, cf, err
 		}
 	}
+	c.clerkEnv(getenv)
 	for _, s := range settings {
 		if v := getenv(s.env()); v != "" {
 			if err := applyAll(c, s, []string{v}); err != nil {

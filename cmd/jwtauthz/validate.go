@@ -64,6 +64,11 @@ func (c *config) validate() error {
 	for i, p := range c.Providers {
 		errs = append(errs, p.validate(fmt.Sprintf("providers[%d]", i), names))
 	}
+	if p, err := c.clerk(); err != nil {
+		errs = append(errs, err)
+	} else if p != nil && names[p.Name] {
+		bad("clerk", "the preset adds a provider named %q, which providers already has", p.Name)
+	}
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "jwtauthz.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func envOf(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func load(t *testing.T, args []string, getenv func(string) string) (*config, error) {
+	t.Helper()
+	c, _, err := loadConfig("serve", args, getenv, io.Discard, defaults())
+	return c, err
+}
+
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, "issuer: https://file.example.com\ncache_ttl: 1m\nclock_skew: 10s\naudiences: [file]\njwks_refresh: 3h\n")
+	c, err := load(t,
+		[]string{"--config", file, "--cache-ttl", "3m", "--audience", "flag-a", "--audience", "flag-b,flag-c"},
+		envOf("JWTAUTHZ_CACHE_TTL", "2m", "JWTAUTHZ_CLOCK_SKEW", "20s", "JWTAUTHZ_AUDIENCE", "env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		got  any
+		want any
+	}{
+		{"flag beats env and file", c.CacheTTL, 3 * time.Minute},
+		{"env beats file", c.ClockSkew, 20 * time.Second},
+		{"file beats default", c.JWKSRefresh, 3 * time.Hour},
+		{"default", c.CacheSize, 100000},
+		{"file only", c.Issuer, "https://file.example.com"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+	if !slices.Equal(c.Audiences, []string{"flag-a", "flag-b", "flag-c"}) {
+		t.Errorf("audiences %v: a flag list replaces the env's and the file's", c.Audiences)
+	}
+}
+
+func TestConfigFromEnvAlone(t *testing.T) {
+	c, err := load(t, nil, envOf("JWTAUTHZ_CONFIG", writeFile(t, "issuer: https://a.example.com\n"), "JWTAUTHZ_JWKS_URL", "https://a.example.com/keys", "JWTAUTHZ_GRPC_ADDR", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Issuer != "https://a.example.com" || c.JWKSURL != "https://a.example.com/keys" {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		args []string
+		want string
+	}{
+		{name: "unknown key", file: "issuer: https://a\ncache_tll: 5m\n", want: "cache_tll: line 2: unknown key"},
+		{name: "unknown nested key", file: "providers:\n  - name: a\n    issuer: https://a\n    jwks_ur: https://a/k\n", want: "providers[0].jwks_ur: line 4: unknown key"},
+		{name: "key twice", file: "issuer: https://a\nissuer: https://b\n", want: "issuer: line 2: key given twice"},
+		{name: "bad duration", file: "issuer: https://a\ncache_ttl: 5 minutes\n", want: "cache_ttl: line 2:"},
+		{name: "bad number", file: "issuer: https://a\ncache_size: lots\n", want: "cache_size: line 2:"},
+		{name: "list where a mapping goes", file: "issuer: https://a\nrules: {match: x}\n", want: "rules: line 2: must be a list"},
+		{name: "negative size", file: "issuer: https://a\ncache_size: -1\n", want: "cache_size: must be positive"},
+		{name: "zero ttl", file: "issuer: https://a\ncache_ttl: 0s\n", want: "cache_ttl: must be positive"},
+		{name: "not a URL", args: []string{"--issuer", "clerk.example.com"}, want: `issuer: "clerk.example.com" is not an http(s) URL`},
+		{name: "HMAC", args: []string{"--issuer", "https://a", "--algorithms", "RS256,HS256"}, want: `algorithms: "HS256" is not allowed`},
+		{name: "log level", args: []string{"--issuer", "https://a", "--log-level", "loud"}, want: "log_level"},
+		{name: "address", args: []string{"--issuer", "https://a", "--grpc-addr", "9001"}, want: "grpc_addr"},
+		{name: "unix socket on http", args: []string{"--issuer", "https://a", "--http-addr", "unix:///tmp/x.sock"}, want: "http_addr"},
+		{name: "flag value", args: []string{"--cache-ttl", "soon"}, want: `--cache-ttl: "soon" is not a duration`},
+		{name: "provider without issuer", file: "providers:\n  - name: a\n", want: "providers[0].issuer: is required"},
+		{name: "two providers with a name", file: "providers:\n  - {name: a, issuer: https://a}\n  - {name: a, issuer: https://b}\n", want: `providers[1].name: "a" is used twice`},
+		{name: "token source with two places", file: "providers:\n  - {name: a, issuer: https://a, token_sources: [{header: x, cookie: y}]}\n", want: "token_sources[0]: set exactly one"},
+		{name: "jwks_url and jwks_file", file: "providers:\n  - {name: a, issuer: https://a, jwks_url: https://a/k, jwks_file: /k}\n", want: "jwks_file: is exclusive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			if tt.file != "" {
+				args = append(args, "--config", writeFile(t, tt.file))
+			}
+			_, err := load(t, args, envOf())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	good := writeFile(t, "providers:\n  - {name: a, issuer: https://a.example.com}\nrules:\n  - {match: {path_prefix: /p}, action: allow}\n")
+	badRule := writeFile(t, "providers:\n  - {name: a, issuer: https://a.example.com}\nrules:\n  - require: {providers: [b]}\n")
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string
+	}{
+		{name: "valid", args: []string{"serve", "--config", good, "--check-config"}, wantCode: 0, wantOut: "config ok"},
+		{name: "a rule naming no provider", args: []string{"serve", "--config", badRule, "--check-config"}, wantCode: 1, wantOut: `no provider named "b"`},
+		{name: "no provider at all", args: []string{"serve", "--check-config"}, wantCode: 1, wantOut: "no provider"},
+		{name: "unknown flag", args: []string{"serve", "--nope"}, wantCode: 1, wantOut: "flag provided but not defined"},
+		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantOut: "unknown command"},
+		{name: "version", args: []string{"version"}, wantCode: 0, wantOut: "jwtauthz"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			code := run(context.Background(), tt.args, envOf(), &out, &out)
+			if code != tt.wantCode || !strings.Contains(out.String(), tt.wantOut) {
+				t.Fatalf("exit %d, output %q; want %d and %q", code, out.String(), tt.wantCode, tt.wantOut)
+			}
+		})
+	}
+}
+
+func TestEmptyAddressDisablesTheListener(t *testing.T) {
+	a := startApp(t, false, "dev", "--http-addr", "", "--grpc-addr", "")
+	if a.httpLis != nil || a.grpcLis != nil || a.adminLis == nil {
+		t.Fatal("an empty address should disable its listener")
+	}
+	a.waitReady(t)
+}
+
+func publishableKey(prefix, host string) string {
+	return prefix + base64.StdEncoding.EncodeToString([]byte(host+"$"))
+}
+
+func TestClerkPublishableKey(t *testing.T) {
+	tests := []struct {
+		name     string
+		key      string
+		wantHost string
+		wantErr  string
+	}{
+		{name: "test key", key: publishableKey("pk_test_", "happy-cat-12.clerk.accounts.dev"), wantHost: "happy-cat-12.clerk.accounts.dev"},
+		{name: "live key", key: publishableKey("pk_live_", "clerk.example.com"), wantHost: "clerk.example.com"},
+		{name: "unpadded base64", key: "pk_test_" + base64.RawStdEncoding.EncodeToString([]byte("clerk.example.com$")), wantHost: "clerk.example.com"},
+		{name: "secret key given instead", key: "sk_test_abc", wantErr: "prefix is missing"},
+		{name: "not base64", key: "pk_test_%%%", wantErr: "not base64"},
+		{name: "no dollar", key: "pk_test_" + base64.StdEncoding.EncodeToString([]byte("clerk.example.com")), wantErr: "does not end in $"},
+		{name: "not a host", key: publishableKey("pk_test_", "https://x/y"), wantErr: "not a host name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			host, err := clerkHost(tt.key)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || host != tt.wantHost {
+				t.Fatalf("host %q, err %v; want %q", host, err, tt.wantHost)
+			}
+		})
+	}
+}
+
+func TestClerkPreset(t *testing.T) {
+	pk := publishableKey("pk_test_", "happy-cat-12.clerk.accounts.dev")
+	tests := []struct {
+		name        string
+		args        []string
+		env         []string
+		wantIssuer  string
+		wantJWKS    string
+		wantAny     bool
+		wantSecret  bool
+		wantParties []string
+		wantErr     string
+	}{
+		{name: "publishable key flag", args: []string{"--clerk-publishable-key", pk},
+			wantIssuer: "https://happy-cat-12.clerk.accounts.dev", wantJWKS: "https://happy-cat-12.clerk.accounts.dev/.well-known/jwks.json"},
+		{name: "Next.js env name", env: []string{"NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY", pk}, wantIssuer: "https://happy-cat-12.clerk.accounts.dev", wantJWKS: "https://happy-cat-12.clerk.accounts.dev/.well-known/jwks.json"},
+		{name: "domain", env: []string{"NEXT_PUBLIC_CLERK_DOMAIN", "https://clerk.example.com"}, wantIssuer: "https://clerk.example.com", wantJWKS: "https://clerk.example.com/.well-known/jwks.json"},
+		{name: "key and secret: keys from the Backend API", env: []string{"CLERK_PUBLISHABLE_KEY", pk, "CLERK_SECRET_KEY", "sk_test_s3cret"},
+			wantIssuer: "https://happy-cat-12.clerk.accounts.dev", wantJWKS: clerkBackendJWKS, wantSecret: true},
+		{name: "secret alone: any iss of the instance", env: []string{"CLERK_SECRET_KEY", "sk_test_s3cret"}, wantJWKS: clerkBackendJWKS, wantAny: true, wantSecret: true},
+		{name: "authorized parties", args: []string{"--clerk-publishable-key", pk, "--clerk-authorized-parties", "https://app.example.com,https://admin.example.com"},
+			wantIssuer: "https://happy-cat-12.clerk.accounts.dev", wantJWKS: "https://happy-cat-12.clerk.accounts.dev/.well-known/jwks.json", wantParties: []string{"https://app.example.com", "https://admin.example.com"}},
+		{name: "malformed key", args: []string{"--clerk-publishable-key", "pk_test_bm9wZQ=="}, wantErr: "clerk_publishable_key: a publishable key is"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, tt.args, envOf(tt.env...))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps := c.providers()
+			if len(ps) != 1 || ps[0].Name != "clerk" {
+				t.Fatalf("providers %+v", ps)
+			}
+			p := ps[0]
+			if p.Issuer != tt.wantIssuer || p.JWKSURL != tt.wantJWKS || p.anyIssuer != tt.wantAny || !slices.Equal(p.AuthorizedParties, tt.wantParties) {
+				t.Fatalf("provider %+v", p)
+			}
+			if got := p.JWKSHeaders["Authorization"] == "Bearer sk_test_s3cret"; got != tt.wantSecret {
+				t.Fatalf("jwks_headers %v", p.JWKSHeaders)
+			}
+			if len(p.TokenSources) != 2 || p.TokenSources[1].Cookie != "__session" {
+				t.Fatalf("token sources %+v", p.TokenSources)
+			}
+			if err := c.check(); err != nil {
+				t.Fatalf("check: %v", err)
+			}
+		})
+	}
+}
+
+func TestClerkSecretNeverShown(t *testing.T) {
+	// api.clerk.com cannot be reached from here: the fetch fails, is logged,
+	// and /cache/health reports it; neither may show the secret.
+	a := startAppEnv(t, false, envOf("CLERK_SECRET_KEY", "sk_test_s3cret"), "--jwks-timeout", "100ms")
+	code, body, _ := get(t, a.adminURL()+"/cache/health")
+	if code != 200 || strings.Contains(body, "s3cret") || strings.Contains(a.logs.String(), "s3cret") {
+		t.Fatalf("the Clerk secret shows in /cache/health or the logs")
+	}
+}
