@@ -21,6 +21,11 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
 	"github.com/jwtauthz/jwtauthz/envoy"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
@@ -537,4 +542,82 @@ func ignored(p *regexp.Regexp, f string) bool {
 		}
 		f = f[:i]
 	}
+}
+
+// TestKubernetesConfig runs `jwtauthz serve --check-config` with the
+// arguments, environment and mounted ConfigMap files of the jwtauthz
+// container of each Kubernetes Deployment, so that a misspelt flag or
+// config key fails here rather than in a crash-looping pod.
+func TestKubernetesConfig(t *testing.T) {
+	for _, dir := range []string{"sidecar", "istio"} {
+		t.Run(dir, func(t *testing.T) {
+			var dep appsv1.Deployment
+			cms := map[string]corev1.ConfigMap{}
+			files, _ := filepath.Glob(filepath.Join(root, "kubernetes", dir, "*.yaml"))
+			for _, f := range files {
+				var tm metav1.TypeMeta
+				doc := []byte(readText(t, f))
+				if err := yaml.Unmarshal(doc, &tm); err != nil {
+					t.Fatal(err)
+				}
+				switch tm.Kind {
+				case "Deployment":
+					if err := yaml.UnmarshalStrict(doc, &dep); err != nil {
+						t.Fatal(err)
+					}
+				case "ConfigMap":
+					var cm corev1.ConfigMap
+					if err := yaml.UnmarshalStrict(doc, &cm); err != nil {
+						t.Fatal(err)
+					}
+					cms[cm.Name] = cm
+				}
+			}
+			i := slices.IndexFunc(dep.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == "jwtauthz" })
+			if i < 0 {
+				t.Fatal("no jwtauthz container")
+			}
+			c := dep.Spec.Template.Spec.Containers[i]
+			args := mountConfigMaps(t, dep.Spec.Template.Spec, c, cms)
+			env := map[string]string{}
+			for _, e := range c.Env {
+				env[e.Name] = e.Value
+			}
+			var stdout, stderr strings.Builder
+			code := run(context.Background(), append(args, "--check-config"), func(k string) string { return env[k] }, &stdout, &stderr)
+			if code != exitOK || !strings.Contains(stdout.String(), "config ok") {
+				t.Fatalf("jwtauthz %v --check-config: exit %d\n%s%s", args, code, stdout.String(), stderr.String())
+			}
+		})
+	}
+}
+
+// mountConfigMaps writes the ConfigMap items c mounts under a temporary
+// directory and returns c's arguments with their paths moved there.
+func mountConfigMaps(t *testing.T, spec corev1.PodSpec, c corev1.Container, cms map[string]corev1.ConfigMap) []string {
+	t.Helper()
+	dir := t.TempDir()
+	moved := map[string]string{}
+	for _, vm := range c.VolumeMounts {
+		for _, v := range spec.Volumes {
+			if v.Name != vm.Name || v.ConfigMap == nil {
+				continue
+			}
+			for _, it := range v.ConfigMap.Items {
+				to := filepath.Join(dir, vm.MountPath, it.Path)
+				os.MkdirAll(filepath.Dir(to), 0o700)
+				if err := os.WriteFile(to, []byte(cms[v.ConfigMap.Name].Data[it.Key]), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				moved[filepath.Join(vm.MountPath, it.Path)] = to
+			}
+		}
+	}
+	args := slices.Clone(c.Args)
+	for i, a := range args {
+		if k, v, ok := strings.Cut(a, "="); ok && moved[v] != "" {
+			args[i] = k + "=" + moved[v]
+		}
+	}
+	return args
 }
