@@ -49,13 +49,13 @@ func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var waiting []string
-	for _, src := range a.sources {
+	for _, src := range a.sources.list() {
 		if !src.Ready() {
 			waiting = append(waiting, src.Name())
 		}
 	}
 	reason := "shutting down"
-	if len(waiting) > 0 {
+	if !a.stopping.Load() && len(waiting) > 0 {
 		reason = "no key set yet for provider(s) " + strings.Join(waiting, ", ")
 	}
 	writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "reason": reason, "waiting_for": waiting})
@@ -112,7 +112,7 @@ func (a *app) cacheHealth() healthReport {
 	j := &h.Components.JWKS
 	j.Status = healthy
 	now := time.Now()
-	for _, src := range a.sources {
+	for _, src := range a.sources.list() {
 		pr := providerStatus(src.Status(), now)
 		if rank(pr.Status) > rank(j.Status) {
 			j.Status = pr.Status

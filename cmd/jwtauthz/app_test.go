@@ -11,6 +11,8 @@ import (
 	"time"
 )
 
+func init() { configPoll = 10 * time.Millisecond } // tests need not wait 2 s for a reload
+
 // testApp is a jwtauthz started in-process by a test, on loopback ports.
 type testApp struct {
 	*app
@@ -63,6 +65,7 @@ func startAppEnv(t testing.TB, wait bool, getenv func(string) string, args ...st
 	if err != nil {
 		t.Fatalf("newApp: %v", err)
 	}
+	a.load = reloader(cmd, append(base, args...), getenv)
 	ctx, cancel := context.WithCancel(context.Background())
 	ta := &testApp{app: a, cancel: cancel, done: make(chan error, 1), logs: logs}
 	go func() { ta.done <- a.run(ctx) }()

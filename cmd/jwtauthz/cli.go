@@ -57,12 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 func serveCmd(ctx context.Context, cmd string, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	def := defaults()
-	if cmd == "dev" {
-		def.ShutdownDelay = 0
-		def.LogFormat = "text"
-	}
-	cfg, cf, err := loadConfig(cmd, args, getenv, stderr, def)
+	cfg, cf, err := loadConfig(cmd, args, getenv, stderr, devDefaults(cmd))
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -83,6 +78,7 @@ func serveCmd(ctx context.Context, cmd string, args []string, getenv func(string
 		fmt.Fprintf(stderr, "jwtauthz %s: %v\n", cmd, err)
 		return exitError
 	}
+	a.load = reloader(cmd, args, getenv)
 	if a.dev != nil {
 		if err := a.dev.banner(stdout, addrOf(a.httpLis), addrOf(a.grpcLis)); err != nil {
 			fmt.Fprintf(stderr, "jwtauthz dev: %v\n", err)
@@ -94,6 +90,23 @@ func serveCmd(ctx context.Context, cmd string, args []string, getenv func(string
 		return exitError
 	}
 	return exitOK
+}
+
+// devDefaults are the defaults of cmd: dev stops at once and logs text.
+func devDefaults(cmd string) *config {
+	def := defaults()
+	if cmd == "dev" {
+		def.ShutdownDelay, def.LogFormat = 0, "text"
+	}
+	return def
+}
+
+// reloader reads the same command line, environment and file again.
+func reloader(cmd string, args []string, getenv func(string) string) func() (*config, error) {
+	return func() (*config, error) {
+		c, _, err := loadConfig(cmd, args, getenv, io.Discard, devDefaults(cmd))
+		return c, err
+	}
 }
 
 func addrOf(l net.Listener) string {

@@ -41,6 +41,10 @@ type config struct {
 	LogLevel  string `yaml:"log_level"`
 	LogFormat string `yaml:"log_format"`
 
+	TLSCert     string `yaml:"tls_cert"`
+	TLSKey      string `yaml:"tls_key"`
+	TLSClientCA string `yaml:"tls_client_ca"`
+
 	Pprof bool `yaml:"pprof"`
 
 	ClerkPublishableKey    string   `yaml:"clerk_publishable_key"`
@@ -186,6 +190,9 @@ var settings = []setting{
 	dur("jwks-timeout", "timeout of one JWKS or discovery fetch", func(c *config) *time.Duration { return &c.JWKSTimeout }),
 	str("jwks-cache-dir", "keep each good key set here, to start with it during an IdP outage", func(c *config) *string { return &c.JWKSCacheDir }),
 	str("jwks-ca", "PEM file of CAs for the IdP's certificate, instead of the system roots", func(c *config) *string { return &c.JWKSCA }),
+	str("tls-cert", "PEM certificate (chain) for the gRPC and HTTP listeners; re-read when it changes", func(c *config) *string { return &c.TLSCert }),
+	str("tls-key", "PEM private key of --tls-cert", func(c *config) *string { return &c.TLSKey }),
+	str("tls-client-ca", "PEM CAs whose client certificates the gRPC and HTTP listeners require (mTLS)", func(c *config) *string { return &c.TLSClientCA }),
 	str("clerk-publishable-key", "Clerk preset: pk_test_… or pk_live_… (env also NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY, CLERK_PUBLISHABLE_KEY); the secret key comes from env CLERK_SECRET_KEY", func(c *config) *string { return &c.ClerkPublishableKey }),
 	str("clerk-domain", "Clerk preset: the Frontend API host, instead of the publishable key (env also NEXT_PUBLIC_CLERK_DOMAIN)", func(c *config) *string { return &c.ClerkDomain }),
 	list("clerk-authorized-parties", "Clerk preset: accepted azp values, e.g. https://app.example.com", func(c *config) *[]string { return &c.ClerkAuthorizedParties }),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -30,14 +32,18 @@ const authService = "envoy.service.auth.v3.Authorization"
 
 // app is one running jwtauthz: its listeners, engine and key sources.
 type app struct {
-	cfg     *config
-	log     *slog.Logger
-	engine  *authz.Engine
-	sources []*jwks.Source
-	health  *health.Server
-	ready   atomic.Bool // every provider has keys, and not shutting down
-	dev     *devIssuer
-	metrics *metrics
+	cfg      *config // as at start; reload swaps providers and rules only
+	log      *slog.Logger
+	engine   *authz.Engine
+	sources  *sources
+	health   *health.Server
+	ready    atomic.Bool // every provider has keys, and not shutting down
+	stopping atomic.Bool
+	dev      *devIssuer
+	metrics  *metrics
+	// load reads the configuration again, for reload; nil: no reload.
+	load       func() (*config, error)
+	configPoll time.Duration
 
 	grpcLis, httpLis, adminLis net.Listener
 	grpcSrv                    *grpc.Server
@@ -47,7 +53,7 @@ type app struct {
 // newApp binds the listeners and builds the parts. dev adds the embedded
 // development issuer, served on the admin listener.
 func newApp(cfg *config, log *slog.Logger, dev bool) (a *app, err error) {
-	a = &app{cfg: cfg, log: log, health: health.NewServer(), metrics: newMetrics()}
+	a = &app{cfg: cfg, log: log, health: health.NewServer(), metrics: newMetrics(), sources: newSources(), configPoll: configPoll}
 	defer func() {
 		if err != nil {
 			a.closeListeners()
@@ -77,42 +83,67 @@ func newApp(cfg *config, log *slog.Logger, dev bool) (a *app, err error) {
 	if a.httpLis, err = listen(cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("http_addr: %w", err)
 	}
-	a.servers()
+	tc, err := cfg.serverTLS(log)
+	if err != nil {
+		return nil, err
+	}
+	a.servers(tc)
 	return a, nil
 }
 
 // build makes the key sources and the engine.
 func (a *app) build() error {
-	client, err := a.cfg.jwksClient()
+	want, err := a.jwksConfigs(a.cfg)
 	if err != nil {
 		return err
 	}
-	keys := map[string]authz.KeySource{}
-	var names []string
-	for _, p := range a.cfg.providers() {
-		src := jwks.New(a.cfg.jwksConfig(p, client, a.log, a.metrics.observeFetch))
-		a.sources = append(a.sources, src)
-		keys[p.Name] = src
-		names = append(names, p.Name)
-	}
-	ac := a.cfg.engineConfig(keys)
+	a.sources.update(want)
+	ac := a.cfg.engineConfig(a.sources.keys())
 	ac.Logger = a.log
 	ac.Observe = a.observe
 	if a.engine, err = authz.New(ac); err != nil {
 		return err
 	}
-	a.metrics.setProviders(names)
-	a.metrics.reg.MustRegister(newStatsCollector(a.engine.Stats, func() []*jwks.Source { return a.sources }))
+	a.metrics.setProviders(providerNames(a.cfg))
+	a.metrics.reg.MustRegister(newStatsCollector(a.engine.Stats, a.sources.list))
 	return nil
 }
 
-func (a *app) servers() {
-	a.grpcSrv = grpc.NewServer(
+// jwksConfigs are the key source configurations of cfg's providers.
+func (a *app) jwksConfigs(cfg *config) ([]jwks.Config, error) {
+	client, err := cfg.jwksClient()
+	if err != nil {
+		return nil, err
+	}
+	var out []jwks.Config
+	for _, p := range cfg.providers() {
+		out = append(out, cfg.jwksConfig(p, client, a.log, a.metrics.observeFetch))
+	}
+	return out, nil
+}
+
+func providerNames(cfg *config) []string {
+	var ns []string
+	for _, p := range cfg.providers() {
+		ns = append(ns, p.Name)
+	}
+	return ns
+}
+
+// servers builds the gRPC, HTTP and admin servers; tc, if not nil, is the
+// TLS of the first two.
+func (a *app) servers(tc *tls.Config) {
+	opts := []grpc.ServerOption{
 		// Envoy keeps its connections for hours and may ping them.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
 		grpc.MaxConcurrentStreams(1024),
-	)
+		grpc.ConnectionTimeout(handshakeTimeout),
+	}
+	if tc != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	}
+	a.grpcSrv = grpc.NewServer(opts...)
 	authv3.RegisterAuthorizationServer(a.grpcSrv, authz.NewServer(a.engine))
 	healthpb.RegisterHealthServer(a.grpcSrv, a.health)
 	reflection.Register(a.grpcSrv)
@@ -120,6 +151,9 @@ func (a *app) servers() {
 		a.health.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
 	a.httpSrv = httpServer(authz.NewForwardAuth(a.engine))
+	if tc != nil {
+		a.httpSrv.TLSConfig = tc.Clone() // net/http adds its protocols to its own
+	}
 	a.adminSrv = httpServer(a.adminHandler())
 }
 
@@ -160,13 +194,15 @@ func (a *app) closeListeners() {
 // goes NOT_SERVING at once, the listeners close after the shutdown delay,
 // and in-flight checks get the shutdown timeout to finish.
 func (a *app) run(ctx context.Context) error {
-	srcCtx, stopSources := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSources()
+	a.sources.start(context.WithoutCancel(ctx))
+	defer a.sources.stop()
 	g, gctx := errgroup.WithContext(ctx)
-	for _, src := range a.sources {
-		go src.Run(srcCtx)
-	}
 	g.Go(func() error { a.watchReady(gctx); return nil })
+	if a.load != nil {
+		hup, stop := notifyHUP()
+		defer stop()
+		g.Go(func() error { a.watchReload(gctx, hup, a.configPoll); return nil })
+	}
 	serve := func(name string, lis net.Listener, fn func(net.Listener) error) {
 		if lis == nil {
 			return
@@ -182,7 +218,7 @@ func (a *app) run(ctx context.Context) error {
 		})
 	}
 	serve("grpc", a.grpcLis, a.grpcSrv.Serve)
-	serve("http", a.httpLis, a.httpSrv.Serve)
+	serve("http", a.httpLis, a.serveHTTP)
 	serve("admin", a.adminLis, a.adminSrv.Serve)
 	g.Go(func() error {
 		<-gctx.Done()
@@ -194,29 +230,49 @@ func (a *app) run(ctx context.Context) error {
 	return err
 }
 
-// watchReady marks the service ready once every provider has keys. Keys,
-// once loaded, are kept through IdP failures, so readiness does not go back.
+// watchReady keeps readiness and gRPC health in step with the key
+// sources: SERVING while every provider has keys. Keys, once loaded, are
+// kept through IdP failures; only a reload that adds a provider can make
+// the service wait again.
 func (a *app) watchReady(ctx context.Context) {
-	for _, src := range a.sources {
+	for {
+		changed := a.sources.watch()
+		var waiting <-chan struct{}
+		for _, src := range a.sources.list() {
+			if !src.Ready() {
+				waiting = src.ReadyC()
+				break
+			}
+		}
+		a.setReady(waiting == nil)
 		select {
-		case <-src.ReadyC():
 		case <-ctx.Done():
 			return
+		case <-changed:
+		case <-waiting: // nil when all are ready: blocks
 		}
 	}
-	if ctx.Err() != nil {
+}
+
+func (a *app) setReady(ready bool) {
+	if a.stopping.Load() || a.ready.Load() == ready {
 		return
 	}
-	a.ready.Store(true)
-	for _, svc := range []string{"", authService} {
-		a.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+	a.ready.Store(ready)
+	status := healthpb.HealthCheckResponse_NOT_SERVING
+	if ready {
+		status = healthpb.HealthCheckResponse_SERVING
+		a.log.Info("ready: every provider has keys", "providers", len(a.sources.list()))
 	}
-	a.log.Info("ready: every provider has keys", "providers", len(a.sources))
+	for _, svc := range []string{"", authService} {
+		a.health.SetServingStatus(svc, status)
+	}
 }
 
 // shutdown stops serving. delay is false when a listener failed: there is
 // nothing to drain towards.
 func (a *app) shutdown(delay bool) {
+	a.stopping.Store(true)
 	a.ready.Store(false)
 	a.health.Shutdown() // NOT_SERVING, and stays so
 	a.log.Info("shutting down", "delay", a.cfg.ShutdownDelay.String(), "timeout", a.cfg.ShutdownTimeout.String())

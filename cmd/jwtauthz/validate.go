@@ -47,6 +47,12 @@ func (c *config) validate() error {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("log_format", "%q is not json or text", c.LogFormat)
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls_key", "tls_cert and tls_key go together")
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		bad("tls_client_ca", "needs tls_cert and tls_key")
+	}
 	errs = append(errs, checkAlgorithms("algorithms", c.Algorithms))
 	if c.Issuer != "" {
 		errs = append(errs, checkURL("issuer", c.Issuer))
