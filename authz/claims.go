@@ -74,8 +74,8 @@ func numericDate(raw json.RawMessage) (*jwt.NumericDate, error) {
 	return jwt.NewNumericDate(time.Unix(n, 0)), nil
 }
 
-// scopes reads `scope` (space-separated) and `scp` (an array, or a
-// space-separated string as Okta and Entra ID send it).
+// scopes reads `scope` (space-separated) and `scp` (an array, as Okta
+// sends it, or a space-separated string, as Entra ID does).
 func scopes(m map[string]json.RawMessage) ([]string, error) {
 	var out []string
 	for _, name := range []string{"scope", "scp"} {
@@ -105,6 +105,28 @@ func stringsClaim(raw json.RawMessage) (vs []string, ok bool, err error) {
 	var s string
 	err = json.Unmarshal(raw, &s)
 	return []string{s}, true, err
+}
+
+// claimAt finds a claim by name, or by a dotted path into objects
+// ("o.rol": Clerk's v2 session tokens nest the organization), like Envoy's
+// claim_to_headers. A name holding a dot is looked up whole first.
+func claimAt(all map[string]json.RawMessage, name string) json.RawMessage {
+	if v, ok := all[name]; ok {
+		return v
+	}
+	head, rest, ok := strings.Cut(name, ".")
+	if !ok {
+		return nil
+	}
+	raw := all[head]
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		return nil
+	}
+	return claimAt(obj, rest)
 }
 
 // claimValues returns the values of a claim for rules and claim headers: a

@@ -183,11 +183,11 @@ func (pol *policy) newGrant(p *provider, h header, c *claims, tok string) *Grant
 		if len(pol.claimNames) > 0 {
 			x.claims = make(map[string][]string, len(pol.claimNames))
 			for _, n := range pol.claimNames {
-				x.claims[n] = claimValues(c.all[n])
+				x.claims[n] = claimValues(claimAt(c.all, n))
 			}
 		}
 		for _, ch := range p.claimHeaders {
-			if v := strings.Join(claimValues(c.all[ch.claim]), ","); v != "" && headerSafe(v) {
+			if v := strings.Join(claimValues(claimAt(c.all, ch.claim)), ","); v != "" && headerSafe(v) {
 				x.set = append(x.set, Header{ch.header, v})
 			}
 		}

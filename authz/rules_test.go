@@ -249,3 +249,39 @@ func TestPolicyErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestNestedClaims(t *testing.T) {
+	e := newEnv(t, nil, withConfig(func(c *authz.Config, p *authz.ProviderConfig) {
+		p.ClaimHeaders = map[string]string{"x-auth-org": "o.id", "x-auth-dotted": "a.b"}
+		c.Rules = []authz.RuleConfig{{Require: authz.Require{Claims: map[string]string{"o.rol": "admin"}}}}
+	}))
+	tests := []struct {
+		name       string
+		claims     jwt.MapClaims
+		wantReason authz.Reason
+		wantOrg    string
+	}{
+		{name: "Clerk v2 organization", claims: jwt.MapClaims{"o": map[string]any{"id": "org_1", "rol": "admin"}}, wantReason: authz.ReasonOK, wantOrg: "org_1"},
+		{name: "another role", claims: jwt.MapClaims{"o": map[string]any{"id": "org_1", "rol": "member"}}, wantReason: authz.ReasonInsufficientScope},
+		{name: "not an object", claims: jwt.MapClaims{"o": "admin"}, wantReason: authz.ReasonInsufficientScope},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.claims["a.b"] = "whole name first"
+			d := e.decide("Bearer "+e.token(tt.claims), "")
+			if d.Reason != tt.wantReason {
+				t.Fatalf("reason %v, want %v", d.Reason, tt.wantReason)
+			}
+			if !d.Allow {
+				return
+			}
+			got := map[string]string{}
+			for _, h := range d.Set {
+				got[h.Name] = h.Value
+			}
+			if got["x-auth-org"] != tt.wantOrg || got["x-auth-dotted"] != "whole name first" {
+				t.Fatalf("headers %v", got)
+			}
+		})
+	}
+}

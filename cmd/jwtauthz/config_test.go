@@ -75,6 +75,17 @@ func TestConfigFromEnvAlone(t *testing.T) {
 	}
 }
 
+func TestIssuerNeedNotBeAURLWithKeysGiven(t *testing.T) {
+	file := writeFile(t, "providers:\n  - {name: google-legacy, issuer: accounts.google.com, jwks_url: https://www.googleapis.com/oauth2/v3/certs}\n")
+	if _, err := load(t, []string{"--config", file}, envOf()); err != nil {
+		t.Fatalf("a scheme-less issuer with jwks_url: %v", err)
+	}
+	file = writeFile(t, "providers:\n  - {name: google-legacy, issuer: accounts.google.com}\n")
+	if _, err := load(t, []string{"--config", file}, envOf()); err == nil || !strings.Contains(err.Error(), "not an http(s) URL") {
+		t.Fatalf("discovery from a scheme-less issuer: %v", err)
+	}
+}
+
 func TestConfigErrorsNameTheKey(t *testing.T) {
 	tests := []struct {
 		name string

@@ -54,7 +54,7 @@ func (c *config) validate() error {
 		bad("tls_client_ca", "needs tls_cert and tls_key")
 	}
 	errs = append(errs, checkAlgorithms("algorithms", c.Algorithms))
-	if c.Issuer != "" {
+	if c.Issuer != "" && c.JWKSURL == "" {
 		errs = append(errs, checkURL("issuer", c.Issuer))
 	}
 	if c.JWKSURL != "" {
@@ -92,9 +92,12 @@ func (p *providerConfig) validate(key string, names map[string]bool) error {
 		bad("name", "%q is used twice", p.Name)
 	}
 	names[p.Name] = true
-	if p.Issuer == "" {
+	switch {
+	case p.Issuer == "":
 		bad("issuer", "is required")
-	} else {
+	case p.JWKSURL == "" && p.JWKSFile == "":
+		// Discovery needs an issuer that is a URL. With the keys' location
+		// given, any iss is fine (Google also signs "accounts.google.com").
 		errs = append(errs, checkURL(key+".issuer", p.Issuer))
 	}
 	if p.JWKSURL != "" && p.JWKSFile != "" {
