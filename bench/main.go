@@ -1,0 +1,215 @@
+// Command bench is jwtauthz's end-to-end load harness (issue 8). In one run
+// on one machine it builds jwtauthz, starts it with a test IdP and, beside
+// it, a no-op Authorization server with grpc-go's defaults (the floor),
+// each in its own process; drives each over real gRPC with realistic
+// CheckRequests at several stream counts, alternating them; and prints
+// throughput, latency percentiles and server CPU per check (from
+// /proc/<pid>/stat) with the ratios to the floor. -mem measures the memory
+// per cached token.
+//
+//	go run ./bench                 # the table, bench/results/{results.json,plot.svg}
+//	go run ./bench -uds -mem -out bench/plot.svg
+//
+// See bench/README.md.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// options are the harness's flags.
+type options struct {
+	role, addr string // -role floor: serve the floor on addr
+
+	duration   time.Duration
+	rounds     int
+	streams    []int
+	conns      int
+	scenarios  string
+	pool       int
+	newPool    int
+	timeout    time.Duration
+	idle       float64
+	idleWait   time.Duration
+	uds        bool
+	profile    string
+	mem        bool
+	memSizes   []int
+	memStreams int
+	settle     time.Duration
+	request    string
+	results    string
+	out        string
+	replot     string
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err == nil {
+		if o.role == "floor" {
+			err = runFloor(o.addr)
+		} else {
+			err = harness(o)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.StringVar(&o.role, "role", "", `internal: "floor" serves the floor on -addr`)
+	fs.StringVar(&o.addr, "addr", "", "internal: the floor's listen address, host:port or unix:///path")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of one fixed-time run")
+	fs.IntVar(&o.rounds, "rounds", 3, "alternations: how many times every scenario runs at every stream count")
+	streams := fs.String("streams", "1,16,64", "concurrent streams, comma-separated")
+	fs.IntVar(&o.conns, "conns", 2, "gRPC connections the streams share, as Envoy keeps a few")
+	fs.StringVar(&o.scenarios, "scenarios", "", "comma-separated subset: floor,a-cached,b-pool,c-new-ES256,c-new-RS256 (with -uds also floor-uds,a-cached-uds); empty: all")
+	fs.IntVar(&o.pool, "pool", 100_000, "tokens of scenario b")
+	fs.IntVar(&o.newPool, "new-pool", 20_000, "tokens of each scenario c, cycled through a 1024-entry cache")
+	fs.DurationVar(&o.timeout, "timeout", time.Second, "deadline of each Check, as Envoy sends one")
+	fs.Float64Var(&o.idle, "idle", 0.2, "before each run, wait until the rest of the machine uses fewer cores than this (0: do not wait)")
+	fs.DurationVar(&o.idleWait, "idle-wait", time.Minute, "longest wait for -idle before running anyway")
+	fs.BoolVar(&o.uds, "uds", false, "also run scenario a and the floor over Unix sockets")
+	fs.StringVar(&o.profile, "profile", "", "after the runs, take a 5 s CPU profile of the server of each of these scenarios (comma-separated, e.g. a-cached) at 16 streams into the results")
+	fs.BoolVar(&o.mem, "mem", false, "measure memory per cached token (1M tokens take minutes)")
+	memSizes := fs.String("mem-sizes", "100000,1000000", "cached-token counts of -mem, ascending")
+	fs.IntVar(&o.memStreams, "mem-streams", 16, "streams that fill the cache in -mem")
+	fs.DurationVar(&o.settle, "settle", 5*time.Second, "-mem: wait after a GC before reading RSS, for the scavenger")
+	fs.StringVar(&o.request, "request", "", "protojson CheckRequest with REPLACE_WITH_TOKEN (default testdata/checkrequest-browser.json)")
+	fs.StringVar(&o.results, "results", "", "results directory (default bench/results)")
+	fs.StringVar(&o.replot, "replot", "", "run nothing: print the tables of this results.json and redraw its plot")
+	fs.StringVar(&o.out, "out", "", "also write the plot here, e.g. bench/plot.svg (committed)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	var err error
+	if o.streams, err = ints(*streams); err != nil {
+		return nil, fmt.Errorf("-streams: %w", err)
+	}
+	if o.memSizes, err = ints(*memSizes); err != nil {
+		return nil, fmt.Errorf("-mem-sizes: %w", err)
+	}
+	if o.rounds < 1 || o.conns < 1 || o.pool < 1 || o.newPool < 1 {
+		return nil, fmt.Errorf("-rounds, -conns, -pool and -new-pool must be positive")
+	}
+	return o, nil
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// harness is the whole run but for the floor role.
+func harness(o *options) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	o.defaults(root)
+	if err := os.MkdirAll(o.results, 0o755); err != nil {
+		return err
+	}
+	if o.replot != "" {
+		return replot(o)
+	}
+	m := machine()
+	fmt.Printf("machine: %s\njwtauthz: %s\n", m, commit(root))
+	if m.ClkTck != strconv.Itoa(clockTicks) {
+		fmt.Printf("warning: getconf CLK_TCK is %q, the harness assumes %d\n", m.ClkTck, clockTicks)
+	}
+	tmp, err := os.MkdirTemp("", "jwtauthz-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	e, err := newEnv(o, tmp)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	res := &Results{Machine: m, Commit: commit(root), Options: o.record(), Verify: e.verify, TokenBytes: len(e.toks.one)}
+	if err := e.loadRuns(res); err != nil {
+		return err
+	}
+	if o.mem {
+		if res.Memory, err = e.memory(); err != nil {
+			return err
+		}
+		printMemory(os.Stdout, res.Memory)
+	}
+	return res.write(o)
+}
+
+func (o *options) defaults(root string) {
+	if o.request == "" {
+		o.request = filepath.Join(root, "testdata", "checkrequest-browser.json")
+	}
+	if o.results == "" {
+		o.results = filepath.Join(root, "bench", "results")
+	}
+}
+
+// record is what the results file says of the options.
+func (o *options) record() map[string]any {
+	return map[string]any{"duration": o.duration.String(), "rounds": o.rounds, "streams": o.streams,
+		"conns": o.conns, "pool": o.pool, "new_pool": o.newPool, "timeout": o.timeout.String(), "uds": o.uds}
+}
+
+func moduleRoot() (string, error) {
+	gomod, err := goEnv("GOMOD")
+	if err != nil || gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("run the harness inside the jwtauthz module (go env GOMOD: %q, %v)", gomod, err)
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// commit names the revision of the checkout that is built, and says if
+// it has uncommitted changes.
+func commit(root string) string {
+	out, err := exec.Command("git", "-C", root, "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	if st, _ := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); len(st) > 0 {
+		c += " with uncommitted changes"
+	}
+	return c
+}
+
+// replot prints the tables of a saved results.json and redraws its plot.
+func replot(o *options) error {
+	b, err := os.ReadFile(o.replot)
+	if err != nil {
+		return err
+	}
+	res := &Results{}
+	if err := json.Unmarshal(b, res); err != nil {
+		return fmt.Errorf("%s: %w", o.replot, err)
+	}
+	printTable(os.Stdout, res)
+	if res.Memory != nil {
+		printMemory(os.Stdout, res.Memory)
+	}
+	return res.writePlot(o)
+}
