@@ -99,7 +99,7 @@ type statsCollector struct {
 	stats   func() authz.Stats
 	sources func() []*jwks.Source
 
-	hits, misses, evictions, entries, keys, age *prometheus.Desc
+	hits, misses, evictions, entries, keys, age, verified *prometheus.Desc
 }
 
 func newStatsCollector(stats func() authz.Stats, sources func() []*jwks.Source) *statsCollector {
@@ -114,11 +114,12 @@ func newStatsCollector(stats func() authz.Stats, sources func() []*jwks.Source) 
 		entries:   d("jwtauthz_cache_entries", "Entries held.", "cache"),
 		keys:      d("jwtauthz_jwks_keys", "Keys in the set in use.", "provider"),
 		age:       d("jwtauthz_jwks_age_seconds", "Age of the key set in use.", "provider"),
+		verified:  d("jwtauthz_verifications_total", "Tokens whose signature and claims were checked: checks no cache answered."),
 	}
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.hits, c.misses, c.evictions, c.entries, c.keys, c.age} {
+	for _, d := range []*prometheus.Desc{c.hits, c.misses, c.evictions, c.entries, c.keys, c.age, c.verified} {
 		ch <- d
 	}
 }
@@ -134,6 +135,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(s.st.Evictions), s.name)
 		ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(s.st.Size), s.name)
 	}
+	ch <- prometheus.MustNewConstMetric(c.verified, prometheus.CounterValue, float64(st.Verified))
 	now := time.Now()
 	for _, src := range c.sources() {
 		s := src.Status()

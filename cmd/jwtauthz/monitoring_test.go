@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"sigs.k8s.io/yaml"
+)
+
+// exported returns every series name jwtauthz exports, histogram
+// suffixes included.
+func exported(t *testing.T) map[string]bool {
+	a := startApp(t, true, "dev")
+	code, tok, _ := get(t, a.adminURL()+"/dev/token")
+	if code != 200 {
+		t.Fatal("no dev token")
+	}
+	get(t, a.httpURL()+"/", "Authorization", "Bearer "+strings.TrimSpace(tok))
+	mfs, err := a.metrics.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+		if mf.GetType() == dto.MetricType_HISTOGRAM || mf.GetType() == dto.MetricType_SUMMARY {
+			for _, s := range []string{"_bucket", "_sum", "_count"} {
+				names[mf.GetName()+s] = true
+			}
+		}
+	}
+	return names
+}
+
+var metricName = regexp.MustCompile(`\b(?:jwtauthz|go|process)_[a-zA-Z0-9_]+`)
+
+func TestMonitoringUsesExportedMetrics(t *testing.T) {
+	names := exported(t)
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	b, err := os.ReadFile("../../kubernetes/monitoring/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	exprs := map[string]string{}
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			exprs["dashboard: "+p.Title] += tg.Expr + "\n"
+		}
+	}
+	var rule struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Metadata   struct {
+			Name   string            `json:"name"`
+			Labels map[string]string `json:"labels"`
+		} `json:"metadata"`
+		Spec struct {
+			Groups []struct {
+				Name  string `json:"name"`
+				Rules []struct {
+					Alert       string            `json:"alert"`
+					Expr        string            `json:"expr"`
+					For         string            `json:"for"`
+					Labels      map[string]string `json:"labels"`
+					Annotations map[string]string `json:"annotations"`
+				} `json:"rules"`
+			} `json:"groups"`
+		} `json:"spec"`
+	}
+	b, err = os.ReadFile("../../kubernetes/monitoring/prometheusrule.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(b, &rule); err != nil {
+		t.Fatal(err)
+	}
+	if rule.APIVersion != "monitoring.coreos.com/v1" || rule.Kind != "PrometheusRule" {
+		t.Fatalf("%s %s", rule.APIVersion, rule.Kind)
+	}
+	alerts := map[string]bool{}
+	for _, g := range rule.Spec.Groups {
+		for _, r := range g.Rules {
+			alerts[r.Alert] = true
+			exprs["alert: "+r.Alert] = r.Expr
+			if r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
+				t.Errorf("alert %s needs a severity and a summary", r.Alert)
+			}
+		}
+	}
+	for _, want := range []string{"JwtauthzTokenCacheHitRateLow", "JwtauthzJWKSStale", "JwtauthzDenyRateSpike"} {
+		if !alerts[want] {
+			t.Errorf("alert %s missing", want)
+		}
+	}
+	for where, e := range exprs {
+		used := metricName.FindAllString(e, -1)
+		if len(used) == 0 {
+			t.Errorf("%s: no metric in %q", where, e)
+		}
+		for _, m := range used {
+			if !names[m] {
+				t.Errorf("%s uses %s, which jwtauthz does not export", where, m)
+			}
+		}
+	}
+}
