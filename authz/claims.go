@@ -29,11 +29,19 @@ type claims struct {
 	Azp    string
 	Scopes []string
 	all    map[string]json.RawMessage
+	// decoded, if set, is the payload as peek decoded it from the same
+	// segment of the same token: UnmarshalJSON takes it instead of decoding
+	// the bytes again.
+	decoded map[string]json.RawMessage
 }
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (c *claims) UnmarshalJSON(b []byte) error {
-	m, err := decodeObject(b)
+	m, err := c.decoded, error(nil)
+	if c.decoded == nil {
+		m, err = decodeObject(b)
+	}
+	c.decoded = nil
 	if err != nil {
 		return err
 	}

@@ -170,11 +170,19 @@ type Decision struct {
 	grant *Grant
 }
 
-// Status returns the HTTP status of the decision.
-func (d *Decision) Status() int { return d.Reason.Status() }
+// Status returns the HTTP status of the decision. A denial is never 200,
+// whatever its reason says: fail closed.
+func (d *Decision) Status() int {
+	s := d.Reason.Status()
+	if !d.Allow && s == http.StatusOK {
+		return http.StatusUnauthorized
+	}
+	return s
+}
 
-// GRPCCode returns the gRPC status code of the decision.
-func (d *Decision) GRPCCode() codes.Code { return grpcCode(d.Reason.Status()) }
+// GRPCCode returns the gRPC status code of the decision; never OK for a
+// denial.
+func (d *Decision) GRPCCode() codes.Code { return grpcCode(d.Status()) }
 
 func grpcCode(status int) codes.Code {
 	switch status {

@@ -89,7 +89,7 @@ func init() {
 // CheckResponse maps a Decision to Envoy's answer.
 func CheckResponse(d *Decision) *authv3.CheckResponse {
 	if !d.Allow {
-		if p := denials[d.Reason]; p != nil && d.Challenge == challenges[d.Reason] {
+		if p := denials[d.Reason]; p != nil && d.Challenge == challenges[d.Reason] && d.Body == bodies[d.Reason] {
 			return p
 		}
 		return denied(d)

@@ -148,7 +148,7 @@ func (p *provider) verify(ctx context.Context, tok string, h header) (*claims, e
 	if !slices.Contains(p.algs, h.Alg) {
 		return nil, jwt.ErrTokenSignatureInvalid // reasonOf reads the alg itself
 	}
-	c := &claims{}
+	c := &claims{decoded: h.payload}
 	_, err := p.parser.ParseWithClaims(tok, c, func(t *jwt.Token) (any, error) {
 		key, alg, ok := p.keys.Key(h.KID)
 		if !ok && h.KID != "" {

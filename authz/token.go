@@ -133,6 +133,9 @@ type header struct {
 	Alg string
 	KID string
 	Iss string
+	// payload is the decoded payload, handed to the claims decoder so that
+	// it is not decoded twice.
+	payload map[string]json.RawMessage
 }
 
 // peek checks that tok is a compact JWS (three base64url segments, strict
@@ -169,6 +172,7 @@ func peek(tok string) (header, error) {
 	if err := stringMember(pm, "iss", &h.Iss); err != nil {
 		return h, fmt.Errorf("payload: iss: %w", err)
 	}
+	h.payload = pm
 	return h, nil
 }
 

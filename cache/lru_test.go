@@ -112,11 +112,35 @@ func TestFlightCoalesces(t *testing.T) {
 	})
 }
 
+func TestFlightPanicFailsTheWaiters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var f Flight[int]
+		release := make(chan struct{})
+		go func() {
+			defer func() { recover() }()
+			f.Do(context.Background(), key(1), func() int { <-release; panic("boom") })
+		}()
+		synctest.Wait()
+		errc := make(chan error)
+		go func() {
+			_, _, err := f.Do(context.Background(), key(1), func() int { return 1 })
+			errc <- err
+		}()
+		synctest.Wait()
+		close(release)
+		if err := <-errc; err != ErrFlightFailed {
+			t.Fatalf("waiter of a run that panicked: %v, want ErrFlightFailed", err)
+		}
+	})
+}
+
 func TestFlightWaiterLeavesOnItsContext(t *testing.T) {
 	var f Flight[int]
 	release := make(chan struct{})
 	defer close(release)
-	go f.Do(context.Background(), key(1), func() int { <-release; return 1 })
+	started := make(chan struct{})
+	go f.Do(context.Background(), key(1), func() int { close(started); <-release; return 1 })
+	<-started
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, _, err := f.Do(ctx, key(1), func() int { <-release; return 2 }); err == nil {

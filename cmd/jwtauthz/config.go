@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -58,7 +59,8 @@ type config struct {
 	Providers []providerConfig   `yaml:"providers"`
 	Rules     []authz.RuleConfig `yaml:"rules"`
 
-	path string // the file it was read from, if any
+	path string   // the file it was read from, if any
+	sum  [32]byte // SHA-256 of what was read, to notice a change
 }
 
 // providerConfig is one entry of `providers:` in the file.
@@ -290,7 +292,7 @@ func readConfigFile(path string, c *config) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	c.path = path
+	c.path, c.sum = path, sha256.Sum256(b)
 	if err := decodeYAML(b, c); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}

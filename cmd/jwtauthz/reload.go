@@ -32,7 +32,7 @@ func (a *app) watchReload(ctx context.Context, hup <-chan os.Signal, poll time.D
 		defer t.Stop()
 		tick = t.C
 	}
-	last := fileSum(a.cfg.path)
+	last := a.cfg.sum // what the running configuration was read from
 	for {
 		select {
 		case <-ctx.Done():

@@ -1,0 +1,22 @@
+package authz
+
+import (
+	"testing"
+
+	"google.golang.org/grpc/codes"
+)
+
+// A denial whose reason reads as success must still deny: fail closed.
+func TestDenialIsNeverOK(t *testing.T) {
+	for _, r := range Reasons() {
+		d := Decision{Reason: r}
+		resp := CheckResponse(&d)
+		if codes.Code(resp.Status.Code) == codes.OK || resp.GetOkResponse() != nil || resp.GetDeniedResponse().GetStatus().GetCode() == 200 {
+			t.Errorf("denial with reason %v answers %v", r, resp)
+		}
+	}
+	var zero Decision
+	if zero.Status() == 200 || zero.GRPCCode() == codes.OK {
+		t.Fatal("the zero Decision allows")
+	}
+}
