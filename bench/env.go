@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,6 +29,7 @@ const (
 // env is everything a harness run has set up: the jwtauthz binary, the
 // test IdP, the tokens, the request and the server processes.
 type env struct {
+	ctx      context.Context // ends on SIGINT or SIGTERM
 	o        *options
 	bin, tmp string
 	idp      *issuer.Server
@@ -39,8 +41,8 @@ type env struct {
 	conns    map[string][]*grpc.ClientConn
 }
 
-func newEnv(o *options, tmp string) (*env, error) {
-	e := &env{o: o, tmp: tmp, servers: map[string]*server{}, conns: map[string][]*grpc.ClientConn{}}
+func newEnv(ctx context.Context, o *options, tmp string) (*env, error) {
+	e := &env{ctx: ctx, o: o, tmp: tmp, servers: map[string]*server{}, conns: map[string][]*grpc.ClientConn{}}
 	var err error
 	if e.template, err = loadTemplate(o.request); err != nil {
 		return nil, err
@@ -54,6 +56,10 @@ func newEnv(o *options, tmp string) (*env, error) {
 	e.es, e.rs = issuer.MustSigner("ES256"), issuer.MustSigner("RS256")
 	e.idp = issuer.NewServer(e.es, e.rs)
 	if err := e.measureVerify(); err != nil {
+		e.close()
+		return nil, err
+	}
+	if err := e.ctx.Err(); err != nil {
 		e.close()
 		return nil, err
 	}
@@ -72,6 +78,9 @@ func (e *env) measureVerify() error {
 		tok, err := s.Sign(claims(e.idp.URL, "verify", 0, time.Now(), tokenTTL))
 		if err != nil {
 			return err
+		}
+		if e.o.idle > 0 {
+			waitIdle(e.ctx, e.o.idle, e.o.idleWait)
 		}
 		d, err := bareVerify(s, tok)
 		if err != nil {
@@ -175,7 +184,10 @@ func (e *env) fill(name string, toks []string, streams int, noRequestID bool) er
 	}
 	l := &load{conns: ccs, template: e.template, streams: streams, timeout: 10 * time.Second,
 		pick: &cycle{pool: toks, limit: uint64(len(toks))}, noRequestID: noRequestID}
-	t := l.drive(make(chan struct{}))
+	t := l.drive(e.ctx.Done())
+	if err := e.ctx.Err(); err != nil {
+		return err
+	}
 	if t.checks != uint64(len(toks)) {
 		return fmt.Errorf("filling %s: %d of %d allowed, %d denied, %d failed: %v", name, t.checks, len(toks), t.denied, t.errored, t.lastErr)
 	}
@@ -195,17 +207,17 @@ func (e *env) loadRuns(res *Results) error {
 	steps := plan(scs, e.o.streams, e.o.rounds)
 	fmt.Printf("%d runs of %s: about %s\n", len(steps), e.o.duration, time.Duration(len(steps))*e.o.duration)
 	for i, st := range steps {
-		if e.o.idle > 0 {
-			waitIdle(e.o.idle, e.o.idleWait)
+		if err := e.ctx.Err(); err != nil {
+			return err
 		}
-		r, err := e.run(st.sc, st.streams, e.o.duration)
+		r, err := e.quietRun(st.sc, st.streams)
 		if err != nil {
 			return err
 		}
 		r.Round = st.round
 		res.Runs = append(res.Runs, r)
-		fmt.Fprintf(os.Stderr, "[%3d/%d] round %d %-13s %2d streams: %7.0f/s p50 %6.0fµs p99 %6.0fµs cpu %6.1fµs/check%s others %.2f cores%s\n",
-			i+1, len(steps), r.Round, r.Scenario, r.Streams, r.PerSecond, r.P50, r.P99, r.ServerCPU, hits(r), r.OtherCores, failures(r))
+		fmt.Fprintf(os.Stderr, "[%3d/%d] round %d %-13s %2d streams: %7.0f/s p50 %6.0fµs p99 %6.0fµs cpu %6.1fµs/check%s others %.2f cores (try %d)%s\n",
+			i+1, len(steps), r.Round, r.Scenario, r.Streams, r.PerSecond, r.P50, r.P99, r.ServerCPU, hits(r), r.OtherCores, r.Tries, failures(r))
 	}
 	res.Summary = summarizeRuns(scs, e.o.streams, res.Runs, e.verify)
 	printTable(os.Stdout, res)
@@ -230,7 +242,8 @@ func failures(r Run) string {
 }
 
 // prepare starts the servers, fills the cache of scenario b and warms every
-// scenario up for a second at the largest stream count.
+// scenario up for 3 s at the largest stream count: a fresh server's first
+// seconds (heap growth, goroutine stacks) cost more than its steady state.
 func (e *env) prepare(scs []*scenario) error {
 	for _, sc := range scs {
 		if sc.Name == "b-pool" {
@@ -242,11 +255,36 @@ func (e *env) prepare(scs []*scenario) error {
 		}
 	}
 	for _, sc := range scs {
-		if _, err := e.run(sc, slices.Max(e.o.streams), time.Second); err != nil {
+		if _, err := e.run(sc, slices.Max(e.o.streams), 3*time.Second); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// quietRun is one measured run of sc, on a machine as quiet as it can be
+// had: each try waits for -idle first, and a run that the rest of the
+// machine disturbed by more than -idle cores is tried again, up to -retries
+// times; the least disturbed try counts.
+func (e *env) quietRun(sc *scenario, streams int) (Run, error) {
+	var best Run
+	for try := 0; try <= e.o.retries; try++ {
+		if e.o.idle > 0 {
+			waitIdle(e.ctx, e.o.idle, e.o.idleWait)
+		}
+		r, err := e.run(sc, streams, e.o.duration)
+		if err != nil {
+			return r, err
+		}
+		r.Tries = try + 1
+		if try == 0 || r.OtherCores < best.OtherCores {
+			best = r
+		}
+		if e.o.idle <= 0 || r.OtherCores < e.o.idle {
+			break
+		}
+	}
+	return best, nil
 }
 
 // run is one fixed-time run of sc.
@@ -256,7 +294,7 @@ func (e *env) run(sc *scenario, streams int, d time.Duration) (Run, error) {
 		return Run{}, err
 	}
 	l := &load{conns: ccs, template: e.template, streams: streams, pick: sc.pick, timeout: e.o.timeout}
-	r, err := measure(srv, l, d)
+	r, err := measure(e.ctx, srv, l, d)
 	r.Scenario, r.Streams = sc.Name, streams
 	return r, err
 }

@@ -14,14 +14,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -39,6 +43,7 @@ type options struct {
 	timeout    time.Duration
 	idle       float64
 	idleWait   time.Duration
+	retries    int
 	uds        bool
 	profile    string
 	mem        bool
@@ -60,6 +65,9 @@ func main() {
 			err = harness(o)
 		}
 	}
+	if errors.Is(err, context.Canceled) {
+		err = errors.New("interrupted; the servers are stopped")
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -80,7 +88,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.newPool, "new-pool", 20_000, "tokens of each scenario c, cycled through a 1024-entry cache")
 	fs.DurationVar(&o.timeout, "timeout", time.Second, "deadline of each Check, as Envoy sends one")
 	fs.Float64Var(&o.idle, "idle", 0.2, "before each run, wait until the rest of the machine uses fewer cores than this (0: do not wait)")
-	fs.DurationVar(&o.idleWait, "idle-wait", time.Minute, "longest wait for -idle before running anyway")
+	fs.DurationVar(&o.idleWait, "idle-wait", 30*time.Second, "longest wait for -idle before running anyway")
+	fs.IntVar(&o.retries, "retries", 3, "runs again a run during which the rest of the machine used -idle cores or more, up to this many times")
 	fs.BoolVar(&o.uds, "uds", false, "also run scenario a and the floor over Unix sockets")
 	fs.StringVar(&o.profile, "profile", "", "after the runs, take a 5 s CPU profile of the server of each of these scenarios (comma-separated, e.g. a-cached) at 16 streams into the results")
 	fs.BoolVar(&o.mem, "mem", false, "measure memory per cached token (1M tokens take minutes)")
@@ -142,7 +151,9 @@ func harness(o *options) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	e, err := newEnv(o, tmp)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e, err := newEnv(ctx, o, tmp)
 	if err != nil {
 		return err
 	}
@@ -172,7 +183,8 @@ func (o *options) defaults(root string) {
 // record is what the results file says of the options.
 func (o *options) record() map[string]any {
 	return map[string]any{"duration": o.duration.String(), "rounds": o.rounds, "streams": o.streams,
-		"conns": o.conns, "pool": o.pool, "new_pool": o.newPool, "timeout": o.timeout.String(), "uds": o.uds}
+		"conns": o.conns, "pool": o.pool, "new_pool": o.newPool, "timeout": o.timeout.String(), "uds": o.uds,
+		"idle": o.idle, "retries": o.retries}
 }
 
 func moduleRoot() (string, error) {

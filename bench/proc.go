@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -155,12 +156,16 @@ func parseProcStat(b []byte) (time.Duration, error) {
 // threshold cores on anything over a half-second window: another build or
 // test on the same machine would otherwise steal CPU from the servers and
 // make the figures noise. It returns the busy cores of the last window.
-func waitIdle(threshold float64, limit time.Duration) float64 {
+func waitIdle(ctx context.Context, threshold float64, limit time.Duration) float64 {
 	deadline := time.Now().Add(limit)
 	for {
 		b0, err := machineBusy()
 		t0 := time.Now()
-		time.Sleep(500 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-time.After(500 * time.Millisecond):
+		}
 		b1, err1 := machineBusy()
 		if err != nil || err1 != nil {
 			return 0

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -126,13 +127,14 @@ type Run struct {
 	// OtherCores is the CPU the rest of the machine used during the run,
 	// in cores: anything much above zero means the run was disturbed.
 	OtherCores float64 `json:"other_cores"`
+	Tries      int     `json:"tries"`
 	HitRate    float64 `json:"token_cache_hit_rate"` // -1: not a jwtauthz
 	Error      string  `json:"last_error,omitempty"`
 }
 
-// measure runs l against srv for d and reads the server's and this
+// measure runs l against srv for d (or until ctx ends) and reads the server's and this
 // process's CPU time around it.
-func measure(srv *server, l *load, d time.Duration) (Run, error) {
+func measure(ctx context.Context, srv *server, l *load, d time.Duration) (Run, error) {
 	h0, n0, herr := srv.cacheCounters()
 	s0, err := srv.cpu()
 	if err != nil {
@@ -141,10 +143,9 @@ func measure(srv *server, l *load, d time.Duration) (Run, error) {
 	c0, _ := cpuTime("self")
 	m0, _ := machineBusy()
 	t0 := time.Now()
-	stop := make(chan struct{})
-	timer := time.AfterFunc(d, func() { close(stop) })
-	t := l.drive(stop)
-	timer.Stop()
+	ctx, cancel := context.WithTimeout(ctx, d)
+	t := l.drive(ctx.Done())
+	cancel()
 	el := time.Since(t0)
 	s1, err := srv.cpu()
 	if err != nil {
