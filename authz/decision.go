@@ -31,6 +31,7 @@ const (
 	ReasonInvalidClaims                   // invalid_claims: other claim checks
 	ReasonInsufficientScope               // insufficient_scope: valid, but the rule requires more
 	ReasonUnavailable                     // unavailable: the provider has no keys yet
+	ReasonRequestTooLarge                 // request_too_large: more headers than the adapter reads
 	numReasons
 )
 
@@ -60,6 +61,7 @@ var reasons = [numReasons]reasonInfo{
 	ReasonInvalidClaims:     {"invalid_claims", http.StatusUnauthorized, "claims invalid"},
 	ReasonInsufficientScope: {"insufficient_scope", http.StatusForbidden, "insufficient scope"},
 	ReasonUnavailable:       {"unavailable", http.StatusServiceUnavailable, "signing keys not available yet"},
+	ReasonRequestTooLarge:   {"request_too_large", http.StatusRequestHeaderFieldsTooLarge, "too many request headers"},
 }
 
 // String returns the reason's label, e.g. "bad_signature".
@@ -109,7 +111,7 @@ func init() {
 		info := reasons[r]
 		switch {
 		case info.status == http.StatusOK:
-		case r == ReasonNoToken, r == ReasonUnavailable:
+		case r == ReasonNoToken, r == ReasonUnavailable, r == ReasonRequestTooLarge:
 			challenges[r] = `Bearer realm="` + Realm + `"`
 		default:
 			challenges[r] = `Bearer realm="` + Realm + `", error="invalid_token", error_description="` + info.desc + `"`
@@ -122,6 +124,8 @@ func init() {
 			code = "temporarily_unavailable"
 		case ReasonInsufficientScope:
 			code = "insufficient_scope"
+		case ReasonRequestTooLarge:
+			code = "invalid_request"
 		}
 		bodies[r] = `{"error":"` + code + `","error_description":"` + info.desc + `"}`
 	}

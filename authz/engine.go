@@ -88,6 +88,9 @@ type Request struct {
 	// same token and the same route share a decision.
 	RequestID string
 	Headers   Headers
+	// Oversize says the adapter could not read every header (more than it
+	// takes): the check is denied, since a token might be among the rest.
+	Oversize bool
 }
 
 func (r *Request) header(name string) string {
@@ -191,6 +194,9 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 }
 
 func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.Time) Decision {
+	if r.Oversize {
+		return deny(ReasonRequestTooLarge)
+	}
 	ru := pol.match(r)
 	if ru.action == ActionAllow {
 		return pol.public

@@ -121,8 +121,12 @@ func serveGRPC(t testing.TB, s authv3.AuthorizationServer) authv3.AuthorizationC
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(gs, s)
+	gs := grpc.NewServer(authz.ServerOptions()...)
+	if as, ok := s.(*authz.Server); ok {
+		as.Register(gs) // what jwtauthz serves: the wire codec's path
+	} else {
+		authv3.RegisterAuthorizationServer(gs, s)
+	}
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
 	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -127,6 +127,10 @@ func newProvider(cfg ProviderConfig, skew time.Duration, now func() time.Time) (
 	if len(p.sources) == 0 {
 		p.sources = []TokenSource{BearerSource}
 	}
+	p.sources = slices.Clone(p.sources)
+	for i := range p.sources {
+		p.sources[i].Header = strings.ToLower(p.sources[i].Header) // Envoy sends names in lower case
+	}
 	p.headers = []string{HeaderSubject, HeaderIssuer}
 	for h, c := range cfg.ClaimHeaders {
 		p.claimHeaders = append(p.claimHeaders, claimHeader{strings.ToLower(h), c})

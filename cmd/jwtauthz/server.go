@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -143,8 +142,8 @@ func (a *app) servers(tc *tls.Config) {
 	if tc != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
-	a.grpcSrv = grpc.NewServer(opts...)
-	authv3.RegisterAuthorizationServer(a.grpcSrv, authz.NewServer(a.engine))
+	a.grpcSrv = grpc.NewServer(append(authz.ServerOptions(), opts...)...)
+	authz.NewServer(a.engine).Register(a.grpcSrv)
 	healthpb.RegisterHealthServer(a.grpcSrv, a.health)
 	reflection.Register(a.grpcSrv)
 	for _, svc := range []string{"", authService} {

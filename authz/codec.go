@@ -1,0 +1,83 @@
+package authz
+
+import (
+	"context"
+	"fmt"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	protocodec "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+)
+
+// codec is the gRPC codec of jwtauthz's server. Check requests are read
+// straight from the wire into a wireRequest; every other message (health,
+// reflection, and all responses) goes to gRPC's proto codec.
+type codec struct{ base encoding.CodecV2 }
+
+// Name implements encoding.CodecV2: it stands in for "proto".
+func (codec) Name() string { return protocodec.Name }
+
+// Marshal implements encoding.CodecV2.
+func (c codec) Marshal(v any) (mem.BufferSlice, error) { return c.base.Marshal(v) }
+
+// Unmarshal implements encoding.CodecV2.
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	w, ok := v.(*wireRequest)
+	if !ok {
+		return c.base.Unmarshal(data, v)
+	}
+	n := data.Len()
+	if cap(w.buf) < n {
+		w.buf = make([]byte, n)
+	}
+	w.buf = w.buf[:n]
+	data.CopyTo(w.buf)
+	return w.parse()
+}
+
+// ServerOptions are the gRPC server options the Check path is built for:
+// the codec above.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.ForceServerCodecV2(codec{base: encoding.GetCodecV2(protocodec.Name)})}
+}
+
+// Register registers s on g as envoy.service.auth.v3.Authorization, with a
+// handler that reads requests through the codec of ServerOptions (which g
+// must have been built with). Reflection describes it as the generated
+// service.
+func (s *Server) Register(g *grpc.Server) {
+	desc := authv3.Authorization_ServiceDesc
+	desc.Methods = []grpc.MethodDesc{{MethodName: "Check", Handler: s.checkHandler}}
+	g.RegisterService(&desc, s)
+}
+
+const checkMethod = "/envoy.service.auth.v3.Authorization/Check"
+
+func (s *Server) checkHandler(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	w := getWire()
+	defer putWire(w)
+	if err := dec(w); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return s.checkWire(ctx, w), nil
+	}
+	info := &grpc.UnaryServerInfo{Server: s, FullMethod: checkMethod}
+	return interceptor(ctx, w, info, func(ctx context.Context, req any) (any, error) {
+		w, ok := req.(*wireRequest)
+		if !ok {
+			return nil, fmt.Errorf("authz: unexpected request %T", req)
+		}
+		return s.checkWire(ctx, w), nil
+	})
+}
+
+// checkWire decides a request read by the codec. The response it returns
+// holds no string of w, which goes back to its pool afterwards.
+func (s *Server) checkWire(ctx context.Context, w *wireRequest) *authv3.CheckResponse {
+	r := w.request()
+	d := s.engine.Check(ctx, &r)
+	return CheckResponse(&d)
+}

@@ -1,0 +1,222 @@
+package authz
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"unicode/utf8"
+	"unsafe"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Field numbers of the CheckRequest path jwtauthz reads
+// (envoy/service/auth/v3/{external_auth,attribute_context}.proto and
+// envoy/config/core/v3/base.proto).
+const (
+	fCheckAttributes  = 1  // CheckRequest.attributes
+	fAttrRequest      = 4  // AttributeContext.request
+	fRequestHTTP      = 2  // AttributeContext.Request.http
+	fHTTPMethod       = 2  // AttributeContext.HttpRequest.method
+	fHTTPHeaders      = 3  // ... headers (map<string, string>)
+	fHTTPPath         = 4  // ... path
+	fHTTPHost         = 5  // ... host
+	fHTTPHeaderMap    = 13 // ... header_map (with encode_raw_headers)
+	fHeaderMapHeaders = 1  // HeaderMap.headers
+	fHeaderValueKey   = 1  // HeaderValue.key, and a map entry's key
+	fHeaderValueValue = 2  // HeaderValue.value, and a map entry's value
+	fHeaderValueRaw   = 3  // HeaderValue.raw_value
+)
+
+// maxWireHeaders bounds the headers taken from one CheckRequest (Envoy's own
+// default limit is 100).
+const maxWireHeaders = 1024
+
+var errWire = errors.New("authz: malformed CheckRequest")
+
+// wireRequest is a CheckRequest read straight from its bytes: only the
+// fields the core needs, as strings that point into buf. Reading it costs
+// no map, no string per header and no message per field, which is most of
+// what unmarshalling a browser's CheckRequest costs. It is pooled: nothing
+// may keep one of its strings after the check returns.
+type wireRequest struct {
+	buf                []byte
+	method, host, path string
+	hdrs               []wireHeader // the headers map
+	raw                []wireHeader // header_map, read only when hdrs is empty
+	oversize           bool         // more than maxWireHeaders: the rest were not read
+}
+
+type wireHeader struct{ k, v string }
+
+var wirePool = sync.Pool{New: func() any { return &wireRequest{} }}
+
+func getWire() *wireRequest { return wirePool.Get().(*wireRequest) }
+
+func putWire(w *wireRequest) {
+	if cap(w.buf) > 1<<20 {
+		return // a rare huge request: let it go
+	}
+	*w = wireRequest{buf: w.buf[:0], hdrs: w.hdrs[:0], raw: w.raw[:0]}
+	wirePool.Put(w)
+}
+
+// view returns b as a string without copying; b must live in w.buf.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// parse reads w.buf. Like proto.Unmarshal, a field given twice takes its
+// last value, a message given twice is merged, and a map key given twice
+// keeps its last value; unknown fields are skipped. The strings jwtauthz
+// uses must be valid UTF-8, as proto3 requires.
+func (w *wireRequest) parse() error {
+	return eachField(w.buf, func(num protowire.Number, typ protowire.Type, v []byte) error {
+		if num != fCheckAttributes || typ != protowire.BytesType {
+			return nil
+		}
+		return eachField(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
+			if num != fAttrRequest || typ != protowire.BytesType {
+				return nil
+			}
+			return eachField(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
+				if num != fRequestHTTP || typ != protowire.BytesType {
+					return nil
+				}
+				return w.parseHTTP(v)
+			})
+		})
+	})
+}
+
+func (w *wireRequest) parseHTTP(b []byte) error {
+	return eachField(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
+		if typ != protowire.BytesType {
+			return nil
+		}
+		var err error
+		switch num {
+		case fHTTPMethod:
+			w.method, err = utf8View(v)
+		case fHTTPPath:
+			w.path, err = utf8View(v)
+		case fHTTPHost:
+			w.host, err = utf8View(v)
+		case fHTTPHeaders:
+			err = w.addHeader(v, false)
+		case fHTTPHeaderMap:
+			err = eachField(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
+				if num != fHeaderMapHeaders || typ != protowire.BytesType {
+					return nil
+				}
+				return w.addHeader(v, true)
+			})
+		}
+		return err
+	})
+}
+
+// addHeader reads a map entry (key 1, value 2) or a HeaderValue (key 1,
+// value 2, raw_value 3).
+func (w *wireRequest) addHeader(b []byte, raw bool) error {
+	var k, v, rawV []byte
+	err := eachField(b, func(num protowire.Number, typ protowire.Type, f []byte) error {
+		if typ == protowire.BytesType {
+			switch num {
+			case fHeaderValueKey:
+				k = f
+			case fHeaderValueValue:
+				v = f
+			case fHeaderValueRaw:
+				rawV = f
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(w.hdrs)+len(w.raw) >= maxWireHeaders {
+		w.oversize = true
+		return nil
+	}
+	if !utf8.Valid(k) || !utf8.Valid(v) {
+		return errWire // string fields; raw_value is bytes
+	}
+	if !raw {
+		w.hdrs = append(w.hdrs, wireHeader{view(k), view(v)})
+		return nil
+	}
+	if len(v) == 0 {
+		v = rawV
+	}
+	w.raw = append(w.raw, wireHeader{view(k), view(v)})
+	return nil
+}
+
+// Get implements Headers: the last value of a map key, as proto.Unmarshal
+// keeps it; with header_map (and no headers map), every value of the name
+// joined with ",", as Envoy joins them, names compared without case.
+func (w *wireRequest) Get(name string) string {
+	if len(w.hdrs) > 0 || len(w.raw) == 0 {
+		for i := len(w.hdrs) - 1; i >= 0; i-- {
+			if w.hdrs[i].k == name {
+				return w.hdrs[i].v
+			}
+		}
+		return ""
+	}
+	var vals []string
+	for _, h := range w.raw {
+		if strings.EqualFold(h.k, name) {
+			vals = append(vals, h.v)
+		}
+	}
+	return strings.Join(vals, ",")
+}
+
+// request is the core's view of w.
+func (w *wireRequest) request() Request {
+	r := Request{Method: w.method, Host: w.host, Path: w.path, Headers: w, Oversize: w.oversize}
+	if r.Method == "" {
+		r.Method = w.Get(":method")
+	}
+	if r.Host == "" {
+		r.Host = w.Get(":authority")
+	}
+	if r.Path == "" {
+		r.Path = w.Get(":path")
+	}
+	r.RequestID = w.Get("x-request-id")
+	return r
+}
+
+func utf8View(b []byte) (string, error) {
+	if !utf8.Valid(b) {
+		return "", errWire
+	}
+	return view(b), nil
+}
+
+// eachField calls fn for every field of a message, in order.
+func eachField(b []byte, fn func(protowire.Number, protowire.Type, []byte) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || num <= 0 {
+			return errWire
+		}
+		b = b[n:]
+		var v []byte
+		if typ == protowire.BytesType {
+			v, n = protowire.ConsumeBytes(b)
+		} else {
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return errWire
+		}
+		b = b[n:]
+		if err := fn(num, typ, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
