@@ -172,7 +172,11 @@ type Decision struct {
 	Cached bool
 
 	grant *Grant
+	until int64 // how long the request dedup may reuse it, Unix nanoseconds
 }
+
+// Deadline implements cache.Expiring, for the request dedup.
+func (d Decision) Deadline() int64 { return d.until }
 
 // Status returns the HTTP status of the decision. A denial is never 200,
 // whatever its reason says: fail closed.
@@ -196,6 +200,8 @@ func grpcCode(status int) codes.Code {
 		return codes.PermissionDenied
 	case http.StatusServiceUnavailable:
 		return codes.Unavailable
+	case http.StatusRequestHeaderFieldsTooLarge:
+		return codes.InvalidArgument
 	}
 	return codes.Unauthenticated
 }

@@ -118,7 +118,7 @@ type Engine struct {
 	pol       atomic.Pointer[policy]
 	gen       atomic.Uint64
 	tokens    *cache.LRU[*Grant]
-	negative  *cache.LRU[Reason]
+	negative  *cache.LRU[rejection]
 	dedup     *cache.Dedup[Decision]
 	verifying cache.Flight[verdict]
 	verified  atomic.Uint64 // tokens whose signature was checked
@@ -137,7 +137,7 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg:      cfg,
 		tokens:   cache.NewLRU[*Grant](cfg.CacheSize, cfg.CacheTTL, 0),
-		negative: cache.NewLRU[Reason](cfg.NegativeCacheSize, cfg.NegativeTTL, 0),
+		negative: cache.NewLRU[rejection](cfg.NegativeCacheSize, cfg.NegativeTTL, 0),
 		dedup:    cache.NewDedup[Decision](cfg.DedupSize, cfg.DedupWindow),
 	}
 	if err := e.Update(cfg.Providers, cfg.Rules); err != nil {
@@ -219,8 +219,7 @@ func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.T
 	// The token cache missed: this is where checks of one request are worth
 	// sharing. (On a hit, a shared decision would cost more than a new one.)
 	if r.RequestID == "" {
-		d, _ := e.decideToken(ctx, pol, ru, r, tok, th, src, now)
-		return d
+		return e.decideToken(ctx, pol, ru, r, tok, th, src, now)
 	}
 	return e.decideShared(ctx, pol, ru, *r, tok, th, src, now)
 }
@@ -230,14 +229,14 @@ func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.T
 // not make every caller's request escape to the heap.
 func (e *Engine) decideShared(ctx context.Context, pol *policy, ru *rule, r Request, tok string, th cache.Key, src *TokenSource, now time.Time) Decision {
 	k := dedupKey(pol.gen, &r, th)
-	d, hit, err := e.dedup.Do(ctx, k, now, func() (Decision, time.Time) {
+	d, hit, err := e.dedup.Do(ctx, k, now, func() Decision {
 		return e.decideToken(ctx, pol, ru, &r, tok, th, src, now)
 	})
 	switch {
 	case err != nil:
 		return deny(ReasonUnavailable) // the caller gave up waiting for its twin
 	case hit && d.grant != nil && !d.grant.usable():
-		d, _ = e.decideToken(ctx, pol, ru, &r, tok, th, src, now)
+		d = e.decideToken(ctx, pol, ru, &r, tok, th, src, now)
 	case hit:
 		d.Cached = true
 	}
@@ -258,21 +257,23 @@ func dedupKey(gen uint64, r *Request, th cache.Key) cache.Key {
 	return sha256.Sum256(b)
 }
 
-// decideToken decides a request whose token is tok, and says until when the
-// decision may be reused for the same request.
-func (e *Engine) decideToken(ctx context.Context, pol *policy, ru *rule, r *Request, tok string, th cache.Key, src *TokenSource, now time.Time) (Decision, time.Time) {
+// decideToken decides a request whose token is tok. The decision's
+// deadline says how long the request dedup may reuse it: the dedup window,
+// and never beyond the token's exp; an unavailable answer not at all.
+func (e *Engine) decideToken(ctx context.Context, pol *policy, ru *rule, r *Request, tok string, th cache.Key, src *TokenSource, now time.Time) Decision {
 	v := e.grant(ctx, pol, tok, th, now)
+	window := now.Add(e.cfg.DedupWindow).UnixNano()
 	if v.g == nil {
 		d := deny(v.reason)
-		d.Cached = v.cached
+		d.Cached, d.until = v.cached, window
 		if v.reason == ReasonUnavailable {
-			return d, time.Time{}
+			d.until = 1 // long past: never reused
 		}
-		return d, now.Add(e.cfg.DedupWindow)
+		return d
 	}
 	d := pol.authorize(ru, v.g, src, r)
-	d.Cached = v.cached
-	return d, v.g.notAfter()
+	d.Cached, d.until = v.cached, min(window, v.g.until)
+	return d
 }
 
 // grant finds tok's rejection in the negative cache, or verifies it, once
@@ -280,7 +281,7 @@ func (e *Engine) decideToken(ctx context.Context, pol *policy, ru *rule, r *Requ
 // cache.)
 func (e *Engine) grant(ctx context.Context, pol *policy, tok string, th cache.Key, now time.Time) verdict {
 	if r, ok := e.negative.Get(th, now); ok {
-		return verdict{reason: r, cached: true}
+		return verdict{reason: r.reason, cached: true}
 	}
 	v, _, err := e.verifying.Do(ctx, th, func() verdict {
 		if g, ok := e.tokens.Peek(th, now); ok && g.usable() {
@@ -301,14 +302,20 @@ func (g *Grant) usable() bool {
 	if g.p.retired.Load() {
 		return false
 	}
-	_, _, ok := g.p.keys.Key(g.kid)
+	kid := ""
+	if g.extra != nil && g.extra.kidName != "" {
+		kid = g.extra.kidName
+	} else {
+		kid = g.p.kidName(g.kid)
+	}
+	_, _, ok := g.p.keys.Key(kid)
 	return ok
 }
 
 func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.Key, now time.Time) verdict {
 	reject := func(r Reason) verdict {
 		if remembered(r) {
-			e.negative.Put(th, r, now, now.Add(e.cfg.NegativeTTL))
+			e.negative.Put(th, rejection{r, now.Add(e.cfg.NegativeTTL).UnixNano()}, now)
 		}
 		return verdict{reason: r}
 	}
@@ -335,10 +342,19 @@ func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.K
 	if err != nil {
 		return reject(p.reasonOf(h, err))
 	}
-	g := pol.newGrant(p, h, c, tok)
-	e.tokens.Put(th, g, now, g.notAfter())
+	g := pol.newGrant(p, h, c, tok, now.Add(e.cfg.CacheTTL))
+	e.tokens.Put(th, g, now)
 	return verdict{g: g}
 }
+
+// rejection is what the negative cache keeps: why, and until when.
+type rejection struct {
+	reason Reason
+	until  int64 // Unix nanoseconds
+}
+
+// Deadline implements cache.Expiring.
+func (r rejection) Deadline() int64 { return r.until }
 
 // remembered reports whether a rejection for r may be kept in the negative
 // cache: not when a key refresh or the passing of time may change it.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // policy is the part of the configuration that decides: providers and
@@ -141,65 +142,100 @@ func without(all, drop []string) []string {
 
 // Grant is what the token cache keeps of a verified token: enough to decide
 // again and to answer, and nothing from which the token could be rebuilt.
-// It is kept small: the identity headers are built from it when answering.
+// It is 64 bytes, one allocation with its subject: the identity headers are
+// built from it when answering, the kid is an index into its provider's
+// table, and only some configurations need more (extra).
 type Grant struct {
-	p     *provider
-	sub   string // "" if absent or unfit for a header
-	kid   string // interned by the provider
-	exp   int64  // the token's exp, Unix seconds
-	full  bool   // the grant sets every header its provider may set
-	extra *grantExtra
+	p      *provider
+	until  int64 // the token's exp, or the cache TTL if sooner: Unix nanoseconds
+	extra  *grantExtra
+	kid    uint16 // index into p's kid table
+	full   bool   // the grant sets every header its provider may set
+	subLen uint8  // of sub, when inline
+	sub    [grantSubLen]byte
 }
+
+// grantSubLen is the longest subject kept inline: UUIDs (Entra ID, Cognito,
+// Keycloak) and Clerk's user ids fit. A longer one goes to extra.
+const grantSubLen = 36
 
 // grantExtra is what only some configurations need: claims that rules read,
-// claim and payload headers, and the iss of an AnyIssuer provider's token.
+// claim and payload headers, the iss of an AnyIssuer provider's token, and a
+// subject too long to keep inline.
 type grantExtra struct {
-	iss    string
-	scopes []string
-	claims map[string][]string
-	set    []Header
+	kidName string // when the provider's kid table is full
+	iss     string
+	sub     string
+	scopes  []string
+	claims  map[string][]string
+	set     []Header
 }
 
-func (g *Grant) notAfter() time.Time { return time.Unix(g.exp, 0) }
+// Deadline implements cache.Expiring.
+func (g *Grant) Deadline() int64 { return g.until }
 
-// newGrant keeps what the policy needs of verified claims.
-func (pol *policy) newGrant(p *provider, h header, c *claims, tok string) *Grant {
-	g := &Grant{p: p, kid: p.intern(h.KID), exp: c.ExpiresAt.Unix()}
+// subject returns the sub, "" if absent or unfit for a header. It points
+// into the grant, which is never changed: no copy.
+func (g *Grant) subject() string {
+	if g.subLen > 0 {
+		return unsafe.String(&g.sub[0], int(g.subLen))
+	}
+	if g.extra != nil {
+		return g.extra.sub
+	}
+	return ""
+}
+
+// newGrant keeps what the policy needs of verified claims; the grant lasts
+// until the token's exp, or until limit if that is sooner.
+func (pol *policy) newGrant(p *provider, h header, c *claims, tok string, limit time.Time) *Grant {
+	g := &Grant{p: p, until: min(c.ExpiresAt.UnixNano(), limit.UnixNano())}
+	var x grantExtra
+	kid, inTable := p.kidIndex(h.KID)
+	g.kid = kid
+	sub := ""
 	if headerSafe(c.Subject) {
-		g.sub = c.Subject
+		sub = c.Subject
+	}
+	if len(sub) <= grantSubLen {
+		g.subLen = uint8(copy(g.sub[:], sub))
+	} else {
+		x.sub = sub
 	}
 	set := 1 // x-auth-issuer
-	if g.sub != "" {
+	if sub != "" {
 		set++
 	}
-	if pol.needScopes || len(pol.claimNames) > 0 || len(p.claimHeaders) > 0 || p.cfg.PayloadHeader != "" || p.cfg.AnyIssuer {
-		x := &grantExtra{}
-		if p.cfg.AnyIssuer {
-			x.iss = c.Issuer
+	if p.cfg.AnyIssuer {
+		x.iss = c.Issuer
+	}
+	if pol.needScopes {
+		x.scopes = c.Scopes
+	}
+	if len(pol.claimNames) > 0 {
+		x.claims = make(map[string][]string, len(pol.claimNames))
+		for _, n := range pol.claimNames {
+			x.claims[n] = claimValues(claimAt(c.all, n))
 		}
-		if pol.needScopes {
-			x.scopes = c.Scopes
+	}
+	for _, ch := range p.claimHeaders {
+		if v := strings.Join(claimValues(claimAt(c.all, ch.claim)), ","); v != "" && headerSafe(v) {
+			x.set = append(x.set, Header{ch.header, v})
 		}
-		if len(pol.claimNames) > 0 {
-			x.claims = make(map[string][]string, len(pol.claimNames))
-			for _, n := range pol.claimNames {
-				x.claims[n] = claimValues(claimAt(c.all, n))
-			}
-		}
-		for _, ch := range p.claimHeaders {
-			if v := strings.Join(claimValues(claimAt(c.all, ch.claim)), ","); v != "" && headerSafe(v) {
-				x.set = append(x.set, Header{ch.header, v})
-			}
-		}
-		if p.cfg.PayloadHeader != "" {
-			_, rest, _ := strings.Cut(tok, ".")
-			payload, _, _ := strings.Cut(rest, ".")
-			x.set = append(x.set, Header{strings.ToLower(p.cfg.PayloadHeader), strings.Clone(payload)})
-		}
-		set += len(x.set)
-		g.extra = x
+	}
+	if p.cfg.PayloadHeader != "" {
+		_, rest, _ := strings.Cut(tok, ".")
+		payload, _, _ := strings.Cut(rest, ".")
+		x.set = append(x.set, Header{strings.ToLower(p.cfg.PayloadHeader), strings.Clone(payload)})
+	}
+	set += len(x.set)
+	if x.iss != "" || x.sub != "" || x.scopes != nil || x.claims != nil || x.set != nil || !inTable {
+		g.extra = &x
 	}
 	g.full = set == len(p.headers)
+	if !inTable {
+		g.extra.kidName = h.KID
+	}
 	return g
 }
 
@@ -243,7 +279,7 @@ func (pol *policy) removeFor(g *Grant) []string {
 		return pol.removeFull[g.p]
 	}
 	names := []string{HeaderIssuer}
-	if g.sub != "" {
+	if g.subject() != "" {
 		names = append(names, HeaderSubject)
 	}
 	if g.extra != nil {
@@ -265,10 +301,10 @@ func (pol *policy) authorize(ru *rule, g *Grant, src *TokenSource, r *Request) D
 	}
 	if !ru.satisfied(g) {
 		d := deny(ReasonInsufficientScope)
-		d.Challenge, d.Provider, d.Subject = ru.challenge, g.p.name, g.sub
+		d.Challenge, d.Provider, d.Subject = ru.challenge, g.p.name, g.subject()
 		return d
 	}
-	d := Decision{Allow: true, Reason: ReasonOK, Provider: g.p.name, Subject: g.sub, Issuer: g.issuer(), Remove: pol.removeFor(g), grant: g}
+	d := Decision{Allow: true, Reason: ReasonOK, Provider: g.p.name, Subject: g.subject(), Issuer: g.issuer(), Remove: pol.removeFor(g), grant: g}
 	if g.extra != nil {
 		d.Set = g.extra.set
 	}

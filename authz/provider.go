@@ -80,14 +80,43 @@ type provider struct {
 	claimHeaders []claimHeader
 	headers      []string    // every header this provider sets on an allow
 	retired      atomic.Bool // replaced by a reload
-	kids         sync.Map    // interned kids of verified tokens: the key set bounds them
+
+	// kids numbers the kids of verified tokens, so that a grant keeps two
+	// bytes, not a string. Only kids of the key set get here, so it stays
+	// small; it is never shrunk, and past maxKids a grant keeps its kid.
+	kidMu    sync.Mutex
+	kidNum   map[string]uint16
+	kidNames atomic.Pointer[[]string]
 }
 
-// intern returns the one copy of kid that this provider's grants share.
-func (p *provider) intern(kid string) string {
-	v, _ := p.kids.LoadOrStore(kid, kid)
-	return v.(string)
+const maxKids = 1 << 16
+
+// kidIndex returns kid's number, and false if the table is full.
+func (p *provider) kidIndex(kid string) (uint16, bool) {
+	p.kidMu.Lock()
+	defer p.kidMu.Unlock()
+	if i, ok := p.kidNum[kid]; ok {
+		return i, true
+	}
+	var names []string
+	if cur := p.kidNames.Load(); cur != nil {
+		names = *cur
+	}
+	if len(names) >= maxKids {
+		return 0, false
+	}
+	if p.kidNum == nil {
+		p.kidNum = map[string]uint16{}
+	}
+	i := uint16(len(names))
+	p.kidNum[kid] = i
+	names = append(names[:len(names):len(names)], kid) // readers keep the old slice
+	p.kidNames.Store(&names)
+	return i, true
 }
+
+// kidName returns the kid with number i, without a lock.
+func (p *provider) kidName(i uint16) string { return (*p.kidNames.Load())[i] }
 
 // Sentinel errors of verification, mapped to reasons in one place (reasonOf).
 var (

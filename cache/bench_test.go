@@ -6,13 +6,13 @@ import (
 	"time"
 )
 
-func filled(n int) (*LRU[*int], []Key) {
-	c := NewLRU[*int](n, time.Hour, 0)
+func filled(n int) (*LRU[val], []Key) {
+	c := NewLRU[val](n, time.Hour, 0)
 	keys := make([]Key, n)
-	v := 1
+	v := until("v", t0.Add(time.Hour))
 	for i := range keys {
 		keys[i] = key(i)
-		c.Put(keys[i], &v, t0, t0.Add(time.Hour))
+		c.Put(keys[i], v, t0)
 	}
 	return c, keys
 }
@@ -46,12 +46,12 @@ func BenchmarkGetHitParallel(b *testing.B) {
 
 // BenchmarkGetHitOneShard is the unsharded figure, for comparison.
 func BenchmarkGetHitParallelOneShard(b *testing.B) {
-	c := NewLRU[*int](1024, time.Hour, 1)
-	v := 1
+	c := NewLRU[val](1024, time.Hour, 1)
+	v := until("v", t0.Add(time.Hour))
 	keys := make([]Key, 1024)
 	for i := range keys {
 		keys[i] = key(i)
-		c.Put(keys[i], &v, t0, t0.Add(time.Hour))
+		c.Put(keys[i], v, t0)
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -62,29 +62,29 @@ func BenchmarkGetHitParallelOneShard(b *testing.B) {
 }
 
 func BenchmarkPut(b *testing.B) {
-	c := NewLRU[*int](1<<16, time.Hour, 0)
+	c := NewLRU[val](1<<16, time.Hour, 0)
 	keys := make([]Key, 1<<16)
 	for i := range keys {
 		keys[i] = key(i)
 	}
-	v := 1
+	v := until("v", t0.Add(time.Hour))
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		c.Put(keys[i&(1<<16-1)], &v, t0, t0.Add(time.Hour))
+		c.Put(keys[i&(1<<16-1)], v, t0)
 	}
 }
 
 func BenchmarkPutParallel(b *testing.B) {
-	c := NewLRU[*int](1<<16, time.Hour, 0)
+	c := NewLRU[val](1<<16, time.Hour, 0)
 	keys := make([]Key, 1<<16)
 	for i := range keys {
 		keys[i] = key(i)
 	}
-	v := 1
+	v := until("v", t0.Add(time.Hour))
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for i := 0; pb.Next(); i++ {
-			c.Put(keys[i&(1<<16-1)], &v, t0, t0.Add(time.Hour))
+			c.Put(keys[i&(1<<16-1)], v, t0)
 		}
 	})
 }

@@ -67,22 +67,22 @@ func (f *Flight[V]) Do(ctx context.Context, k Key, fn func() V) (v V, shared boo
 
 // Dedup shares one result among the checks of one request: concurrent ones
 // wait for the first, later ones within the window reuse what it decided.
-type Dedup[V any] struct {
+type Dedup[V Expiring] struct {
 	lru    *LRU[V]
 	flight Flight[V]
 }
 
 // NewDedup returns a Dedup that remembers up to capacity results, each for
 // at most window.
-func NewDedup[V any](capacity int, window time.Duration) *Dedup[V] {
+func NewDedup[V Expiring](capacity int, window time.Duration) *Dedup[V] {
 	return &Dedup[V]{lru: NewLRU[V](capacity, window, 0)}
 }
 
 // Do returns the result remembered under k, or computes it with fn, once for
-// all concurrent callers. fn returns the value and the instant until which it
-// may be reused; a zero instant keeps it from being remembered. hit reports
-// that the value was remembered, or computed for another caller.
-func (d *Dedup[V]) Do(ctx context.Context, k Key, now time.Time, fn func() (V, time.Time)) (v V, hit bool, err error) {
+// all concurrent callers. The value's deadline says until when it may be
+// reused (the window bounds it too: callers fold it in). hit reports that
+// the value was remembered, or computed for another caller.
+func (d *Dedup[V]) Do(ctx context.Context, k Key, now time.Time, fn func() V) (v V, hit bool, err error) {
 	if v, ok := d.lru.Get(k, now); ok {
 		return v, true, nil
 	}
@@ -90,8 +90,8 @@ func (d *Dedup[V]) Do(ctx context.Context, k Key, now time.Time, fn func() (V, t
 		if v, ok := d.lru.peek(d.lru.shard(k), k, now); ok { // finished between our Get and Do
 			return v
 		}
-		v, notAfter := fn()
-		d.lru.Put(k, v, now, notAfter)
+		v := fn()
+		d.lru.Put(k, v, now)
 		return v
 	})
 	return v, shared, err

@@ -22,17 +22,17 @@ func Hash(s string) Key {
 	return sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
-// entry is what a shard stores: the value and the instant it stops being
-// valid, in Unix nanoseconds.
-type entry[V any] struct {
-	val      V
-	notAfter int64
+// Expiring is a value that carries its own deadline: the instant, in Unix
+// nanoseconds, from which it is no longer valid (0: only the cache's TTL
+// bounds it). Keeping it in the value, not beside it, keeps the entry small.
+type Expiring interface {
+	Deadline() int64
 }
 
 // shard is one expirable LRU with its own counters. The padding keeps two
 // shards' counters off one cache line.
-type shard[V any] struct {
-	lru       *expirable.LRU[Key, entry[V]]
+type shard[V Expiring] struct {
+	lru       *expirable.LRU[Key, V]
 	hits      atomic.Uint64
 	misses    atomic.Uint64
 	evictions atomic.Uint64
@@ -42,14 +42,15 @@ type shard[V any] struct {
 // LRU is a size-bounded cache whose entries each carry their own deadline.
 //
 // The underlying expirable LRU has one TTL for every entry and drops entries
-// older than it in the background; LRU adds a per-entry deadline, checked on
-// every Get, so that an entry can end sooner (a token's exp). It is split into
-// shards by key so that parallel readers do not all wait on one mutex.
-type LRU[V any] struct {
+// older than it in the background; LRU checks each value's own deadline on
+// every Get, so that an entry ends sooner (a token's exp) and so that an
+// injected clock governs it (callers fold the TTL into the deadline). It is
+// split into shards by key so that parallel readers do not all wait on one
+// mutex.
+type LRU[V Expiring] struct {
 	shards   []shard[V]
 	mask     uint64
 	capacity int
-	ttl      time.Duration
 }
 
 // Stats is a snapshot of an LRU's counters.
@@ -69,9 +70,11 @@ func (s Stats) HitRate() float64 {
 	return 0
 }
 
-// NewLRU returns a cache of at most capacity entries, none kept longer than
-// ttl, split into shards (rounded up to a power of two; 0 picks a default).
-func NewLRU[V any](capacity int, ttl time.Duration, shards int) *LRU[V] {
+// NewLRU returns a cache of at most capacity entries, split into shards
+// (rounded up to a power of two; 0 picks a default). The expirable LRU drops
+// entries older than ttl by the real clock, in the background; a value's
+// own deadline ends it sooner.
+func NewLRU[V Expiring](capacity int, ttl time.Duration, shards int) *LRU[V] {
 	if capacity < 1 {
 		capacity = 1
 	}
@@ -82,10 +85,10 @@ func NewLRU[V any](capacity int, ttl time.Duration, shards int) *LRU[V] {
 	for n < shards && n*2 <= capacity {
 		n *= 2
 	}
-	c := &LRU[V]{shards: make([]shard[V], n), mask: uint64(n - 1), capacity: capacity, ttl: ttl}
+	c := &LRU[V]{shards: make([]shard[V], n), mask: uint64(n - 1), capacity: capacity}
 	per := (capacity + n - 1) / n
 	for i := range c.shards {
-		c.shards[i].lru = expirable.NewLRU[Key, entry[V]](per, nil, ttl)
+		c.shards[i].lru = expirable.NewLRU[Key, V](per, nil, ttl)
 	}
 	return c
 }
@@ -113,9 +116,9 @@ func (c *LRU[V]) Peek(k Key, now time.Time) (V, bool) { return c.peek(c.shard(k)
 
 // peek is Get without counting.
 func (c *LRU[V]) peek(s *shard[V], k Key, now time.Time) (V, bool) {
-	e, ok := s.lru.Get(k)
-	if ok && now.UnixNano() < e.notAfter {
-		return e.val, true
+	v, ok := s.lru.Get(k)
+	if ok && !expired(v, now) {
+		return v, true
 	}
 	if ok {
 		s.lru.Remove(k)
@@ -124,17 +127,19 @@ func (c *LRU[V]) peek(s *shard[V], k Key, now time.Time) (V, bool) {
 	return zero, false
 }
 
-// Put stores v under k until notAfter, or until the cache's TTL from now,
-// whichever is sooner. A deadline not after now stores nothing.
-func (c *LRU[V]) Put(k Key, v V, now, notAfter time.Time) {
-	if limit := now.Add(c.ttl); c.ttl > 0 && limit.Before(notAfter) {
-		notAfter = limit
-	}
-	if !now.Before(notAfter) {
+func expired(v Expiring, now time.Time) bool {
+	d := v.Deadline()
+	return d != 0 && now.UnixNano() >= d
+}
+
+// Put stores v under k until its deadline, or the cache's TTL, whichever
+// comes first. A value already past its deadline is not stored.
+func (c *LRU[V]) Put(k Key, v V, now time.Time) {
+	if expired(v, now) {
 		return
 	}
 	s := c.shard(k)
-	if s.lru.Add(k, entry[V]{val: v, notAfter: notAfter.UnixNano()}) {
+	if s.lru.Add(k, v) {
 		s.evictions.Add(1)
 	}
 }
