@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/jwks"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
@@ -66,6 +67,30 @@ func BenchmarkCheck(b *testing.B) {
 	ids := requestIDs(4096)
 	b.Run("cached", func(b *testing.B) {
 		e := benchEnv(b, nil)
+		toks := tokens(b, e, e.idp.Signing(), 1)
+		srv := authz.NewServer(e.eng)
+		req := browserRequest(b, toks[0], "")
+		srv.Check(context.Background(), req)
+		run(b, req, srv, nil, ids, codes.OK)
+	})
+	b.Run("cached-10-rules-3-providers", func(b *testing.B) {
+		// A token of the third provider on a route only the tenth rule
+		// matches: every rule and provider is passed over on each check.
+		one, two := issuer.NewServer(), issuer.NewServer()
+		b.Cleanup(one.Close)
+		b.Cleanup(two.Close)
+		e := benchEnv(b, nil, withConfig(func(c *authz.Config, _ *authz.ProviderConfig) {
+			for i, idp := range []*issuer.Server{one, two} {
+				c.Providers = append(c.Providers, authz.ProviderConfig{Name: fmt.Sprint("other", i), Issuer: idp.URL,
+					Keys: runSource(b, jwks.Config{Name: "o", Issuer: idp.URL, URL: idp.JWKSURL()}, true),
+					TokenSources: []authz.TokenSource{{Header: fmt.Sprint("x-token-", i)}, {Cookie: fmt.Sprint("tok", i)}}})
+			}
+			for i := range 9 {
+				c.Rules = append(c.Rules, authz.RuleConfig{Match: authz.Match{PathPrefix: fmt.Sprint("/r", i, "/"), Methods: []string{"POST"}, Hosts: []string{"*.internal"}},
+					Require: authz.Require{Providers: []string{"other0"}, Scopes: []string{"s"}}})
+			}
+			c.Rules = append(c.Rules, authz.RuleConfig{Match: authz.Match{PathPrefix: "/v1/"}, Require: authz.Require{Providers: []string{"test"}}})
+		}))
 		toks := tokens(b, e, e.idp.Signing(), 1)
 		srv := authz.NewServer(e.eng)
 		req := browserRequest(b, toks[0], "")
