@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,7 +22,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jwtauthz/jwtauthz/authz"
-	"github.com/jwtauthz/jwtauthz/cache"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
@@ -308,36 +308,53 @@ func checkQuietly(e *env, req *authv3.CheckRequest) string {
 	return resp.Status.Message
 }
 
-// TestExpirableCacheWorstCaseMemory measures the bound floodBytesPerEntry
-// documents: garbage put into caches of the negative cache's and the
-// dedup's types, in bursts that fill every expiry bucket of every shard.
-// The memory stays after Close (golang-lru's maps do not shrink).
-func TestExpirableCacheWorstCaseMemory(t *testing.T) {
+// TestCacheChurnMemory measures what floodBytesPerEntry bounds: garbage
+// churned through the negative cache and the dedup for longer than their
+// TTLs (shortened to 2 s here), so that every expiry bucket has been filled
+// and emptied, costs at most floodBytesPerEntry per unit of capacity, and
+// the valid token is still answered from the token cache.
+func TestCacheChurnMemory(t *testing.T) {
 	if testing.Short() {
-		t.Skip("fills 100 expiry buckets: takes a few seconds")
+		t.Skip("churns the caches for a few seconds")
 	}
-	const capacity, ttl = 10_000, 2 * time.Second
+	const size, ttl = 10_000, 2 * time.Second
+	a := newAttackEnvWith(t, func(c *authz.Config) {
+		c.NegativeCacheSize, c.DedupSize, c.NegativeTTL, c.DedupWindow = size, size, ttl, ttl
+	})
+	valid := a.sign(t, a.es, a.claims())
+	ctx := context.Background()
+	check := func(tok, id string) authz.Decision {
+		return a.eng.Check(ctx, &authz.Request{Method: "GET", Host: "api", Path: "/", RequestID: id,
+			Headers: authz.MapHeaders{"authorization": "Bearer " + tok, "x-request-id": id}})
+	}
+	check(valid, "")
 	before := heapAfterGC()
-	neg := cache.NewLRU[authz.Reason](capacity, ttl, 0)
-	dedup := cache.NewLRU[authz.Decision](capacity, ttl, 0)
-	defer neg.Close()
-	defer dedup.Close()
-	now := time.Now()
-	var k cache.Key
-	puts := uint64(0)
-	for end := now.Add(ttl + ttl/4); time.Now().Before(end); {
-		for range capacity {
-			puts++
-			binary.LittleEndian.PutUint64(k[:], puts*0x9E3779B97F4A7C15) // spread over the shards
-			binary.LittleEndian.PutUint64(k[8:], puts)
-			neg.Put(k, authz.ReasonMalformed, now, now.Add(time.Hour))
-			dedup.Put(k, authz.Decision{}, now, now.Add(time.Hour))
-		}
+	var wg sync.WaitGroup
+	var checks atomic.Int64
+	end := time.Now().Add(ttl + ttl/4)
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; time.Now().Before(end); i += 2 {
+				tok := fmt.Sprintf("Zmxvb2Q.%x.eA", i)
+				if d := check(tok, tok); d.Reason != authz.ReasonMalformed {
+					t.Errorf("%s: %v", tok, d.Reason)
+					return
+				}
+				checks.Add(1)
+			}
+		}()
 	}
+	wg.Wait()
 	growth := int64(heapAfterGC()) - int64(before)
-	perUnit := float64(growth) / (2 * capacity)
-	t.Logf("%d puts into two caches of %d: heap %+d bytes, %.0f bytes per unit of capacity (bound %d)", puts, capacity, growth, perUnit, floodBytesPerEntry)
+	perUnit := float64(growth) / (2 * size)
+	t.Logf("%d distinct garbage tokens in %v through a negative cache and a dedup of %d each: heap %+d bytes, %.0f bytes per unit of capacity (bound %d)",
+		checks.Load(), ttl+ttl/4, size, growth, perUnit, floodBytesPerEntry)
 	if perUnit > floodBytesPerEntry {
 		t.Errorf("%.0f bytes per unit of capacity, more than the documented %d", perUnit, floodBytesPerEntry)
+	}
+	if d := check(valid, ""); !d.Allow || !d.Cached {
+		t.Errorf("valid token after the churn: allow %v, cached %v", d.Allow, d.Cached)
 	}
 }
