@@ -241,11 +241,11 @@ func TestOversizeTokenIsNeitherParsedNorHashed(t *testing.T) {
 	}
 }
 
-// TestCheckRequestSize documents the bound on what a CheckRequest carries:
-// jwtauthz sets none of its own on the header count or size; gRPC's default
-// 4 MiB message limit is the bound. Within it, decisions are unchanged; over
-// it the call fails (Envoy then applies failure_mode_allow: false and
-// status_on_error), it is never an allow.
+// TestCheckRequestSize: the adapter reads at most 1024 headers of a
+// CheckRequest (Envoy's own default is 100) and denies a request with more,
+// 431, whatever its token; the size of the headers is bounded by gRPC's
+// default 4 MiB message limit only. Over it the call fails (Envoy then
+// applies failure_mode_allow: false and status_on_error): never an allow.
 func TestCheckRequestSize(t *testing.T) {
 	a := newAttackEnv(t)
 	valid, forged := a.sign(t, a.es, a.claims()), a.sign(t, a.attacker, a.claims())
@@ -257,14 +257,18 @@ func TestCheckRequestSize(t *testing.T) {
 		return req
 	}
 	for _, tc := range []struct {
-		name      string
-		auth      string
-		n, size   int
-		wantCode  codes.Code
-		wantError codes.Code
+		name       string
+		auth       string
+		n, size    int
+		wantCode   codes.Code
+		wantReason string
+		wantHTTP   int32
+		wantError  codes.Code
 	}{
-		{name: "10,000 headers, valid token", auth: "Bearer " + valid, n: 10_000, size: 100, wantCode: codes.OK},
-		{name: "10,000 headers, forged token", auth: "Bearer " + forged, n: 10_000, size: 100, wantCode: codes.Unauthenticated},
+		{name: "1,000 headers, valid token", auth: "Bearer " + valid, n: 1000, size: 100, wantCode: codes.OK},
+		{name: "1,000 headers, forged token", auth: "Bearer " + forged, n: 1000, size: 100, wantCode: codes.Unauthenticated, wantReason: "unknown_kid", wantHTTP: 401},
+		{name: "10,000 headers, valid token", auth: "Bearer " + valid, n: 10_000, size: 100, wantCode: codes.InvalidArgument, wantReason: "request_too_large", wantHTTP: 431},
+		{name: "10,000 headers, forged token", auth: "Bearer " + forged, n: 10_000, size: 100, wantCode: codes.InvalidArgument, wantReason: "request_too_large", wantHTTP: 431},
 		{name: "3 MiB of headers, valid token", auth: "Bearer " + valid, n: 3, size: 1 << 20, wantCode: codes.OK},
 		{name: "5 MiB of headers: refused by gRPC", auth: "Bearer " + valid, n: 5, size: 1 << 20, wantError: codes.ResourceExhausted},
 	} {
@@ -281,8 +285,11 @@ func TestCheckRequestSize(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := codes.Code(resp.Status.Code); got != tc.wantCode {
-				t.Fatalf("code %v (%s), want %v", got, resp.Status.Message, tc.wantCode)
+			if got := codes.Code(resp.Status.Code); got != tc.wantCode || (got != codes.OK && resp.Status.Message != tc.wantReason) {
+				t.Fatalf("%v %q, want %v %q", got, resp.Status.Message, tc.wantCode, tc.wantReason)
+			}
+			if got := resp.GetDeniedResponse().GetStatus().GetCode(); tc.wantCode != codes.OK && int32(got) != tc.wantHTTP {
+				t.Fatalf("HTTP status %d, want %d", got, tc.wantHTTP)
 			}
 		})
 	}

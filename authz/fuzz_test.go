@@ -286,12 +286,12 @@ func checkResponse(t *testing.T, fe *fuzzEnv, resp *authv3.CheckResponse, err er
 		if resp.GetOkResponse() == nil || !verifiedAs(fe.verified(texts...), okHeaders(resp)[authz.HeaderSubject]) {
 			t.Fatalf("ALLOWED as %q without a token of that sub that verifies under a published key: %q", okHeaders(resp)[authz.HeaderSubject], texts)
 		}
-	case codes.Unauthenticated, codes.PermissionDenied, codes.Unavailable:
+	case codes.Unauthenticated, codes.PermissionDenied, codes.Unavailable, codes.InvalidArgument:
 		d := resp.GetDeniedResponse()
 		if d == nil || deniedHeader(resp, "www-authenticate") == "" || reasonLabel(resp.Status.Message) < 0 {
 			t.Fatalf("malformed denial: %v", resp)
 		}
-		if st := d.GetStatus().GetCode(); st != 401 && st != 403 && st != 503 {
+		if st := d.GetStatus().GetCode(); st != 401 && st != 403 && st != 431 && st != 503 {
 			t.Fatalf("denial with HTTP status %d", st)
 		}
 	default:
@@ -355,7 +355,7 @@ func FuzzForwardAuth(f *testing.F) {
 			if got := rec.Header().Get("X-Auth-Subject"); !verifiedAs(fe.verified(texts...), got) {
 				t.Fatalf("ALLOWED as %q without a token of that sub that verifies under a published key: %q", got, texts)
 			}
-		case http.StatusUnauthorized, http.StatusForbidden, http.StatusServiceUnavailable:
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestHeaderFieldsTooLarge, http.StatusServiceUnavailable:
 			var body map[string]string
 			if rec.Header().Get("WWW-Authenticate") == "" || json.Unmarshal(rec.Body.Bytes(), &body) != nil || body["error"] == "" {
 				t.Fatalf("malformed denial %d: %v %q", rec.Code, rec.Header(), rec.Body)
