@@ -368,7 +368,7 @@ func remembered(r Reason) bool {
 
 // refreshContext bounds the wait for an unknown-kid refresh so that the
 // answer still reaches the caller before its deadline: a tenth of the time
-// left (at least 5 ms) is kept back. Without a deadline the wait is at most
+// left (at least 10 ms) is kept back. Without a deadline the wait is at most
 // DefaultRefreshWait.
 func refreshContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	dl, ok := ctx.Deadline()
@@ -376,7 +376,7 @@ func refreshContext(ctx context.Context) (context.Context, context.CancelFunc) {
 		return context.WithTimeout(ctx, DefaultRefreshWait)
 	}
 	left := time.Until(dl)
-	return context.WithTimeout(ctx, left-max(left/10, 5*time.Millisecond))
+	return context.WithTimeout(ctx, left-max(left/10, 10*time.Millisecond))
 }
 
 // Stats are the counters of the engine's caches.

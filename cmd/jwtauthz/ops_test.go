@@ -109,7 +109,9 @@ func TestLogsHoldNoToken(t *testing.T) {
 func TestGracefulShutdownAnswersInFlightChecks(t *testing.T) {
 	idp := issuer.NewServer()
 	defer idp.Close()
-	a := startApp(t, true, "--issuer", idp.URL, "--shutdown-delay", "300ms")
+	// The IdP hangs: the refresh those checks wait for gives up after the
+	// JWKS timeout, well before their own deadline, even on a loaded machine.
+	a := startApp(t, true, "--issuer", idp.URL, "--shutdown-delay", "300ms", "--jwks-timeout", "400ms")
 	cc := dial(t, a.grpcAddr())
 	client := authv3.NewAuthorizationClient(cc)
 	// Checks that wait for an unknown-kid refresh from an IdP that hangs
@@ -122,7 +124,7 @@ func TestGracefulShutdownAnswersInFlightChecks(t *testing.T) {
 	started := make(chan struct{}, 20)
 	for range 20 {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			started <- struct{}{}
 			resp, err := client.Check(ctx, checkReq(tok, "/"))

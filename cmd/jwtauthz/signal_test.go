@@ -111,7 +111,7 @@ func TestSignals(t *testing.T) {
 	defer idp.Close()
 	path := writeFile(t, "issuer: "+idp.URL+"\n")
 	c := startChild(t, "serve", "--config", path, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--admin-addr", "127.0.0.1:0", "--shutdown-delay", "100ms", "--shutdown-timeout", "5s")
+		"--admin-addr", "127.0.0.1:0", "--shutdown-delay", "100ms", "--shutdown-timeout", "5s", "--jwks-timeout", "400ms")
 
 	// SIGHUP reloads.
 	c.cmd.Process.Signal(syscall.SIGHUP)
@@ -125,7 +125,7 @@ func TestSignals(t *testing.T) {
 	errs := make(chan error, 10)
 	for range 10 {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // the refresh gives up at 400ms
 			defer cancel()
 			resp, err := client.Check(ctx, checkReq(tok, "/"))
 			if err == nil && codes.Code(resp.Status.Code) != codes.Unauthenticated {
