@@ -158,7 +158,7 @@ func harness(o *options) error {
 		return err
 	}
 	defer e.close()
-	res := &Results{Machine: m, Commit: commit(root), Options: o.record(), Verify: e.verify, TokenBytes: len(e.toks.one)}
+	res := &Results{Machine: m, Commit: commit(root), Options: o.record(), TokenBytes: len(e.toks.one)}
 	if err := e.loadRuns(res); err != nil {
 		return err
 	}

@@ -21,8 +21,9 @@ type scenario struct {
 // Server processes.
 const (
 	srvFloor    = "floor"
-	srvMain     = "jwtauthz"     // scenarios a and b: cache large enough for the pool
-	srvNew      = "jwtauthz-new" // scenario c: a small cache the token pool is far larger than
+	srvMain     = "jwtauthz"      // scenario a: one cached token, the default cache size
+	srvPool     = "jwtauthz-pool" // scenario b: a cache as large as the pool
+	srvNew      = "jwtauthz-new"  // scenario c: a small cache the token pool is far larger than
 	srvFloorUDS = "floor-uds"
 	srvMainUDS  = "jwtauthz-uds"
 )
@@ -39,7 +40,7 @@ func scenarios(t *tokens, uds bool) []*scenario {
 	s := []*scenario{
 		{Name: "floor", About: "no-op Authorization server, grpc-go default options, TCP", Server: srvFloor, pick: oneToken(t.one)},
 		{Name: "a-cached", About: "one cached ES256 token", Server: srvMain, Floor: "floor", pick: oneToken(t.one)},
-		{Name: "b-pool", About: fmt.Sprintf("%d cached ES256 tokens, picked uniformly", len(t.pool)), Server: srvMain, Floor: "floor", pick: uniform(t.pool)},
+		{Name: "b-pool", About: fmt.Sprintf("%d cached ES256 tokens, picked uniformly", len(t.pool)), Server: srvPool, Floor: "floor", pick: uniform(t.pool)},
 		{Name: "c-new-ES256", About: "every token new, ES256", Server: srvNew, Floor: "floor", Alg: "ES256", pick: &cycle{pool: t.newES}},
 		{Name: "c-new-RS256", About: "every token new, RS256 (2048)", Server: srvNew, Floor: "floor", Alg: "RS256", pick: &cycle{pool: t.newRS}},
 	}
