@@ -44,7 +44,8 @@ type env struct {
 }
 
 func newEnv(ctx context.Context, o *options, tmp string) (*env, error) {
-	e := &env{ctx: ctx, o: o, tmp: tmp, servers: map[string]*server{}, conns: map[string][]*grpc.ClientConn{}}
+	e := &env{ctx: ctx, o: o, tmp: tmp, servers: map[string]*server{}, conns: map[string][]*grpc.ClientConn{},
+		verify: map[string]float64{}, verifyRuns: map[string][]float64{}}
 	var err error
 	if e.template, err = loadTemplate(o.request); err != nil {
 		return nil, err
