@@ -82,7 +82,7 @@ func BenchmarkCheck(b *testing.B) {
 		e := benchEnv(b, nil, withConfig(func(c *authz.Config, _ *authz.ProviderConfig) {
 			for i, idp := range []*issuer.Server{one, two} {
 				c.Providers = append(c.Providers, authz.ProviderConfig{Name: fmt.Sprint("other", i), Issuer: idp.URL,
-					Keys: runSource(b, jwks.Config{Name: "o", Issuer: idp.URL, URL: idp.JWKSURL()}, true),
+					Keys:         runSource(b, jwks.Config{Name: "o", Issuer: idp.URL, URL: idp.JWKSURL()}, true),
 					TokenSources: []authz.TokenSource{{Header: fmt.Sprint("x-token-", i)}, {Cookie: fmt.Sprint("tok", i)}}})
 			}
 			for i := range 9 {

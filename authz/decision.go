@@ -32,6 +32,7 @@ const (
 	ReasonInsufficientScope               // insufficient_scope: valid, but the rule requires more
 	ReasonUnavailable                     // unavailable: the provider has no keys yet
 	ReasonRequestTooLarge                 // request_too_large: more headers than the adapter reads
+	ReasonBadRequest                      // bad_request: an ambiguous original request or path
 	numReasons
 )
 
@@ -62,6 +63,7 @@ var reasons = [numReasons]reasonInfo{
 	ReasonInsufficientScope: {"insufficient_scope", http.StatusForbidden, "insufficient scope"},
 	ReasonUnavailable:       {"unavailable", http.StatusServiceUnavailable, "signing keys not available yet"},
 	ReasonRequestTooLarge:   {"request_too_large", http.StatusRequestHeaderFieldsTooLarge, "too many request headers"},
+	ReasonBadRequest:        {"bad_request", http.StatusBadRequest, "request path or forwarded headers ambiguous"},
 }
 
 // String returns the reason's label, e.g. "bad_signature".
@@ -111,7 +113,7 @@ func init() {
 		info := reasons[r]
 		switch {
 		case info.status == http.StatusOK:
-		case r == ReasonNoToken, r == ReasonUnavailable, r == ReasonRequestTooLarge:
+		case r == ReasonNoToken, r == ReasonUnavailable, r == ReasonRequestTooLarge, r == ReasonBadRequest:
 			challenges[r] = `Bearer realm="` + Realm + `"`
 		default:
 			challenges[r] = `Bearer realm="` + Realm + `", error="invalid_token", error_description="` + info.desc + `"`
@@ -124,7 +126,7 @@ func init() {
 			code = "temporarily_unavailable"
 		case ReasonInsufficientScope:
 			code = "insufficient_scope"
-		case ReasonRequestTooLarge:
+		case ReasonRequestTooLarge, ReasonBadRequest:
 			code = "invalid_request"
 		}
 		bodies[r] = `{"error":"` + code + `","error_description":"` + info.desc + `"}`
@@ -200,7 +202,7 @@ func grpcCode(status int) codes.Code {
 		return codes.PermissionDenied
 	case http.StatusServiceUnavailable:
 		return codes.Unavailable
-	case http.StatusRequestHeaderFieldsTooLarge:
+	case http.StatusRequestHeaderFieldsTooLarge, http.StatusBadRequest:
 		return codes.InvalidArgument
 	}
 	return codes.Unauthenticated

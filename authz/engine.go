@@ -91,6 +91,9 @@ type Request struct {
 	// Oversize says the adapter could not read every header (more than it
 	// takes): the check is denied, since a token might be among the rest.
 	Oversize bool
+	// Ambiguous says the adapter could not tell the original request for
+	// sure (forward-auth headers that disagree): the check is denied.
+	Ambiguous bool
 }
 
 func (r *Request) header(name string) string {
@@ -136,14 +139,22 @@ func New(cfg Config) (*Engine, error) {
 	cfg.setDefaults()
 	e := &Engine{
 		cfg:      cfg,
-		tokens:   cache.NewLRU[*Grant](cfg.CacheSize, cfg.CacheTTL, 0),
-		negative: cache.NewLRU[rejection](cfg.NegativeCacheSize, cfg.NegativeTTL, 0),
-		dedup:    cache.NewDedup[Decision](cfg.DedupSize, cfg.DedupWindow),
+		tokens:   cache.NewLRU[*Grant](cfg.CacheSize, 0),
+		negative: cache.NewLRU[rejection](cfg.NegativeCacheSize, 0),
+		dedup:    cache.NewDedup[Decision](cfg.DedupSize),
 	}
 	if err := e.Update(cfg.Providers, cfg.Rules); err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+// Validate reports whether cfg would build an Engine, without building its
+// caches: what --check-config and a reload run.
+func Validate(cfg Config) error {
+	cfg.setDefaults()
+	_, err := newPolicy(&cfg, nil, 0, cfg.Now)
+	return err
 }
 
 // Update swaps in new providers and rules. Providers whose configuration is
@@ -194,10 +205,14 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 }
 
 func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.Time) Decision {
-	if r.Oversize {
+	path, ok := matchPath(r.Path)
+	switch {
+	case r.Oversize:
 		return deny(ReasonRequestTooLarge)
+	case r.Ambiguous, !ok:
+		return deny(ReasonBadRequest)
 	}
-	ru := pol.match(r)
+	ru := pol.match(r, path)
 	if ru.action == ActionAllow {
 		return pol.public
 	}
@@ -237,6 +252,11 @@ func (e *Engine) decideShared(ctx context.Context, pol *policy, ru *rule, r Requ
 		return deny(ReasonUnavailable) // the caller gave up waiting for its twin
 	case hit && d.grant != nil && !d.grant.usable():
 		d = e.decideToken(ctx, pol, ru, &r, tok, th, src, now)
+	case hit && d.grant != nil:
+		// The twin's grant, this request's answer: what it rewrites (its
+		// cookie header) comes from its own headers.
+		d = pol.authorize(ru, d.grant, src, &r)
+		d.Cached = true
 	case hit:
 		d.Cached = true
 	}

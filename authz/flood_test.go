@@ -25,14 +25,12 @@ import (
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
-// floodBytesPerEntry is the documented worst case (SECURITY.md) of what one
-// unit of capacity of the negative cache or the dedup costs once garbage
-// has churned through it, measured after a GC. It is far above the ~250
-// bytes an entry holds: golang-lru's expirable LRU (v2.0.7) spreads entries
-// over 100 expiry buckets, each a map that keeps the largest size it ever
-// had, so every bucket of every shard may end up with room for a whole
-// shard. Measured with bucket-aligned bursts: 5.8 KB.
-const floodBytesPerEntry = 6 << 10
+// floodBytesPerEntry is the documented bound (SECURITY.md) of what one unit
+// of capacity of the negative cache or the dedup costs once garbage has
+// churned through it, measured after a GC: the LRU entry with its value (a
+// rejection is 16 bytes, a shared Decision about 200) and its two map slots,
+// maps keeping the largest size they had. Measured: 530 to 550 bytes.
+const floodBytesPerEntry = 1 << 10
 
 // heapAfterGC returns the live heap once garbage is collected.
 func heapAfterGC() uint64 {
@@ -241,11 +239,11 @@ func TestOversizeTokenIsNeitherParsedNorHashed(t *testing.T) {
 	}
 }
 
-// TestCheckRequestSize: the adapter reads at most 1024 headers of a
-// CheckRequest (Envoy's own default is 100) and denies a request with more,
-// 431, whatever its token; the size of the headers is bounded by gRPC's
-// default 4 MiB message limit only. Over it the call fails (Envoy then
-// applies failure_mode_allow: false and status_on_error): never an allow.
+// TestCheckRequestSize: the adapter reads at most 1024 headers and 64 KiB of
+// them from a CheckRequest (Envoy's own defaults are 100 and 60 KiB) and
+// denies a request with more, 431, whatever its token. Past gRPC's 4 MiB
+// message limit the call fails (Envoy then applies failure_mode_allow:
+// false and status_on_error): never an allow.
 func TestCheckRequestSize(t *testing.T) {
 	a := newAttackEnv(t)
 	valid, forged := a.sign(t, a.es, a.claims()), a.sign(t, a.attacker, a.claims())
@@ -265,11 +263,12 @@ func TestCheckRequestSize(t *testing.T) {
 		wantHTTP   int32
 		wantError  codes.Code
 	}{
-		{name: "1,000 headers, valid token", auth: "Bearer " + valid, n: 1000, size: 100, wantCode: codes.OK},
-		{name: "1,000 headers, forged token", auth: "Bearer " + forged, n: 1000, size: 100, wantCode: codes.Unauthenticated, wantReason: "unknown_kid", wantHTTP: 401},
+		{name: "1,000 headers, valid token", auth: "Bearer " + valid, n: 1000, size: 40, wantCode: codes.OK},
+		{name: "1,000 headers, forged token", auth: "Bearer " + forged, n: 1000, size: 40, wantCode: codes.Unauthenticated, wantReason: "unknown_kid", wantHTTP: 401},
 		{name: "10,000 headers, valid token", auth: "Bearer " + valid, n: 10_000, size: 100, wantCode: codes.InvalidArgument, wantReason: "request_too_large", wantHTTP: 431},
 		{name: "10,000 headers, forged token", auth: "Bearer " + forged, n: 10_000, size: 100, wantCode: codes.InvalidArgument, wantReason: "request_too_large", wantHTTP: 431},
-		{name: "3 MiB of headers, valid token", auth: "Bearer " + valid, n: 3, size: 1 << 20, wantCode: codes.OK},
+		{name: "60 KiB of headers, valid token", auth: "Bearer " + valid, n: 6, size: 10 << 10, wantCode: codes.OK},
+		{name: "3 MiB of headers, valid token", auth: "Bearer " + valid, n: 3, size: 1 << 20, wantCode: codes.InvalidArgument, wantReason: "request_too_large", wantHTTP: 431},
 		{name: "5 MiB of headers: refused by gRPC", auth: "Bearer " + valid, n: 5, size: 1 << 20, wantError: codes.ResourceExhausted},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

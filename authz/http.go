@@ -10,8 +10,10 @@ import (
 // ForwardAuth answers HTTP forward-auth queries (nginx auth_request,
 // Traefik forwardAuth, Caddy forward_auth, Envoy's http_service) with the
 // same engine: every request is a query about the original request, whose
-// method, host and URI come from X-Forwarded-Method/-Host/-Uri, else
-// X-Original-Method/-URI, else the request itself.
+// method, host and URI come from X-Forwarded-Method/-Host/-Uri or
+// X-Original-Method/-URI, else the request itself. Where both name one
+// attribute and disagree, the query is denied 400: a client may have sent
+// the one the proxy does not set.
 //
 // An allow is 200 with the identity headers (X-Auth-Subject, …) and
 // X-Envoy-Auth-Headers-To-Remove naming the managed headers not set; a
@@ -32,22 +34,40 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 
 func forwardedRequest(hr *http.Request) Request {
 	h := hr.Header
+	method, ok1 := origin(h, "X-Forwarded-Method", "X-Original-Method", hr.Method)
+	uri, ok2 := origin(h, "X-Forwarded-Uri", "X-Original-Uri", hr.URL.RequestURI())
+	host, ok3 := origin(h, "X-Forwarded-Host", "", hr.Host)
 	return Request{
-		Method:    first(h.Get("X-Forwarded-Method"), h.Get("X-Original-Method"), hr.Method),
-		Host:      first(h.Get("X-Forwarded-Host"), hr.Host),
-		Path:      first(h.Get("X-Forwarded-Uri"), h.Get("X-Original-Uri"), hr.URL.RequestURI()),
+		Method:    method,
+		Host:      host,
+		Path:      uri,
 		RequestID: h.Get("X-Request-Id"),
 		Headers:   httpHeaders(h),
+		Ambiguous: !ok1 || !ok2 || !ok3,
 	}
 }
 
-func first(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
+// origin reads one attribute of the original request from the header a
+// proxy sets (Traefik and Caddy send X-Forwarded-*, nginx setups
+// X-Original-*), else own. A proxy overwrites the header it sets, but passes
+// on the others a client sent: if both are present and differ, or one is
+// given twice, which one the proxy set cannot be told, and ok is false.
+func origin(h http.Header, forwarded, original, own string) (v string, ok bool) {
+	f, o := h.Values(forwarded), []string(nil)
+	if original != "" {
+		o = h.Values(original)
 	}
-	return ""
+	switch {
+	case len(f) > 1 || len(o) > 1:
+		return "", false
+	case len(f) == 1 && len(o) == 1 && f[0] != o[0]:
+		return "", false
+	case len(f) == 1:
+		return f[0], true
+	case len(o) == 1:
+		return o[0], true
+	}
+	return own, true
 }
 
 // httpHeaders adapts http.Header to Headers: several values come joined

@@ -36,7 +36,7 @@ func TestForwardAuth(t *testing.T) {
 		{name: "two Authorization headers", path: "/", header: http.Header{"Authorization": {"Bearer " + tok, "Bearer " + tok}}, wantStatus: 401, wantReason: "invalid_token"},
 		{name: "Traefik/Caddy: X-Forwarded-Uri is the original path", path: "/auth", header: http.Header{"X-Forwarded-Uri": {"/public/a"}, "X-Forwarded-Method": {"GET"}}, wantStatus: 200, wantRemove: all},
 		{name: "nginx: X-Original-URI is the original path", path: "/auth", header: http.Header{"X-Original-Uri": {"/public/a"}, "X-Original-Method": {"GET"}}, wantStatus: 200, wantRemove: all},
-		{name: "X-Forwarded-Uri wins over X-Original-URI", path: "/auth", header: http.Header{"X-Forwarded-Uri": {"/private"}, "X-Original-Uri": {"/public/a"}}, wantStatus: 401, wantReason: "missing_token"},
+		{name: "X-Forwarded-Uri and X-Original-URI disagree: a client sent one", path: "/auth", header: http.Header{"X-Forwarded-Uri": {"/private"}, "X-Original-Uri": {"/public/a"}}, wantStatus: 400, wantReason: "invalid_request"},
 		{name: "Envoy http_service: the request's own path", path: "/public/x", wantStatus: 200, wantRemove: all},
 		{name: "Envoy http_service: a private path", path: "/private", wantStatus: 401, wantReason: "missing_token"},
 		{name: "token without sub", path: "/", header: http.Header{"Authorization": {"Bearer " + noSub}}, wantStatus: 200, wantRemove: "x-auth-subject"},

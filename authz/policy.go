@@ -121,9 +121,11 @@ func (ru *rule) extract(r *Request) (string, *TokenSource) {
 	return "", nil
 }
 
-func (pol *policy) match(r *Request) *rule {
+// match returns the first rule for r, whose path (cleaned by matchPath) is
+// path.
+func (pol *policy) match(r *Request, path string) *rule {
 	for _, ru := range pol.rules {
-		if ru.matches(r) {
+		if ru.matches(r, path) {
 			return ru
 		}
 	}

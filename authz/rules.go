@@ -2,6 +2,8 @@ package authz
 
 import (
 	"fmt"
+	"net/url"
+	pathpkg "path"
 	"regexp"
 	"slices"
 	"strings"
@@ -110,17 +112,14 @@ func newRule(i int, rc RuleConfig, byName map[string]*provider, all []*provider)
 	return r, nil
 }
 
-// matches reports whether the rule applies to r.
-func (ru *rule) matches(r *Request) bool {
+// matches reports whether the rule applies to r, whose path matchPath
+// cleaned.
+func (ru *rule) matches(r *Request, path string) bool {
 	if len(ru.methods) > 0 && !slices.Contains(ru.methods, r.Method) {
 		return false
 	}
 	if len(ru.hosts) > 0 && !ru.matchHost(r.Host) {
 		return false
-	}
-	path := r.Path
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
 	}
 	switch {
 	case ru.path != "" && path != ru.path:
@@ -131,6 +130,42 @@ func (ru *rule) matches(r *Request) bool {
 		return false
 	}
 	return true
+}
+
+// matchPath returns the path rules match: without its query, with
+// percent-escapes decoded, dot segments resolved and repeated slashes
+// merged, as the upstream will read it (so that /public/../admin is
+// /admin). ok is false for a path servers do not all read alike: an encoded
+// slash, backslash or NUL, a backslash, a bad escape, or dot segments in a
+// path that is not absolute. A plain path costs nothing.
+func matchPath(raw string) (path string, ok bool) {
+	path, _, _ = strings.Cut(raw, "?")
+	if !needsCleaning(path) {
+		return path, true
+	}
+	if strings.ContainsAny(path, "\\\x00") || !strings.HasPrefix(path, "/") {
+		return "", false
+	}
+	lower := strings.ToLower(path)
+	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%00") {
+		return "", false
+	}
+	dec, err := url.PathUnescape(path)
+	if err != nil || strings.ContainsAny(dec, "\\\x00") {
+		return "", false
+	}
+	clean := pathpkg.Clean(dec)
+	// RFC 3986's remove_dot_segments keeps the slash of a last segment that
+	// is empty, "." or "..": /a/b/.. is /a/, where Clean says /a.
+	if (strings.HasSuffix(dec, "/") || strings.HasSuffix(dec, "/.") || strings.HasSuffix(dec, "/..")) && clean != "/" {
+		clean += "/"
+	}
+	return clean, true
+}
+
+func needsCleaning(p string) bool {
+	return strings.ContainsAny(p, "%\\") || strings.Contains(p, "//") || strings.Contains(p, "/./") ||
+		strings.Contains(p, "/../") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")
 }
 
 func (ru *rule) matchHost(host string) bool {

@@ -285,3 +285,45 @@ func TestNestedClaims(t *testing.T) {
 		})
 	}
 }
+
+func TestMatchPath(t *testing.T) {
+	e := newEnv(t, nil, withConfig(func(c *authz.Config, _ *authz.ProviderConfig) {
+		c.Rules = []authz.RuleConfig{
+			{Match: authz.Match{PathPrefix: "/public/"}, Action: authz.ActionAllow},
+			{Match: authz.Match{Path: "/exact/"}, Action: authz.ActionAllow},
+		}
+	}))
+	tests := []struct {
+		path       string
+		wantReason authz.Reason
+	}{
+		{"/public/a", authz.ReasonPublic},
+		{"/public/a?x=/../admin", authz.ReasonPublic}, // the query is not the path
+		{"/public/../admin", authz.ReasonNoToken},
+		{"/public/%2e%2e/admin", authz.ReasonNoToken},
+		{"/public/%2E%2E/admin", authz.ReasonNoToken},
+		{"/public/./a", authz.ReasonPublic},
+		{"//public//a", authz.ReasonPublic},
+		{"/admin/../public/a", authz.ReasonPublic},
+		{"/public/a/..", authz.ReasonPublic}, // RFC 3986: /public/
+		{"/public/..", authz.ReasonNoToken},  // RFC 3986: /
+		{"/exact/", authz.ReasonPublic},
+		{"/exact/.", authz.ReasonPublic},
+		{"/exact/x/..", authz.ReasonPublic},
+		{"/public%2Fa", authz.ReasonBadRequest},
+		{"/public%5ca", authz.ReasonBadRequest},
+		{"/public/%00", authz.ReasonBadRequest},
+		{"/public\\a", authz.ReasonBadRequest},
+		{"/public/%zz", authz.ReasonBadRequest},
+		{"public/../x", authz.ReasonBadRequest},
+		{"/public/caf%C3%A9", authz.ReasonPublic},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			d := e.eng.Check(context.Background(), &authz.Request{Method: "GET", Host: "h", Path: tt.path, Headers: authz.MapHeaders{}})
+			if d.Reason != tt.wantReason {
+				t.Fatalf("reason %v, want %v", d.Reason, tt.wantReason)
+			}
+		})
+	}
+}

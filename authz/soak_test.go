@@ -182,7 +182,7 @@ func TestSoak(t *testing.T) {
 	t.Logf("soak %v, %d clients: %d checks (%v by kind: %v), %d with one right answer, %d twins, %d allowed; "+
 		"IdP: %d fault changes, %d rotations, %d JWKS requests, %d key sets published",
 		dur, soakClients, r.checks, kindNames, r.perKind, r.exact, r.twins, r.allowed, r.faults, r.rotations, r.jwks, r.sets)
-	t.Logf("wrong decisions: %d; goroutines %d → %d (golang-lru janitors not counted); heap %d → %d bytes after GC",
+	t.Logf("wrong decisions: %d; goroutines %d → %d; heap %d → %d bytes after GC",
 		len(r.wrong), goBefore, goAfter, heapBefore, heapAfter)
 	if len(r.wrong) > 0 {
 		t.Errorf("%d wrong decisions, e.g.:\n%s", len(r.wrong), strings.Join(r.wrong[:min(len(r.wrong), 10)], "\n"))
@@ -193,7 +193,7 @@ func TestSoak(t *testing.T) {
 	if heapAfter > heapBefore+16<<20 {
 		t.Errorf("heap grew from %d to %d bytes", heapBefore, heapAfter)
 	}
-	if r.checks < 1000 || r.perKind[kindValid] == 0 || r.allowed == 0 || r.rotations == 0 {
+	if r.checks < 200 || r.perKind[kindValid] == 0 || r.allowed == 0 || r.rotations == 0 {
 		t.Errorf("the soak did too little to mean anything: %+v", r)
 	}
 }
@@ -391,18 +391,9 @@ func (s *soak) checkOne(ctx context.Context, req *authv3.CheckRequest, tk *soakT
 	return got
 }
 
-// liveGoroutines counts goroutines other than golang-lru's expirable
-// janitors, which v2.0.7 cannot stop (cache.LRU.Close says so): each
-// engine leaves 16 per cache.
-func liveGoroutines() int {
-	n := 0
-	for _, g := range bytes.Split(stacks(), []byte("\n\n")) {
-		if len(g) > 0 && !bytes.Contains(g, []byte("golang-lru/v2/expirable.NewLRU")) {
-			n++
-		}
-	}
-	return n
-}
+// liveGoroutines counts the goroutines: the caches start none, so every
+// one is the soak's or the test binary's.
+func liveGoroutines() int { return runtime.NumGoroutine() }
 
 func stacks() []byte {
 	buf := make([]byte, 1<<20)
@@ -420,9 +411,6 @@ func stacks() []byte {
 func goroutineDump() string {
 	count := map[string]int{}
 	for _, g := range bytes.Split(stacks(), []byte("\n\n")) {
-		if bytes.Contains(g, []byte("golang-lru/v2/expirable.NewLRU")) {
-			continue
-		}
 		lines := strings.Split(string(g), "\n")
 		if len(lines) > 1 {
 			count[lines[1]]++

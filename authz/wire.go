@@ -28,9 +28,13 @@ const (
 	fHeaderValueRaw   = 3  // HeaderValue.raw_value
 )
 
-// maxWireHeaders bounds the headers taken from one CheckRequest (Envoy's own
-// default limit is 100).
-const maxWireHeaders = 1024
+// Bounds on the headers taken from one CheckRequest: their number (Envoy's
+// own default limit is 100) and their bytes (Envoy's default is 60 KiB).
+// Past either, the check is denied request_too_large.
+const (
+	maxWireHeaders     = 1024
+	maxWireHeaderBytes = 64 << 10
+)
 
 var errWire = errors.New("authz: malformed CheckRequest")
 
@@ -44,7 +48,8 @@ type wireRequest struct {
 	method, host, path string
 	hdrs               []wireHeader // the headers map
 	raw                []wireHeader // header_map, read only when hdrs is empty
-	oversize           bool         // more than maxWireHeaders: the rest were not read
+	bytes              int          // of the headers read
+	oversize           bool         // past a bound: the rest were not read
 }
 
 type wireHeader struct{ k, v string }
@@ -134,7 +139,8 @@ func (w *wireRequest) addHeader(b []byte, raw bool) error {
 	if err != nil {
 		return err
 	}
-	if len(w.hdrs)+len(w.raw) >= maxWireHeaders {
+	w.bytes += len(k) + len(v) + len(rawV)
+	if len(w.hdrs)+len(w.raw) >= maxWireHeaders || w.bytes > maxWireHeaderBytes {
 		w.oversize = true
 		return nil
 	}

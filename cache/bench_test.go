@@ -7,7 +7,7 @@ import (
 )
 
 func filled(n int) (*LRU[val], []Key) {
-	c := NewLRU[val](n, time.Hour, 0)
+	c := NewLRU[val](n, 0)
 	keys := make([]Key, n)
 	v := until("v", t0.Add(time.Hour))
 	for i := range keys {
@@ -46,7 +46,7 @@ func BenchmarkGetHitParallel(b *testing.B) {
 
 // BenchmarkGetHitOneShard is the unsharded figure, for comparison.
 func BenchmarkGetHitParallelOneShard(b *testing.B) {
-	c := NewLRU[val](1024, time.Hour, 1)
+	c := NewLRU[val](1024, 1)
 	v := until("v", t0.Add(time.Hour))
 	keys := make([]Key, 1024)
 	for i := range keys {
@@ -62,7 +62,7 @@ func BenchmarkGetHitParallelOneShard(b *testing.B) {
 }
 
 func BenchmarkPut(b *testing.B) {
-	c := NewLRU[val](1<<16, time.Hour, 0)
+	c := NewLRU[val](1<<16, 0)
 	keys := make([]Key, 1<<16)
 	for i := range keys {
 		keys[i] = key(i)
@@ -75,7 +75,7 @@ func BenchmarkPut(b *testing.B) {
 }
 
 func BenchmarkPutParallel(b *testing.B) {
-	c := NewLRU[val](1<<16, time.Hour, 0)
+	c := NewLRU[val](1<<16, 0)
 	keys := make([]Key, 1<<16)
 	for i := range keys {
 		keys[i] = key(i)

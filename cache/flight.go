@@ -72,16 +72,16 @@ type Dedup[V Expiring] struct {
 	flight Flight[V]
 }
 
-// NewDedup returns a Dedup that remembers up to capacity results, each for
-// at most window.
-func NewDedup[V Expiring](capacity int, window time.Duration) *Dedup[V] {
-	return &Dedup[V]{lru: NewLRU[V](capacity, window, 0)}
+// NewDedup returns a Dedup that remembers up to capacity results, each
+// until its deadline.
+func NewDedup[V Expiring](capacity int) *Dedup[V] {
+	return &Dedup[V]{lru: NewLRU[V](capacity, 0)}
 }
 
 // Do returns the result remembered under k, or computes it with fn, once for
 // all concurrent callers. The value's deadline says until when it may be
-// reused (the window bounds it too: callers fold it in). hit reports that
-// the value was remembered, or computed for another caller.
+// reused (callers fold their window into it). hit reports that the value
+// was remembered, or computed for another caller.
 func (d *Dedup[V]) Do(ctx context.Context, k Key, now time.Time, fn func() V) (v V, hit bool, err error) {
 	if v, ok := d.lru.Get(k, now); ok {
 		return v, true, nil

@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,7 +26,7 @@ func (v val) Deadline() int64 { return v.d }
 func until(s string, t time.Time) val { return val{s, t.UnixNano()} }
 
 func TestLRUPerEntryDeadline(t *testing.T) {
-	c := NewLRU[val](100, 5*time.Minute, 4)
+	c := NewLRU[val](100, 4)
 	tests := []struct {
 		name     string
 		notAfter time.Time
@@ -52,7 +53,7 @@ func TestLRUPerEntryDeadline(t *testing.T) {
 }
 
 func TestLRUExpiredPutStoresNothing(t *testing.T) {
-	c := NewLRU[val](10, time.Minute, 1)
+	c := NewLRU[val](10, 1)
 	c.Put(key(1), until("1", t0), t0)
 	c.Put(key(2), until("2", t0.Add(-time.Second)), t0)
 	if n := c.Len(); n != 0 {
@@ -61,7 +62,7 @@ func TestLRUExpiredPutStoresNothing(t *testing.T) {
 }
 
 func TestLRUStats(t *testing.T) {
-	c := NewLRU[val](4, time.Minute, 1)
+	c := NewLRU[val](4, 1)
 	for i := range 6 {
 		c.Put(key(i), until(fmt.Sprint(i), t0.Add(time.Minute)), t0)
 	}
@@ -83,7 +84,7 @@ func TestLRUStats(t *testing.T) {
 
 func TestLRUShardsRoundToCapacity(t *testing.T) {
 	for _, tt := range []struct{ capacity, shards, want int }{{1, 16, 1}, {3, 16, 2}, {100, 16, 16}, {100, 5, 8}} {
-		if got := len(NewLRU[val](tt.capacity, time.Minute, tt.shards).shards); got != tt.want {
+		if got := len(NewLRU[val](tt.capacity, tt.shards).shards); got != tt.want {
 			t.Errorf("NewLRU(%d, _, %d): %d shards, want %d", tt.capacity, tt.shards, got, tt.want)
 		}
 	}
@@ -160,7 +161,7 @@ func TestFlightWaiterLeavesOnItsContext(t *testing.T) {
 }
 
 func TestDedupReusesWithinWindow(t *testing.T) {
-	d := NewDedup[val](10, 10*time.Second)
+	d := NewDedup[val](10)
 	calls := 0
 	fn := func(v string, notAfter time.Time) func() val {
 		return func() val { calls++; return until(v, notAfter) }
@@ -193,4 +194,38 @@ func TestDedupReusesWithinWindow(t *testing.T) {
 	if calls != 6 {
 		t.Fatalf("calls = %d, want 6", calls)
 	}
+}
+
+func TestLRUStartsNoGoroutine(t *testing.T) {
+	before := runtime.NumGoroutine()
+	var cs []*LRU[val]
+	for range 10 {
+		cs = append(cs, NewLRU[val](1000, 16))
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Fatalf("goroutines %d → %d after 10 caches", before, after)
+	}
+	runtime.KeepAlive(cs)
+}
+
+// TestLRUMemoryAfterChurn: a flood of distinct keys (the negative cache under
+// attack) keeps the memory of a full cache, not more.
+func TestLRUMemoryAfterChurn(t *testing.T) {
+	const capacity = 10_000
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c := NewLRU[val](capacity, 0)
+	v := until("", t0.Add(time.Hour))
+	for i := range 10 * capacity {
+		c.Put(key(i), v, t0)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := float64(after.HeapAlloc-before.HeapAlloc) / capacity
+	t.Logf("after 10× capacity distinct keys: %.0f bytes per unit of capacity", per)
+	if per > 600 {
+		t.Fatalf("%.0f bytes per unit of capacity after churn, want under 600", per)
+	}
+	runtime.KeepAlive(c)
 }

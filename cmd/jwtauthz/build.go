@@ -96,10 +96,5 @@ func (c *config) check() error {
 	for _, p := range ps {
 		keys[p.Name] = jwks.New(jwks.Config{Name: p.Name})
 	}
-	e, err := authz.New(c.engineConfig(keys))
-	if err != nil {
-		return err
-	}
-	e.Close()
-	return nil
+	return authz.Validate(c.engineConfig(keys))
 }
