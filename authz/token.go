@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strings"
 	"unicode/utf8"
@@ -124,7 +123,6 @@ var (
 	errDuplicate = errors.New("duplicate member name")
 	errNotObject = errors.New("not a JSON object")
 	errUTF8      = errors.New("invalid UTF-8")
-	errTrailing  = errors.New("data after the JSON object")
 )
 
 // header is what is read of a token before its signature is verified: enough
@@ -194,38 +192,50 @@ func decodeSegment(seg string) (map[string]json.RawMessage, error) {
 // decodeObject decodes a JSON object into its members, refusing duplicate
 // names (RFC 7515 §4 allows refusing them; taking the last, as
 // encoding/json does, lets two parsers read two different tokens), invalid
-// UTF-8 (which encoding/json would silently replace) and trailing data.
+// UTF-8 (which encoding/json would silently replace), anything but an
+// object, and trailing data.
 func decodeObject(b []byte) (map[string]json.RawMessage, error) {
 	if !utf8.Valid(b) {
 		return nil, errUTF8
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+	obj := bytes.TrimLeft(b, " \t\r\n")
+	if len(obj) == 0 || obj[0] != '{' {
 		return nil, errNotObject
 	}
-	m := make(map[string]json.RawMessage, 8)
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		name, _ := t.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
-		}
-		if _, dup := m[name]; dup {
-			return nil, fmt.Errorf("%w %q", errDuplicate, name)
-		}
-		m[name] = v
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(obj, &m); err != nil {
+		return nil, err // also trailing data
 	}
-	if _, err := dec.Token(); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errTrailing
+	// encoding/json keeps the last of repeated names: fewer members in the
+	// map than in the text means a name came twice (escaped spellings of one
+	// name count as the same).
+	if members(obj) != len(m) {
+		return nil, errDuplicate
 	}
 	return m, nil
+}
+
+// members counts the members of the JSON object obj, which encoding/json
+// has accepted: every ':' outside strings at the object's own depth.
+func members(obj []byte) int {
+	n, depth, inStr, esc := 0, 0, false, false
+	for _, c := range obj {
+		switch {
+		case esc:
+			esc = false
+		case inStr:
+			esc, inStr = c == '\\', c != '"'
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		case c == ':' && depth == 1:
+			n++
+		}
+	}
+	return n
 }
 
 // stringMember sets *dst to the string member name of m; absent leaves it.

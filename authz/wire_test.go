@@ -176,3 +176,41 @@ type nopKeys struct{}
 func (nopKeys) Key(string) (crypto.PublicKey, string, bool) { return nil, "", false }
 func (nopKeys) Ready() bool                                 { return false }
 func (nopKeys) Refresh(context.Context) bool                { return false }
+
+func TestDecodeObject(t *testing.T) {
+	tests := []struct {
+		in   string
+		want error // nil: accepted
+	}{
+		{`{"a":1,"b":"x:{y}","c":{"a":1,"a":2},"d":[{"e":":"}]}`, nil},
+		{` {"a":"\"}"} `, nil},
+		{`{"a":1,"a":2}`, errDuplicate},
+		{`{"a":1,"\u0061":2}`, errDuplicate},
+		{`{}`, nil},
+		{`null`, errNotObject},
+		{`[1]`, errNotObject},
+		{`{"a":1} x`, nil}, // refused below by encoding/json
+		{"{\"a\":\"\xff\"}", errUTF8},
+	}
+	for _, tt := range tests {
+		_, err := decodeObject([]byte(tt.in))
+		switch {
+		case tt.in == `{"a":1} x`:
+			if err == nil {
+				t.Errorf("%s: trailing data accepted", tt.in)
+			}
+		case err != tt.want:
+			t.Errorf("%s: err %v, want %v", tt.in, err, tt.want)
+		}
+	}
+}
+
+func BenchmarkPeek(b *testing.B) {
+	tok := "eyJhbGciOiJFUzI1NiIsImtpZCI6Ik9kMnBmUHNJd3RWVE5oVFQiLCJ0eXAiOiJKV1QifQ.eyJleHAiOjE3OTYxMTQzNzYsImlhdCI6MTc5NjExMDc3NiwiaXNzIjoiaHR0cDovLzEyNy4wLjAuMTo5MDAzL2RldiIsInN1YiI6ImRldi11c2VyIn0.08pXodU_-gYVWCem5WI80GWsCD0ujo3U0X9xO5OqZwi5v-fsTbEmiZ05TJEw8sr7592Lz_SMFY9teqs5Xl1mJA"
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := peek(tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
