@@ -142,7 +142,8 @@ func harness(o *options) error {
 		return replot(o)
 	}
 	m := machine()
-	fmt.Printf("machine: %s\njwtauthz: %s\n", m, commit(root))
+	rev := commit(root) // before the build: others may commit during the run
+	fmt.Printf("machine: %s\njwtauthz: %s\n", m, rev)
 	if m.ClkTck != strconv.Itoa(clockTicks) {
 		fmt.Printf("warning: getconf CLK_TCK is %q, the harness assumes %d\n", m.ClkTck, clockTicks)
 	}
@@ -158,7 +159,7 @@ func harness(o *options) error {
 		return err
 	}
 	defer e.close()
-	res := &Results{Machine: m, Commit: commit(root), Options: o.record(), TokenBytes: len(e.toks.one)}
+	res := &Results{Machine: m, Commit: rev, Options: o.record(), TokenBytes: len(e.toks.one)}
 	if err := e.loadRuns(res); err != nil {
 		return err
 	}
