@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -138,6 +139,11 @@ func (a *app) servers(tc *tls.Config) {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
 		grpc.MaxConcurrentStreams(1024),
 		grpc.ConnectionTimeout(handshakeTimeout),
+		// Workers whose stacks have grown once, instead of a new goroutine
+		// per check whose stack then grows for the signature check (gRPC
+		// falls back to one when all are busy; an idle worker costs its
+		// stack).
+		grpc.NumStreamWorkers(uint32(max(64, 16*runtime.GOMAXPROCS(0)))),
 	}
 	if tc != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
