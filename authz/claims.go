@@ -21,30 +21,19 @@ var (
 	errClaimType   = errors.New("has the wrong JSON type")
 )
 
-// claims is the payload as golang-jwt validates it, plus what rules and
-// claim headers read. It decodes strictly: duplicate names, wrong types and
+// claims is the payload as golang-jwt's validator checks it, plus what
+// rules and claim headers read. It is read strictly: wrong types and
 // non-integer dates are errors, so the token is malformed.
 type claims struct {
 	jwt.RegisteredClaims
 	Azp    string
 	Scopes []string
 	all    map[string]json.RawMessage
-	// decoded, if set, is the payload as peek decoded it from the same
-	// segment of the same token: UnmarshalJSON takes it instead of decoding
-	// the bytes again.
-	decoded map[string]json.RawMessage
 }
 
-// UnmarshalJSON implements json.Unmarshaler.
-func (c *claims) UnmarshalJSON(b []byte) error {
-	m, err := c.decoded, error(nil)
-	if c.decoded == nil {
-		m, err = decodeObject(b)
-	}
-	c.decoded = nil
-	if err != nil {
-		return err
-	}
+// fromMembers reads the claims from the payload's members, as peek decoded
+// them (duplicate names and invalid UTF-8 already refused).
+func (c *claims) fromMembers(m map[string]json.RawMessage) error {
 	c.all = m
 	for _, s := range []struct {
 		name string
@@ -54,6 +43,7 @@ func (c *claims) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("%s %w", s.name, errClaimType)
 		}
 	}
+	var err error
 	for _, d := range []struct {
 		name string
 		dst  **jwt.NumericDate

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"encoding/base64"
 	"context"
 	"crypto"
 	"errors"
@@ -73,7 +74,8 @@ type provider struct {
 	cfg          ProviderConfig
 	name         string
 	keys         KeySource
-	parser       *jwt.Parser
+	validator    *jwt.Validator               // exp (required), nbf, iat, iss, aud, with the skew
+	methods      map[string]jwt.SigningMethod // the allowed algorithms
 	skew         time.Duration
 	algs         []string
 	sources      []TokenSource
@@ -139,12 +141,10 @@ func newProvider(cfg ProviderConfig, skew time.Duration, now func() time.Time) (
 		}
 	}
 	opts := []jwt.ParserOption{
-		jwt.WithValidMethods(algs),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(skew),
 		jwt.WithTimeFunc(now),
-		jwt.WithStrictDecoding(),
 	}
 	if !cfg.AnyIssuer {
 		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
@@ -152,7 +152,11 @@ func newProvider(cfg ProviderConfig, skew time.Duration, now func() time.Time) (
 	if len(cfg.Audiences) > 0 {
 		opts = append(opts, jwt.WithAudience(cfg.Audiences...))
 	}
-	p := &provider{cfg: cfg, name: cfg.Name, keys: cfg.Keys, parser: jwt.NewParser(opts...), skew: skew, algs: algs, sources: cfg.TokenSources}
+	p := &provider{cfg: cfg, name: cfg.Name, keys: cfg.Keys, validator: jwt.NewValidator(opts...), skew: skew,
+		algs: algs, methods: map[string]jwt.SigningMethod{}, sources: cfg.TokenSources}
+	for _, a := range algs {
+		p.methods[a] = jwt.GetSigningMethod(a)
+	}
 	if len(p.sources) == 0 {
 		p.sources = []TokenSource{BearerSource}
 	}
@@ -174,38 +178,59 @@ func newProvider(cfg ProviderConfig, skew time.Duration, now func() time.Time) (
 	return p, nil
 }
 
-// verify checks tok's signature and claims. h is what peek read of it. When
-// the kid is unknown it asks the key source for a refresh, waiting no longer
-// than ctx allows.
+// verify checks tok's signature and claims, with golang-jwt's signing
+// methods and validator over what peek decoded strictly (h): the token is
+// not parsed a second time. When the kid is unknown it asks the key source
+// for a refresh, waiting no longer than ctx allows.
 func (p *provider) verify(ctx context.Context, tok string, h header) (*claims, error) {
-	if !slices.Contains(p.algs, h.Alg) {
+	method, ok := p.methods[h.Alg]
+	if !ok {
 		return nil, jwt.ErrTokenSignatureInvalid // reasonOf reads the alg itself
 	}
-	c := &claims{decoded: h.payload}
-	_, err := p.parser.ParseWithClaims(tok, c, func(t *jwt.Token) (any, error) {
-		key, alg, ok := p.keys.Key(h.KID)
-		if !ok && h.KID != "" {
-			// Look again whatever Refresh says: a fetch that ended between
-			// the first look and the call has the key, though the cooldown
-			// then refuses another.
-			p.keys.Refresh(ctx)
-			key, alg, ok = p.keys.Key(h.KID)
-		}
-		if !ok {
-			return nil, errUnknownKID
-		}
-		if alg != "" && alg != t.Method.Alg() {
-			return nil, errKeyMismatch
-		}
-		return key, nil
-	})
+	c := &claims{}
+	if err := c.fromMembers(h.payload); err != nil {
+		return nil, fmt.Errorf("%w: %w", jwt.ErrTokenMalformed, err)
+	}
+	key, err := p.key(ctx, h)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", jwt.ErrTokenUnverifiable, err)
+	}
+	dot := strings.LastIndexByte(tok, '.')
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(tok[dot+1:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature: %w", jwt.ErrTokenMalformed, err)
+	}
+	if err := method.Verify(tok[:dot], sig, key); err != nil {
+		return nil, fmt.Errorf("%w: %w", jwt.ErrTokenSignatureInvalid, err)
+	}
+	if err := p.validator.Validate(c); err != nil {
+		return nil, fmt.Errorf("%w: %w", jwt.ErrTokenInvalidClaims, err)
 	}
 	if len(p.cfg.AuthorizedParties) > 0 && c.Azp != "" && !slices.Contains(p.cfg.AuthorizedParties, c.Azp) {
 		return nil, errWrongParty
 	}
 	return c, nil
+}
+
+// key finds the key that should have signed the token: by kid in the
+// current set, refreshing it once if the kid is unknown; a JWK that names
+// another alg than the token's is refused.
+func (p *provider) key(ctx context.Context, h header) (any, error) {
+	key, alg, ok := p.keys.Key(h.KID)
+	if !ok && h.KID != "" {
+		// Look again whatever Refresh says: a fetch that ended between the
+		// first look and the call has the key, though the cooldown then
+		// refuses another.
+		p.keys.Refresh(ctx)
+		key, alg, ok = p.keys.Key(h.KID)
+	}
+	if !ok {
+		return nil, errUnknownKID
+	}
+	if alg != "" && alg != h.Alg {
+		return nil, errKeyMismatch
+	}
+	return key, nil
 }
 
 // reasonOf maps a verification error to its reason; errors.Is reads through

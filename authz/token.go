@@ -131,8 +131,7 @@ type header struct {
 	Alg string
 	KID string
 	Iss string
-	// payload is the decoded payload, handed to the claims decoder so that
-	// it is not decoded twice.
+	// payload is the decoded payload: verify reads the claims from it.
 	payload map[string]json.RawMessage
 }
 
