@@ -1,9 +1,9 @@
 package authz
 
 import (
-	"encoding/base64"
 	"context"
 	"crypto"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
