@@ -163,9 +163,22 @@ func matchPath(raw string) (path string, ok bool) {
 	return clean, true
 }
 
+// needsCleaning reports, in one pass, whether p holds an escape, a
+// backslash, a repeated slash or a dot segment.
 func needsCleaning(p string) bool {
-	return strings.ContainsAny(p, "%\\") || strings.Contains(p, "//") || strings.Contains(p, "/./") ||
-		strings.Contains(p, "/../") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '%', '\\':
+			return true
+		case '/':
+			rest := p[i+1:]
+			if strings.HasPrefix(rest, "/") || rest == "." || rest == ".." ||
+				strings.HasPrefix(rest, "./") || strings.HasPrefix(rest, "../") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (ru *rule) matchHost(host string) bool {

@@ -128,7 +128,9 @@ func (c *LRU[V]) peek(s *shard[V], k Key, now time.Time) (V, bool) {
 	return zero, false
 }
 
-func expired(v Expiring, now time.Time) bool {
+// expired is generic, not over the interface, so that a value type is not
+// boxed on every lookup.
+func expired[V Expiring](v V, now time.Time) bool {
 	d := v.Deadline()
 	return d != 0 && now.UnixNano() >= d
 }
