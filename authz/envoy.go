@@ -3,18 +3,19 @@ package authz
 import (
 	"context"
 	"slices"
-	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 )
 
 // Server is Envoy's ext_authz service (envoy.service.auth.v3.Authorization)
-// in front of an Engine. It translates a CheckRequest into a Request and a
-// Decision into a CheckResponse, and does nothing else.
+// in front of an Engine. It translates a CheckRequest (read from its wire
+// bytes, wire.go) into a Request and a Decision into a CheckResponse, and
+// does nothing else.
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
 	engine *Engine
@@ -25,50 +26,23 @@ var _ authv3.AuthorizationServer = (*Server)(nil)
 // NewServer returns the gRPC service for e.
 func NewServer(e *Engine) *Server { return &Server{engine: e} }
 
-// Check implements authv3.AuthorizationServer. It never returns an error: a
-// denial is a CheckResponse with a non-OK status, and every response sets
-// status (an unset one means allow to Envoy).
+// Check implements authv3.AuthorizationServer, for callers that hold a
+// CheckRequest rather than its bytes: it marshals the request and reads it
+// as the gRPC path does (Register), so that both decide on the same reading.
+// It never returns an error: a denial is a CheckResponse with a non-OK
+// status, and every response sets status (an unset one means allow to
+// Envoy).
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	r := requestOf(req.GetAttributes().GetRequest().GetHttp())
-	d := s.engine.Check(ctx, &r)
-	return CheckResponse(&d), nil
-}
-
-// requestOf reads what the core needs from Envoy's HTTP attributes.
-// Envoy sends headers lower-cased in `headers`, or, with encode_raw_headers,
-// in `header_map`.
-func requestOf(h *authv3.AttributeContext_HttpRequest) Request {
-	hdrs := h.GetHeaders()
-	if len(hdrs) == 0 && len(h.GetHeaderMap().GetHeaders()) > 0 {
-		hdrs = rawHeaders(h.GetHeaderMap())
+	w := getWire()
+	defer putWire(w)
+	buf, err := proto.MarshalOptions{}.MarshalAppend(w.buf[:0], req)
+	if w.buf = buf; err == nil {
+		err = w.parse()
 	}
-	r := Request{Method: h.GetMethod(), Host: h.GetHost(), Path: h.GetPath(), RequestID: hdrs["x-request-id"], Headers: MapHeaders(hdrs)}
-	if r.Method == "" {
-		r.Method = hdrs[":method"]
+	if err != nil {
+		return denials[ReasonBadRequest], nil
 	}
-	if r.Host == "" {
-		r.Host = hdrs[":authority"]
-	}
-	if r.Path == "" {
-		r.Path = hdrs[":path"]
-	}
-	return r
-}
-
-func rawHeaders(m *corev3.HeaderMap) map[string]string {
-	out := make(map[string]string, len(m.GetHeaders()))
-	for _, hv := range m.GetHeaders() {
-		k := strings.ToLower(hv.GetKey())
-		v := hv.GetValue()
-		if v == "" {
-			v = string(hv.GetRawValue())
-		}
-		if old, ok := out[k]; ok {
-			v = old + "," + v
-		}
-		out[k] = v
-	}
-	return out
+	return s.checkWire(ctx, w), nil
 }
 
 var (

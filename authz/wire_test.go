@@ -34,6 +34,38 @@ func marshal(t testing.TB, m proto.Message) []byte {
 	return b
 }
 
+// requestOf is the reference reading of a CheckRequest the wire reader is
+// held to: what the core needs from proto.Unmarshal's message. Envoy sends
+// headers lower-cased in `headers`, or, with encode_raw_headers, in
+// `header_map`, repeats joined with ",".
+func requestOf(h *authv3.AttributeContext_HttpRequest) Request {
+	hdrs := h.GetHeaders()
+	if len(hdrs) == 0 && len(h.GetHeaderMap().GetHeaders()) > 0 {
+		hdrs = map[string]string{}
+		for _, hv := range h.GetHeaderMap().GetHeaders() {
+			k, v := strings.ToLower(hv.GetKey()), hv.GetValue()
+			if v == "" {
+				v = string(hv.GetRawValue())
+			}
+			if old, ok := hdrs[k]; ok {
+				v = old + "," + v
+			}
+			hdrs[k] = v
+		}
+	}
+	r := Request{Method: h.GetMethod(), Host: h.GetHost(), Path: h.GetPath(), RequestID: hdrs["x-request-id"], Headers: MapHeaders(hdrs)}
+	if r.Method == "" {
+		r.Method = hdrs[":method"]
+	}
+	if r.Host == "" {
+		r.Host = hdrs[":authority"]
+	}
+	if r.Path == "" {
+		r.Path = hdrs[":path"]
+	}
+	return r
+}
+
 // sameAsUnmarshal checks that reading b from the wire gives the core what
 // proto.Unmarshal and requestOf give it.
 func sameAsUnmarshal(t testing.TB, b []byte) {
