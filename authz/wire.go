@@ -71,8 +71,8 @@ func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // parse reads w.buf. Like proto.Unmarshal, a field given twice takes its
 // last value, a message given twice is merged, and a map key given twice
-// keeps its last value; unknown fields are skipped. The strings jwtauthz
-// uses must be valid UTF-8, as proto3 requires.
+// keeps its last value; unknown fields are skipped. Method, host and path
+// must be valid UTF-8, as proto3 requires (see addHeader for headers).
 func (w *wireRequest) parse() error {
 	return eachField(w.buf, func(num protowire.Number, typ protowire.Type, v []byte) error {
 		if num != fCheckAttributes || typ != protowire.BytesType {
@@ -120,32 +120,34 @@ func (w *wireRequest) parseHTTP(b []byte) error {
 }
 
 // addHeader reads a map entry (key 1, value 2) or a HeaderValue (key 1,
-// value 2, raw_value 3).
+// value 2, raw_value 3). Header names and values are not checked for UTF-8
+// here: a name is only compared with ASCII names, a token is held to
+// base64url by peek, and checking every header (a 1.5 KB cookie included)
+// was the largest part of reading a browser's request.
 func (w *wireRequest) addHeader(b []byte, raw bool) error {
-	var k, v, rawV []byte
-	err := eachField(b, func(num protowire.Number, typ protowire.Type, f []byte) error {
-		if typ == protowire.BytesType {
-			switch num {
-			case fHeaderValueKey:
-				k = f
-			case fHeaderValueValue:
-				v = f
-			case fHeaderValueRaw:
-				rawV = f
+	k, v, rawV, ok := mapEntry(b)
+	if !ok {
+		err := eachField(b, func(num protowire.Number, typ protowire.Type, f []byte) error {
+			if typ == protowire.BytesType {
+				switch num {
+				case fHeaderValueKey:
+					k = f
+				case fHeaderValueValue:
+					v = f
+				case fHeaderValueRaw:
+					rawV = f
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	w.bytes += len(k) + len(v) + len(rawV)
 	if len(w.hdrs)+len(w.raw) >= maxWireHeaders || w.bytes > maxWireHeaderBytes {
 		w.oversize = true
 		return nil
-	}
-	if !utf8.Valid(k) || !utf8.Valid(v) {
-		return errWire // string fields; raw_value is bytes
 	}
 	if !raw {
 		w.hdrs = append(w.hdrs, wireHeader{view(k), view(v)})
@@ -156,6 +158,32 @@ func (w *wireRequest) addHeader(b []byte, raw bool) error {
 	}
 	w.raw = append(w.raw, wireHeader{view(k), view(v)})
 	return nil
+}
+
+// mapEntry reads the encoding every marshaler writes for a map entry: key
+// (field 1) then value (field 2), each once. Anything else is left to the
+// general reader.
+func mapEntry(b []byte) (k, v, rawV []byte, ok bool) {
+	const keyTag, valueTag = fHeaderValueKey<<3 | 2, fHeaderValueValue<<3 | 2
+	if len(b) == 0 || b[0] != keyTag {
+		return nil, nil, nil, false
+	}
+	k, n := protowire.ConsumeBytes(b[1:])
+	if n < 0 {
+		return nil, nil, nil, false
+	}
+	b = b[1+n:]
+	if len(b) == 0 {
+		return k, nil, nil, true
+	}
+	if b[0] != valueTag {
+		return nil, nil, nil, false
+	}
+	v, n = protowire.ConsumeBytes(b[1:])
+	if n < 0 || 1+n != len(b) {
+		return nil, nil, nil, false
+	}
+	return k, v, nil, true
 }
 
 // Get implements Headers: the last value of a map key, as proto.Unmarshal
