@@ -24,11 +24,11 @@ func notifyHUP() (<-chan os.Signal, func()) {
 }
 
 // watchReload reloads the providers and rules on SIGHUP and when the
-// config file changes (read every poll), until ctx ends.
-func (a *app) watchReload(ctx context.Context, hup <-chan os.Signal, poll time.Duration) {
+// config file changes (read every configPoll), until ctx ends.
+func (a *app) watchReload(ctx context.Context, hup <-chan os.Signal) {
 	var tick <-chan time.Time
 	if a.cfg.path != "" {
-		t := time.NewTicker(poll)
+		t := time.NewTicker(configPoll)
 		defer t.Stop()
 		tick = t.C
 	}
@@ -39,6 +39,7 @@ func (a *app) watchReload(ctx context.Context, hup <-chan os.Signal, poll time.D
 			return
 		case <-hup:
 			a.reload("SIGHUP")
+			last = fileSum(a.cfg.path) // read already: no second reload for it
 		case <-tick:
 			if sum := fileSum(a.cfg.path); sum != last {
 				last = sum

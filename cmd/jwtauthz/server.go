@@ -42,8 +42,7 @@ type app struct {
 	dev      *devIssuer
 	metrics  *metrics
 	// load reads the configuration again, for reload; nil: no reload.
-	load       func() (*config, error)
-	configPoll time.Duration
+	load func() (*config, error)
 
 	grpcLis, httpLis, adminLis net.Listener
 	grpcSrv                    *grpc.Server
@@ -53,7 +52,7 @@ type app struct {
 // newApp binds the listeners and builds the parts. dev adds the embedded
 // development issuer, served on the admin listener.
 func newApp(cfg *config, log *slog.Logger, dev bool) (a *app, err error) {
-	a = &app{cfg: cfg, log: log, health: health.NewServer(), metrics: newMetrics(), sources: newSources(), configPoll: configPoll}
+	a = &app{cfg: cfg, log: log, health: health.NewServer(), metrics: newMetrics(), sources: newSources()}
 	defer func() {
 		if err != nil {
 			a.closeListeners()
@@ -206,7 +205,7 @@ func (a *app) run(ctx context.Context) error {
 	if a.load != nil {
 		hup, stop := notifyHUP()
 		defer stop()
-		g.Go(func() error { a.watchReload(gctx, hup, a.configPoll); return nil })
+		g.Go(func() error { a.watchReload(gctx, hup); return nil })
 	}
 	serve := func(name string, lis net.Listener, fn func(net.Listener) error) {
 		if lis == nil {
