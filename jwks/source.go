@@ -88,7 +88,7 @@ type Source struct {
 	lastErr    error
 	fetches    uint64
 	maxAge     time.Duration
-	body       []byte // of the set in use, to notice an unchanged file
+	body       []byte // of a file source's set in use, to notice an unchanged file
 }
 
 // inflight is one fetch that callers share.
@@ -244,7 +244,12 @@ func (s *Source) lastBody() []byte {
 	return s.body
 }
 
+// setLastBody keeps b for a file source, whose unchanged file is then not
+// parsed again; a URL's body is not kept.
 func (s *Source) setLastBody(b []byte) {
+	if s.cfg.File == "" {
+		return
+	}
 	s.mu.Lock()
 	s.body = b
 	s.mu.Unlock()
