@@ -113,8 +113,8 @@ func TestPlanAlternates(t *testing.T) {
 
 func TestPlotSVG(t *testing.T) {
 	res := &Results{Scenarios: []*scenario{{Name: "floor"}, {Name: "a-cached"}}, Options: map[string]any{},
-		Summary: []Cell{{Scenario: "floor", Streams: 1, P50: 80, P99: 200, P999: 900, ServerCPU: 90},
-			{Scenario: "a-cached", Streams: 1, P50: 85, P99: 210, P999: 1000, ServerCPU: 88}}}
+		Summary: []Cell{{Scenario: "floor", Streams: 1, Figures: Figures{P50: 80, P99: 200, P999: 900, ServerCPU: 90}},
+			{Scenario: "a-cached", Streams: 1, Figures: Figures{P50: 85, P99: 210, P999: 1000, ServerCPU: 88}}}}
 	svg := string(plotSVG(res))
 	if !strings.HasPrefix(svg, "<svg") || !strings.Contains(svg, "a-cached") || strings.Contains(svg, "NaN") {
 		t.Errorf("plot:\n%s", svg)

@@ -29,19 +29,11 @@ type Results struct {
 // Cell is the medians over the rounds of one scenario at one stream count,
 // and its ratios to the floor's medians at the same stream count.
 type Cell struct {
-	Scenario   string  `json:"scenario"`
-	Streams    int     `json:"streams"`
-	Runs       int     `json:"runs"`
-	PerSecond  float64 `json:"checks_per_second"`
-	P50        float64 `json:"p50_us"`
-	P99        float64 `json:"p99_us"`
-	P999       float64 `json:"p999_us"`
-	ServerCPU  float64 `json:"server_cpu_us_per_check"`
-	ServerUtil float64 `json:"server_cores"`
-	ClientCPU  float64 `json:"client_cpu_us_per_check"`
-	HitRate    float64 `json:"token_cache_hit_rate"`
-	OtherCores float64 `json:"other_cores"`
-	Failed     uint64  `json:"denied_or_failed"`
+	Scenario string `json:"scenario"`
+	Streams  int    `json:"streams"`
+	Runs     int    `json:"runs"`
+	Figures
+	Failed uint64 `json:"denied_or_failed"`
 
 	CPURatio    float64 `json:"cpu_vs_floor,omitempty"`
 	RateRatio   float64 `json:"throughput_vs_floor,omitempty"`

@@ -111,13 +111,20 @@ func plan(scs []*scenario, streams []int, rounds int) []step {
 
 // Run is the record of one fixed-time run.
 type Run struct {
-	Scenario   string  `json:"scenario"`
-	Streams    int     `json:"streams"`
-	Round      int     `json:"round"`
-	Checks     uint64  `json:"checks"`
-	Denied     uint64  `json:"denied"`
-	Errors     uint64  `json:"errors"`
-	Seconds    float64 `json:"seconds"`
+	Scenario string  `json:"scenario"`
+	Streams  int     `json:"streams"`
+	Round    int     `json:"round"`
+	Checks   uint64  `json:"checks"`
+	Denied   uint64  `json:"denied"`
+	Errors   uint64  `json:"errors"`
+	Seconds  float64 `json:"seconds"`
+	Figures
+	Tries int    `json:"tries"`
+	Error string `json:"last_error,omitempty"`
+}
+
+// Figures are what a run measures, and what a cell takes the medians of.
+type Figures struct {
 	PerSecond  float64 `json:"checks_per_second"`
 	P50        float64 `json:"p50_us"`
 	P99        float64 `json:"p99_us"`
@@ -125,12 +132,10 @@ type Run struct {
 	ServerCPU  float64 `json:"server_cpu_us_per_check"`
 	ServerUtil float64 `json:"server_cores"`
 	ClientCPU  float64 `json:"client_cpu_us_per_check"`
+	HitRate    float64 `json:"token_cache_hit_rate"` // -1: not a jwtauthz
 	// OtherCores is the CPU the rest of the machine used during the run,
 	// in cores: anything much above zero means the run was disturbed.
 	OtherCores float64 `json:"other_cores"`
-	Tries      int     `json:"tries"`
-	HitRate    float64 `json:"token_cache_hit_rate"` // -1: not a jwtauthz
-	Error      string  `json:"last_error,omitempty"`
 }
 
 // measure runs l against srv for d (or until ctx ends) and reads the server's and this
@@ -167,8 +172,8 @@ func measure(ctx context.Context, srv *server, l *load, d time.Duration) (Run, e
 func summarize(t *tally, el, server, client time.Duration) Run {
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 	r := Run{Checks: t.checks, Denied: t.denied, Errors: t.errored, Seconds: el.Seconds(),
-		P50: us(t.hist.Quantile(0.50)), P99: us(t.hist.Quantile(0.99)), P999: us(t.hist.Quantile(0.999)),
-		ServerUtil: server.Seconds() / el.Seconds()}
+		Figures: Figures{P50: us(t.hist.Quantile(0.50)), P99: us(t.hist.Quantile(0.99)), P999: us(t.hist.Quantile(0.999)),
+			ServerUtil: server.Seconds() / el.Seconds()}}
 	if t.lastErr != nil {
 		r.Error = t.lastErr.Error()
 	}
