@@ -12,15 +12,21 @@ import (
 )
 
 // codec is the gRPC codec of jwtauthz's server. Check requests are read
-// straight from the wire into a wireRequest; every other message (health,
-// reflection, and all responses) goes to gRPC's proto codec.
+// straight from the wire into a wireRequest, and Check responses come
+// encoded (encodedResponse); every other message (health, reflection) goes
+// to gRPC's proto codec.
 type codec struct{ base encoding.CodecV2 }
 
 // Name implements encoding.CodecV2: it stands in for "proto".
 func (codec) Name() string { return protocodec.Name }
 
 // Marshal implements encoding.CodecV2.
-func (c codec) Marshal(v any) (mem.BufferSlice, error) { return c.base.Marshal(v) }
+func (c codec) Marshal(v any) (mem.BufferSlice, error) {
+	if e, ok := v.(*encodedResponse); ok {
+		return e.data, nil
+	}
+	return c.base.Marshal(v)
+}
 
 // Unmarshal implements encoding.CodecV2.
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
@@ -62,7 +68,8 @@ func (s *Server) checkHandler(_ any, ctx context.Context, dec func(any) error, i
 		return nil, err
 	}
 	if interceptor == nil {
-		return s.checkWire(ctx, w), nil
+		d := s.decideWire(ctx, w)
+		return encodeResponse(&d), nil
 	}
 	info := &grpc.UnaryServerInfo{Server: s, FullMethod: checkMethod}
 	return interceptor(ctx, w, info, func(ctx context.Context, req any) (any, error) {
@@ -70,14 +77,15 @@ func (s *Server) checkHandler(_ any, ctx context.Context, dec func(any) error, i
 		if !ok {
 			return nil, fmt.Errorf("authz: unexpected request %T", req)
 		}
-		return s.checkWire(ctx, w), nil
+		// Interceptors (none in jwtauthz's own server) get messages.
+		d := s.decideWire(ctx, w)
+		return CheckResponse(&d), nil
 	})
 }
 
-// checkWire decides a request read by the codec. The response it returns
-// holds no string of w, which goes back to its pool afterwards.
-func (s *Server) checkWire(ctx context.Context, w *wireRequest) *authv3.CheckResponse {
+// decideWire decides a request read by the codec. The decision holds no
+// string of w, which goes back to its pool afterwards.
+func (s *Server) decideWire(ctx context.Context, w *wireRequest) Decision {
 	r := w.request()
-	d := s.engine.Check(ctx, &r)
-	return CheckResponse(&d)
+	return s.engine.Check(ctx, &r)
 }

@@ -9,6 +9,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -27,11 +28,12 @@ var _ authv3.AuthorizationServer = (*Server)(nil)
 func NewServer(e *Engine) *Server { return &Server{engine: e} }
 
 // Check implements authv3.AuthorizationServer, for callers that hold a
-// CheckRequest rather than its bytes: it marshals the request and reads it
-// as the gRPC path does (Register), so that both decide on the same reading.
-// It never returns an error: a denial is a CheckResponse with a non-OK
-// status, and every response sets status (an unset one means allow to
-// Envoy).
+// CheckRequest rather than its bytes: it marshals the request, reads it and
+// encodes the response as the gRPC path does (Register), and unmarshals
+// that response, so that both decide on the same reading and answer the
+// same bytes. It never returns an error: a denial is a CheckResponse with a
+// non-OK status, and every response sets status (an unset one means allow
+// to Envoy).
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	w := getWire()
 	defer putWire(w)
@@ -42,20 +44,35 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if err != nil {
 		return denials[ReasonBadRequest], nil
 	}
-	return s.checkWire(ctx, w), nil
+	d := s.decideWire(ctx, w)
+	e := encodeResponse(&d)
+	defer e.data.Free()
+	resp := new(authv3.CheckResponse)
+	if err := proto.Unmarshal(e.bytes(), resp); err != nil {
+		return nil, err // a bug in the encoder; tests look for it
+	}
+	return resp, nil
 }
 
 var (
 	okStatus   = &rpcstatus.Status{Code: int32(codes.OK)}
 	jsonHeader = setHeader("content-type", "application/json")
-	// denials for the fixed challenges are built once.
-	denials [numReasons]*authv3.CheckResponse
+	// denials for the fixed challenges are built once, and encoded once
+	// (encodedDenials, for the gRPC path). Their buffers are never freed
+	// and are shared by every stream: gRPC only reads them.
+	denials        [numReasons]*authv3.CheckResponse
+	encodedDenials [numReasons]*encodedResponse
 )
 
 func init() {
 	for r := range numReasons {
 		if reasons[r].status != 200 {
 			denials[r] = denied(&Decision{Reason: r, Challenge: challenges[r], Body: bodies[r]})
+			b, err := proto.Marshal(denials[r])
+			if err != nil {
+				panic(err) // fixed strings: a bug
+			}
+			encodedDenials[r] = encoded(mem.SliceBuffer(b))
 		}
 	}
 }

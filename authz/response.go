@@ -1,0 +1,166 @@
+package authz
+
+import (
+	"unicode/utf8"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+// Field numbers of the allow jwtauthz writes
+// (envoy/service/auth/v3/external_auth.proto, envoy/config/core/v3/base.proto).
+const (
+	fRespStatus         = 1 // CheckResponse.status
+	fRespOK             = 3 // CheckResponse.ok_response
+	fOKHeaders          = 2 // OkHttpResponse.headers
+	fOKHeadersToRemove  = 5 // OkHttpResponse.headers_to_remove
+	fOKQueryToRemove    = 8 // OkHttpResponse.query_parameters_to_remove
+	fOptionHeader       = 1 // HeaderValueOption.header
+	fOptionAppendAction = 3 // HeaderValueOption.append_action
+	overwriteOrAdd      = 2 // HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+)
+
+// encodedResponse is a CheckResponse in its wire form: the codec hands its
+// one buffer to gRPC as it is, and gRPC frees it once written. An allow is
+// written straight from the Decision into a buffer of gRPC's pool, with no
+// message built and no reflection; a fixed denial is bytes made once.
+type encodedResponse struct {
+	data mem.BufferSlice
+	one  [1]mem.Buffer
+}
+
+// bytes returns the encoded response.
+func (e *encodedResponse) bytes() []byte { return e.one[0].ReadOnlyData() }
+
+func encoded(b mem.Buffer) *encodedResponse {
+	e := &encodedResponse{one: [1]mem.Buffer{b}}
+	e.data = e.one[:]
+	return e
+}
+
+// encodeResponse returns d as the bytes CheckResponse(d) marshals to.
+func encodeResponse(d *Decision) *encodedResponse {
+	if !d.Allow {
+		if e := encodedDenials[d.Reason]; e != nil && d.Challenge == challenges[d.Reason] && d.Body == bodies[d.Reason] {
+			return e
+		}
+		b, err := proto.Marshal(denied(d))
+		if err != nil {
+			// Strings that are not UTF-8 in a challenge or a body: deny
+			// all the same, with the reason's fixed answer.
+			return encodedDenials[d.Reason]
+		}
+		return encoded(mem.SliceBuffer(b))
+	}
+	if d.CookieSet && !utf8.ValidString(d.Cookie) {
+		// The one value taken from the request: proto3 strings are UTF-8,
+		// and Envoy would fail to parse the response.
+		return encodedDenials[ReasonBadRequest]
+	}
+	ok := okSize(d)
+	pool := mem.DefaultBufferPool()
+	// A buffer below gRPC's pooling threshold would not go back to the
+	// pool when freed: ask for at least that much.
+	buf := pool.Get(max(3+protowire.SizeVarint(uint64(ok))+ok, 1<<10))
+	*buf = appendAllow((*buf)[:0], d, ok)
+	return encoded(mem.NewBuffer(buf, pool))
+}
+
+// The allow, as CheckResponse builds it: status OK (an empty
+// google.rpc.Status, present), then ok_response with the headers to set
+// (subject, issuer, d.Set, a rewritten cookie), the headers to remove, and
+// the query parameters to remove. Empty strings are left out, as proto3
+// leaves them out.
+
+func okSize(d *Decision) int {
+	n := 0
+	if d.Subject != "" {
+		n += sizeBytes(optionSize(HeaderSubject, d.Subject))
+	}
+	if d.Issuer != "" {
+		n += sizeBytes(optionSize(HeaderIssuer, d.Issuer))
+	}
+	for _, h := range d.Set {
+		n += sizeBytes(optionSize(h.Name, h.Value))
+	}
+	for _, s := range d.Remove {
+		n += sizeBytes(len(s))
+	}
+	if d.CookieSet {
+		if d.Cookie == "" {
+			n += sizeBytes(len("cookie"))
+		} else {
+			n += sizeBytes(optionSize("cookie", d.Cookie))
+		}
+	}
+	for _, s := range d.RemoveQuery {
+		n += sizeBytes(len(s))
+	}
+	return n
+}
+
+// sizeBytes is the size of a length-delimited field of n bytes whose field
+// number is below 16.
+func sizeBytes(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n }
+
+func stringSize(s string) int {
+	if s == "" {
+		return 0
+	}
+	return sizeBytes(len(s))
+}
+
+func headerSize(name, value string) int { return stringSize(name) + stringSize(value) }
+
+func optionSize(name, value string) int { return sizeBytes(headerSize(name, value)) + 2 }
+
+// appendAllow appends the allow d, whose ok_response is ok bytes long.
+func appendAllow(b []byte, d *Decision, ok int) []byte {
+	b = append(b, fRespStatus<<3|byte(protowire.BytesType), 0)
+	b = protowire.AppendTag(b, fRespOK, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(ok))
+	if d.Subject != "" {
+		b = appendOption(b, HeaderSubject, d.Subject)
+	}
+	if d.Issuer != "" {
+		b = appendOption(b, HeaderIssuer, d.Issuer)
+	}
+	for _, h := range d.Set {
+		b = appendOption(b, h.Name, h.Value)
+	}
+	if d.CookieSet && d.Cookie != "" {
+		b = appendOption(b, "cookie", d.Cookie)
+	}
+	for _, s := range d.Remove {
+		b = appendString(b, fOKHeadersToRemove, s)
+	}
+	if d.CookieSet && d.Cookie == "" {
+		b = appendString(b, fOKHeadersToRemove, "cookie")
+	}
+	for _, s := range d.RemoveQuery {
+		b = appendString(b, fOKQueryToRemove, s)
+	}
+	return b
+}
+
+func appendOption(b []byte, name, value string) []byte {
+	b = protowire.AppendTag(b, fOKHeaders, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(optionSize(name, value)))
+	b = protowire.AppendTag(b, fOptionHeader, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(headerSize(name, value)))
+	if name != "" {
+		b = appendString(b, fHeaderValueKey, name)
+	}
+	if value != "" {
+		b = appendString(b, fHeaderValueValue, value)
+	}
+	return append(b, fOptionAppendAction<<3|byte(protowire.VarintType), overwriteOrAdd)
+}
+
+// appendString appends a string field, even an empty one (a header name to
+// remove is never empty).
+func appendString(b []byte, num protowire.Number, s string) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendString(b, s)
+}
