@@ -2,6 +2,7 @@ package authz
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -39,10 +40,10 @@ const (
 var errWire = errors.New("authz: malformed CheckRequest")
 
 // wireRequest is a CheckRequest read straight from its bytes: only the
-// fields the core needs, as strings that point into buf. Reading it costs
-// no map, no string per header and no message per field, which is most of
-// what unmarshalling a browser's CheckRequest costs. It is pooled: nothing
-// may keep one of its strings after the check returns.
+// fields the core needs, as strings and spans that point into buf. Reading
+// it costs no map, no string per header and no message per field, which is
+// most of what unmarshalling a browser's CheckRequest costs. It is pooled:
+// nothing may keep one of its strings after the check returns.
 type wireRequest struct {
 	buf                []byte
 	method, host, path string
@@ -52,7 +53,11 @@ type wireRequest struct {
 	oversize           bool         // past a bound: the rest were not read
 }
 
-type wireHeader struct{ k, v string }
+// wireHeader is a header's name and value as spans of wireRequest.buf:
+// without pointers, so recording one costs no GC write barrier.
+type wireHeader struct{ k, v span }
+
+type span struct{ off, n uint32 }
 
 var wirePool = sync.Pool{New: func() any { return &wireRequest{} }}
 
@@ -69,33 +74,75 @@ func putWire(w *wireRequest) {
 // view returns b as a string without copying; b must live in w.buf.
 func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
+// spanOf returns where b, a slice of w.buf that runs to its end, is.
+func (w *wireRequest) spanOf(b []byte) span {
+	return span{uint32(cap(w.buf) - cap(b)), uint32(len(b))}
+}
+
+func (w *wireRequest) str(s span) string { return view(w.buf[s.off : s.off+s.n]) }
+
 // parse reads w.buf. Like proto.Unmarshal, a field given twice takes its
 // last value, a message given twice is merged, and a map key given twice
 // keeps its last value; unknown fields are skipped. Method, host and path
 // must be valid UTF-8, as proto3 requires (see addHeader for headers).
+// Each level of CheckRequest.attributes.request.http has its loop: no
+// closure, and the common one-byte tags and lengths read inline.
 func (w *wireRequest) parse() error {
-	return eachField(w.buf, func(num protowire.Number, typ protowire.Type, v []byte) error {
-		if num != fCheckAttributes || typ != protowire.BytesType {
-			return nil
+	if len(w.buf) > math.MaxUint32 {
+		return errWire
+	}
+	for b := w.buf; len(b) > 0; {
+		num, typ, v, n := next(b)
+		if n < 0 {
+			return errWire
 		}
-		return eachField(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
-			if num != fAttrRequest || typ != protowire.BytesType {
-				return nil
+		if b = b[n:]; num == fCheckAttributes && typ == protowire.BytesType {
+			if err := w.parseAttributes(v); err != nil {
+				return err
 			}
-			return eachField(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
-				if num != fRequestHTTP || typ != protowire.BytesType {
-					return nil
-				}
-				return w.parseHTTP(v)
-			})
-		})
-	})
+		}
+	}
+	return nil
+}
+
+func (w *wireRequest) parseAttributes(b []byte) error {
+	for len(b) > 0 {
+		num, typ, v, n := next(b)
+		if n < 0 {
+			return errWire
+		}
+		if b = b[n:]; num == fAttrRequest && typ == protowire.BytesType {
+			if err := w.parseRequest(v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *wireRequest) parseRequest(b []byte) error {
+	for len(b) > 0 {
+		num, typ, v, n := next(b)
+		if n < 0 {
+			return errWire
+		}
+		if b = b[n:]; num == fRequestHTTP && typ == protowire.BytesType {
+			if err := w.parseHTTP(v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (w *wireRequest) parseHTTP(b []byte) error {
-	return eachField(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
-		if typ != protowire.BytesType {
-			return nil
+	for len(b) > 0 {
+		num, typ, v, n := next(b)
+		if n < 0 {
+			return errWire
+		}
+		if b = b[n:]; typ != protowire.BytesType {
+			continue
 		}
 		var err error
 		switch num {
@@ -108,15 +155,62 @@ func (w *wireRequest) parseHTTP(b []byte) error {
 		case fHTTPHeaders:
 			err = w.addHeader(v, false)
 		case fHTTPHeaderMap:
-			err = eachField(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
-				if num != fHeaderMapHeaders || typ != protowire.BytesType {
-					return nil
-				}
-				return w.addHeader(v, true)
-			})
+			err = w.parseHeaderMap(v)
 		}
-		return err
-	})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *wireRequest) parseHeaderMap(b []byte) error {
+	for len(b) > 0 {
+		num, typ, v, n := next(b)
+		if n < 0 {
+			return errWire
+		}
+		if b = b[n:]; num == fHeaderMapHeaders && typ == protowire.BytesType {
+			if err := w.addHeader(v, true); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// next reads the field at the start of b: its number and type, its value
+// if it is length-delimited, and its length n in b (negative if it is
+// malformed). A one-byte tag and a one-byte length (most of a
+// CheckRequest's) are read inline; the results fit in registers.
+func next(b []byte) (num protowire.Number, typ protowire.Type, v []byte, n int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		num, typ, n = protowire.Number(b[0]>>3), protowire.Type(b[0]&7), 1
+	} else {
+		num, typ, n = protowire.ConsumeTag(b)
+	}
+	if n < 0 || num <= 0 {
+		return 0, 0, nil, -1
+	}
+	tag := n
+	if typ != protowire.BytesType {
+		if n = protowire.ConsumeFieldValue(num, typ, b[tag:]); n < 0 {
+			return 0, 0, nil, -1
+		}
+		return num, typ, nil, tag + n
+	}
+	var l uint64
+	if len(b) > tag && b[tag] < 0x80 {
+		l, n = uint64(b[tag]), 1
+	} else if l, n = protowire.ConsumeVarint(b[tag:]); n < 0 {
+		return 0, 0, nil, -1
+	}
+	start := tag + n
+	if l > uint64(len(b)-start) {
+		return 0, 0, nil, -1
+	}
+	end := start + int(l)
+	return num, typ, b[start:end], end
 }
 
 // addHeader reads a map entry (key 1, value 2) or a HeaderValue (key 1,
@@ -125,23 +219,22 @@ func (w *wireRequest) parseHTTP(b []byte) error {
 // base64url by peek, and checking every header (a 1.5 KB cookie included)
 // was the largest part of reading a browser's request.
 func (w *wireRequest) addHeader(b []byte, raw bool) error {
-	k, v, rawV, ok := mapEntry(b)
-	if !ok {
-		err := eachField(b, func(num protowire.Number, typ protowire.Type, f []byte) error {
-			if typ == protowire.BytesType {
-				switch num {
-				case fHeaderValueKey:
-					k = f
-				case fHeaderValueValue:
-					v = f
-				case fHeaderValueRaw:
-					rawV = f
-				}
+	k, v, ok := mapEntry(b)
+	var rawV []byte
+	for !ok && len(b) > 0 {
+		num, typ, f, n := next(b)
+		if n < 0 {
+			return errWire
+		}
+		if b = b[n:]; typ == protowire.BytesType {
+			switch num {
+			case fHeaderValueKey:
+				k = f
+			case fHeaderValueValue:
+				v = f
+			case fHeaderValueRaw:
+				rawV = f
 			}
-			return nil
-		})
-		if err != nil {
-			return err
 		}
 	}
 	w.bytes += len(k) + len(v) + len(rawV)
@@ -150,40 +243,39 @@ func (w *wireRequest) addHeader(b []byte, raw bool) error {
 		return nil
 	}
 	if !raw {
-		w.hdrs = append(w.hdrs, wireHeader{view(k), view(v)})
+		w.hdrs = append(w.hdrs, wireHeader{w.spanOf(k), w.spanOf(v)})
 		return nil
 	}
 	if len(v) == 0 {
 		v = rawV
 	}
-	w.raw = append(w.raw, wireHeader{view(k), view(v)})
+	w.raw = append(w.raw, wireHeader{w.spanOf(k), w.spanOf(v)})
 	return nil
 }
 
 // mapEntry reads the encoding every marshaler writes for a map entry: key
 // (field 1) then value (field 2), each once. Anything else is left to the
 // general reader.
-func mapEntry(b []byte) (k, v, rawV []byte, ok bool) {
+func mapEntry(b []byte) (k, v []byte, ok bool) {
 	const keyTag, valueTag = fHeaderValueKey<<3 | 2, fHeaderValueValue<<3 | 2
 	if len(b) == 0 || b[0] != keyTag {
-		return nil, nil, nil, false
+		return nil, nil, false
 	}
-	k, n := protowire.ConsumeBytes(b[1:])
+	_, _, k, n := next(b)
 	if n < 0 {
-		return nil, nil, nil, false
+		return nil, nil, false
 	}
-	b = b[1+n:]
-	if len(b) == 0 {
-		return k, nil, nil, true
+	if b = b[n:]; len(b) == 0 {
+		return k, b, true
 	}
 	if b[0] != valueTag {
-		return nil, nil, nil, false
+		return nil, nil, false
 	}
-	v, n = protowire.ConsumeBytes(b[1:])
-	if n < 0 || 1+n != len(b) {
-		return nil, nil, nil, false
+	_, _, v, n = next(b)
+	if n != len(b) {
+		return nil, nil, false
 	}
-	return k, v, nil, true
+	return k, v, true
 }
 
 // Get implements Headers: the last value of a map key, as proto.Unmarshal
@@ -192,16 +284,16 @@ func mapEntry(b []byte) (k, v, rawV []byte, ok bool) {
 func (w *wireRequest) Get(name string) string {
 	if len(w.hdrs) > 0 || len(w.raw) == 0 {
 		for i := len(w.hdrs) - 1; i >= 0; i-- {
-			if w.hdrs[i].k == name {
-				return w.hdrs[i].v
+			if h := w.hdrs[i]; int(h.k.n) == len(name) && w.str(h.k) == name {
+				return w.str(h.v)
 			}
 		}
 		return ""
 	}
 	var vals []string
 	for _, h := range w.raw {
-		if strings.EqualFold(h.k, name) {
-			vals = append(vals, h.v)
+		if strings.EqualFold(w.str(h.k), name) {
+			vals = append(vals, w.str(h.v))
 		}
 	}
 	return strings.Join(vals, ",")
@@ -228,29 +320,4 @@ func utf8View(b []byte) (string, error) {
 		return "", errWire
 	}
 	return view(b), nil
-}
-
-// eachField calls fn for every field of a message, in order.
-func eachField(b []byte, fn func(protowire.Number, protowire.Type, []byte) error) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 || num <= 0 {
-			return errWire
-		}
-		b = b[n:]
-		var v []byte
-		if typ == protowire.BytesType {
-			v, n = protowire.ConsumeBytes(b)
-		} else {
-			n = protowire.ConsumeFieldValue(num, typ, b)
-		}
-		if n < 0 {
-			return errWire
-		}
-		b = b[n:]
-		if err := fn(num, typ, v); err != nil {
-			return err
-		}
-	}
-	return nil
 }

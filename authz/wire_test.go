@@ -173,10 +173,9 @@ func BenchmarkWireRead(b *testing.B) {
 		b.ReportAllocs()
 		w := &wireRequest{}
 		for b.Loop() {
-			w.buf = append(w.buf[:0], buf...)
-			w.hdrs, w.raw = w.hdrs[:0], w.raw[:0]
-			if err := w.parse(); err != nil {
-				b.Fatal(err)
+			*w = wireRequest{buf: append(w.buf[:0], buf...), hdrs: w.hdrs[:0], raw: w.raw[:0]}
+			if err := w.parse(); err != nil || w.oversize || len(w.hdrs) == 0 {
+				b.Fatal(err, w.oversize)
 			}
 		}
 	})
