@@ -267,9 +267,7 @@ func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.K
 		return verdict{reason: ReasonUnavailable}
 	}
 	e.verified.Add(1)
-	wctx, cancel := refreshContext(ctx)
-	c, err := p.verify(wctx, tok, h)
-	cancel()
+	c, err := p.verify(ctx, tok, h)
 	if err != nil {
 		return reject(p.reasonOf(h, err))
 	}

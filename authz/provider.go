@@ -181,7 +181,7 @@ func newProvider(cfg ProviderConfig, skew time.Duration, now func() time.Time) (
 // verify checks tok's signature and claims, with golang-jwt's signing
 // methods and validator over what peek decoded strictly (h): the token is
 // not parsed a second time. When the kid is unknown it asks the key source
-// for a refresh, waiting no longer than ctx allows.
+// for a refresh, waiting no longer than refreshContext(ctx) allows.
 func (p *provider) verify(ctx context.Context, tok string, h header) (*claims, error) {
 	method, ok := p.methods[h.Alg]
 	if !ok {
@@ -221,7 +221,9 @@ func (p *provider) key(ctx context.Context, h header) (any, error) {
 		// Look again whatever Refresh says: a fetch that ended between the
 		// first look and the call has the key, though the cooldown then
 		// refuses another.
-		p.keys.Refresh(ctx)
+		wctx, cancel := refreshContext(ctx)
+		p.keys.Refresh(wctx)
+		cancel()
 		key, alg, ok = p.keys.Key(h.KID)
 	}
 	if !ok {
