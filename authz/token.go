@@ -192,49 +192,98 @@ func decodeSegment(seg string) (map[string]json.RawMessage, error) {
 // names (RFC 7515 §4 allows refusing them; taking the last, as
 // encoding/json does, lets two parsers read two different tokens), invalid
 // UTF-8 (which encoding/json would silently replace), anything but an
-// object, and trailing data.
+// object, and trailing data. encoding/json checks the syntax (json.Valid);
+// the members are then cut out of b, which they point into: no copy of a
+// value, no reflection.
 func decodeObject(b []byte) (map[string]json.RawMessage, error) {
 	if !utf8.Valid(b) {
 		return nil, errUTF8
 	}
-	obj := bytes.TrimLeft(b, " \t\r\n")
-	if len(obj) == 0 || obj[0] != '{' {
+	i := skipSpace(b, 0)
+	if i == len(b) || b[i] != '{' {
 		return nil, errNotObject
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(obj, &m); err != nil {
-		return nil, err // also trailing data
+	if !json.Valid(b) {
+		return nil, errJSON // also trailing data
 	}
-	// encoding/json keeps the last of repeated names: fewer members in the
-	// map than in the text means a name came twice (escaped spellings of one
-	// name count as the same).
-	if members(obj) != len(m) {
-		return nil, errDuplicate
+	m := make(map[string]json.RawMessage, 8)
+	for i = skipSpace(b, i+1); b[i] != '}'; {
+		end := skipString(b, i)
+		name, err := memberName(b[i:end])
+		if err != nil {
+			return nil, err
+		}
+		i = skipSpace(b, skipSpace(b, end)+1) // past the ':'
+		end = skipValue(b, i)
+		// Escaped spellings of one name are the same name.
+		if _, dup := m[name]; dup {
+			return nil, errDuplicate
+		}
+		m[name] = json.RawMessage(b[i:end:end])
+		if i = skipSpace(b, end); b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
 	}
 	return m, nil
 }
 
-// members counts the members of the JSON object obj, which encoding/json
-// has accepted: every ':' outside strings at the object's own depth.
-func members(obj []byte) int {
-	n, depth, inStr, esc := 0, 0, false, false
-	for _, c := range obj {
-		switch {
-		case esc:
-			esc = false
-		case inStr:
-			esc, inStr = c == '\\', c != '"'
-		case c == '"':
-			inStr = true
-		case c == '{' || c == '[':
-			depth++
-		case c == '}' || c == ']':
-			depth--
-		case c == ':' && depth == 1:
-			n++
+var errJSON = errors.New("invalid JSON")
+
+// The scanners below walk JSON that json.Valid accepted: they look for the
+// end of a token, not for errors.
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string that starts at b[i].
+func skipString(b []byte, i int) int {
+	for i++; b[i] != '"'; i++ {
+		if b[i] == '\\' {
+			i++
 		}
 	}
-	return n
+	return i + 1
+}
+
+// skipValue returns the index after the value that starts at b[i].
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		for depth := 0; ; {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+	}
+	for i < len(b) && !strings.ContainsRune(",}] \t\r\n", rune(b[i])) {
+		i++
+	}
+	return i
+}
+
+// memberName returns the name a quoted member name spells.
+func memberName(q []byte) (string, error) {
+	if bytes.IndexByte(q, '\\') < 0 {
+		return string(q[1 : len(q)-1]), nil
+	}
+	var name string
+	err := json.Unmarshal(q, &name)
+	return name, err
 }
 
 // stringMember sets *dst to the string member name of m; absent leaves it.
@@ -246,5 +295,7 @@ func stringMember(m map[string]json.RawMessage, name string, dst *string) error 
 	if len(raw) == 0 || raw[0] != '"' {
 		return errors.New("not a string")
 	}
-	return json.Unmarshal(raw, dst)
+	var err error
+	*dst, err = memberName(raw)
+	return err
 }
