@@ -85,51 +85,37 @@ func (w *wireRequest) str(s span) string { return view(w.buf[s.off : s.off+s.n])
 // last value, a message given twice is merged, and a map key given twice
 // keeps its last value; unknown fields are skipped. Method, host and path
 // must be valid UTF-8, as proto3 requires (see addHeader for headers).
-// Each level of CheckRequest.attributes.request.http has its loop: no
-// closure, and the common one-byte tags and lengths read inline.
+// There is no closure per level, and the common one-byte tags and lengths
+// are read inline (next).
 func (w *wireRequest) parse() error {
 	if len(w.buf) > math.MaxUint32 {
 		return errWire
 	}
-	for b := w.buf; len(b) > 0; {
-		num, typ, v, n := next(b)
-		if n < 0 {
-			return errWire
-		}
-		if b = b[n:]; num == fCheckAttributes && typ == protowire.BytesType {
-			if err := w.parseAttributes(v); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return w.parseAt(w.buf, httpPath[:])
 }
 
-func (w *wireRequest) parseAttributes(b []byte) error {
+// httpPath is where AttributeContext.HttpRequest is in a CheckRequest:
+// attributes.request.http.
+var httpPath = [...]protowire.Number{fCheckAttributes, fAttrRequest, fRequestHTTP}
+
+// parseAt reads every message at path below b, with parseHTTP at its end.
+func (w *wireRequest) parseAt(b []byte, path []protowire.Number) error {
 	for len(b) > 0 {
 		num, typ, v, n := next(b)
 		if n < 0 {
 			return errWire
 		}
-		if b = b[n:]; num == fAttrRequest && typ == protowire.BytesType {
-			if err := w.parseRequest(v); err != nil {
-				return err
-			}
+		if b = b[n:]; num != path[0] || typ != protowire.BytesType {
+			continue
 		}
-	}
-	return nil
-}
-
-func (w *wireRequest) parseRequest(b []byte) error {
-	for len(b) > 0 {
-		num, typ, v, n := next(b)
-		if n < 0 {
-			return errWire
+		var err error
+		if len(path) == 1 {
+			err = w.parseHTTP(v)
+		} else {
+			err = w.parseAt(v, path[1:])
 		}
-		if b = b[n:]; num == fRequestHTTP && typ == protowire.BytesType {
-			if err := w.parseHTTP(v); err != nil {
-				return err
-			}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
