@@ -48,8 +48,11 @@ func encodeResponse(d *Decision) *encodedResponse {
 		b, err := proto.Marshal(denied(d))
 		if err != nil {
 			// Strings that are not UTF-8 in a challenge or a body: deny
-			// all the same, with the reason's fixed answer.
-			return encodedDenials[d.Reason]
+			// all the same, with the reason's fixed answer if it has one.
+			if e := encodedDenials[d.Reason]; e != nil {
+				return e
+			}
+			return encodedDenials[ReasonBadRequest]
 		}
 		return encoded(mem.SliceBuffer(b))
 	}

@@ -47,6 +47,15 @@ func TestEncodedResponseIsCheckResponse(t *testing.T) {
 	}
 }
 
+// A denial that cannot be marshaled still denies: a zero Decision (whose
+// reason has no fixed denial) with a challenge that is not UTF-8.
+func TestEncodedResponseUnmarshalableDenial(t *testing.T) {
+	d := Decision{Challenge: "Bearer \xff"}
+	if e := encodeResponse(&d); e != encodedDenials[ReasonBadRequest] {
+		t.Fatalf("encoded %x", e.bytes())
+	}
+}
+
 // A cookie that is not UTF-8 cannot go into a proto3 string: bad request.
 func TestEncodedResponseCookieNotUTF8(t *testing.T) {
 	d := Decision{Allow: true, Subject: "s", CookieSet: true, Cookie: "a=\xff"}
