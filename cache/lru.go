@@ -24,8 +24,8 @@ func Hash(s string) Key {
 }
 
 // Expiring is a value that carries its own deadline: the instant, in Unix
-// nanoseconds, from which it is no longer valid (0: only the cache's TTL
-// bounds it). Keeping it in the value, not beside it, keeps the entry small.
+// nanoseconds, from which it is no longer valid (0: never; only eviction
+// ends it). Keeping it in the value, not beside it, keeps the entry small.
 type Expiring interface {
 	Deadline() int64
 }
