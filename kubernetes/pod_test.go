@@ -215,8 +215,13 @@ func checkEnvoyInPod(t *testing.T, spec corev1.PodSpec, c corev1.Container, data
 }
 
 // checkJWTAuthz wants jwtauthz's listeners on the ports named for them,
-// and its gRPC readiness probe asking for the Authorization service.
+// its gRPC readiness probe asking for the Authorization service, and Go's
+// soft memory limit taken from the container's.
 func checkJWTAuthz(t *testing.T, c corev1.Container) {
+	i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
+	if i < 0 || c.Env[i].ValueFrom == nil || c.Env[i].ValueFrom.ResourceFieldRef == nil || c.Env[i].ValueFrom.ResourceFieldRef.Resource != "limits.memory" {
+		t.Errorf("env %v: want GOMEMLIMIT from limits.memory", c.Env)
+	}
 	if len(c.Args) == 0 || c.Args[0] != "serve" {
 		t.Errorf("args %v: want serve", c.Args)
 	}
