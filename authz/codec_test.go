@@ -1,0 +1,67 @@
+package authz_test
+
+import (
+	"context"
+	"net"
+	"sync/atomic"
+	"testing"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/jwtauthz/jwtauthz/authz"
+)
+
+// With a unary interceptor, the handler gives it a CheckResponse message
+// (which gRPC's proto codec then marshals) instead of the encoded bytes:
+// the answers are the same.
+func TestCheckThroughInterceptor(t *testing.T) {
+	e := newEnv(t, nil)
+	var calls atomic.Int32
+	count := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+		calls.Add(1)
+		resp, err := next(ctx, req)
+		if _, ok := resp.(*authv3.CheckResponse); !ok && err == nil {
+			t.Errorf("the interceptor got a %T", resp)
+		}
+		return resp, err
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(append(authz.ServerOptions(), grpc.UnaryInterceptor(count))...)
+	authz.NewServer(e.eng).Register(gs)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	client := authv3.NewAuthorizationClient(cc)
+
+	tok := "Bearer " + e.token(nil)
+	for _, tc := range []struct {
+		auth string
+		want codes.Code
+	}{{tok, codes.OK}, {"Bearer x.y.z", codes.Unauthenticated}} {
+		got, err := client.Check(t.Context(), browserRequest(t, tc.auth, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		direct, err := e.client.Check(t.Context(), browserRequest(t, tc.auth, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if codes.Code(got.Status.Code) != tc.want || okHeaders(got)[authz.HeaderSubject] != okHeaders(direct)[authz.HeaderSubject] ||
+			got.GetDeniedResponse().GetStatus().GetCode() != direct.GetDeniedResponse().GetStatus().GetCode() {
+			t.Errorf("%s: through the interceptor %v, without %v", tc.auth, got, direct)
+		}
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("interceptor called %d times, want 2", n)
+	}
+}
