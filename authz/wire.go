@@ -240,28 +240,30 @@ func (w *wireRequest) addHeader(b []byte, raw bool) error {
 }
 
 // mapEntry reads the encoding every marshaler writes for a map entry: key
-// (field 1) then value (field 2), each once. Anything else is left to the
-// general reader.
+// (field 1) then value (field 2), each once, the key shorter than 128
+// bytes. Anything else is left to the general reader.
 func mapEntry(b []byte) (k, v []byte, ok bool) {
 	const keyTag, valueTag = fHeaderValueKey<<3 | 2, fHeaderValueValue<<3 | 2
-	if len(b) == 0 || b[0] != keyTag {
+	if len(b) < 2 || b[0] != keyTag || b[1] >= 0x80 || int(b[1]) > len(b)-2 {
 		return nil, nil, false
 	}
-	_, _, k, n := next(b)
-	if n < 0 {
-		return nil, nil, false
-	}
-	if b = b[n:]; len(b) == 0 {
+	k, b = b[2:2+int(b[1])], b[2+int(b[1]):]
+	if len(b) == 0 {
 		return k, b, true
 	}
 	if b[0] != valueTag {
 		return nil, nil, false
 	}
-	_, _, v, n = next(b)
-	if n != len(b) {
+	l, n := uint64(0), 1
+	if len(b) > 1 && b[1] < 0x80 {
+		l = uint64(b[1])
+	} else if l, n = protowire.ConsumeVarint(b[1:]); n < 0 {
 		return nil, nil, false
 	}
-	return k, v, true
+	if l != uint64(len(b)-1-n) {
+		return nil, nil, false
+	}
+	return k, b[1+n:], true
 }
 
 // Get implements Headers: the last value of a map key, as proto.Unmarshal
