@@ -2,14 +2,12 @@ package authz_test
 
 import (
 	"context"
-	"net"
 	"sync/atomic"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/jwtauthz/jwtauthz/authz"
 )
@@ -28,20 +26,7 @@ func TestCheckThroughInterceptor(t *testing.T) {
 		}
 		return resp, err
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer(append(authz.ServerOptions(), grpc.UnaryInterceptor(count))...)
-	authz.NewServer(e.eng).Register(gs)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	client := authv3.NewAuthorizationClient(cc)
+	client := serveGRPC(t, authz.NewServer(e.eng), grpc.UnaryInterceptor(count))
 
 	tok := "Bearer " + e.token(nil)
 	for _, tc := range []struct {

@@ -114,14 +114,15 @@ func runSource(t testing.TB, cfg jwks.Config, wait bool) *jwks.Source {
 	return src
 }
 
-// serveGRPC serves the ext_authz service on a loopback port.
-func serveGRPC(t testing.TB, s authv3.AuthorizationServer) authv3.AuthorizationClient {
+// serveGRPC serves the ext_authz service on a loopback port, with opts
+// beside jwtauthz's own server options.
+func serveGRPC(t testing.TB, s authv3.AuthorizationServer, opts ...grpc.ServerOption) authv3.AuthorizationClient {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(authz.ServerOptions()...)
+	gs := grpc.NewServer(append(authz.ServerOptions(), opts...)...)
 	if as, ok := s.(*authz.Server); ok {
 		as.Register(gs) // what jwtauthz serves: the wire codec's path
 	} else {
