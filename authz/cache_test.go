@@ -184,3 +184,32 @@ func TestJWKSRequestsPerChecks(t *testing.T) {
 	}
 	t.Logf("JWKS requests: 1 for 10,000 checks over 1,000 tokens; %d extra for 1,000 unknown kids", extra)
 }
+
+// A cache hit allocates nothing in the engine: the headers to remove are
+// lists made with the policy, whether the grant sets every header its
+// provider may set or only the identity ones (a token without sub, or
+// without the claim a claim header reads).
+func TestCacheHitAllocatesNothing(t *testing.T) {
+	e := newEnv(t, nil, withConfig(func(_ *authz.Config, pc *authz.ProviderConfig) {
+		pc.ClaimHeaders = map[string]string{"x-auth-org": "org_id"}
+	}))
+	for name, claims := range map[string]jwt.MapClaims{
+		"every header":       {"org_id": "acme"},
+		"sub, no claim":      {},
+		"neither sub nor it": {"sub": nil},
+	} {
+		r := &authz.Request{Method: "GET", Host: "api.example.com", Path: "/v1/things",
+			Headers: authz.MapHeaders{"authorization": "Bearer " + e.token(claims)}}
+		ctx := context.Background()
+		if d := e.eng.Check(ctx, r); !d.Allow {
+			t.Fatalf("%s: %v", name, d.Reason)
+		}
+		if n := testing.AllocsPerRun(100, func() {
+			if d := e.eng.Check(ctx, r); !d.Allow || !d.Cached {
+				t.Fatalf("%s: allow %v, cached %v", name, d.Allow, d.Cached)
+			}
+		}); n != 0 {
+			t.Errorf("%s: %.0f allocations per cache hit", name, n)
+		}
+	}
+}

@@ -21,8 +21,8 @@ type policy struct {
 	// managed is every header any provider may set: it is removed from a
 	// request wherever jwtauthz does not set it.
 	managed    []string
-	removeFull map[*provider][]string // managed less what the provider sets
-	claimNames []string               // claims that rules read
+	remove     map[*provider]*removals
+	claimNames []string // claims that rules read
 	needScopes bool
 
 	public, anonymous Decision
@@ -77,9 +77,13 @@ func newPolicy(cfg *Config, old *policy, gen uint64, now func() time.Time) (*pol
 	for _, r := range append(slices.Clone(pol.rules), pol.fallback) {
 		r.collectSources()
 	}
-	pol.removeFull = map[*provider][]string{}
+	pol.remove = map[*provider]*removals{}
 	for _, p := range pol.providers {
-		pol.removeFull[p] = without(pol.managed, p.headers)
+		pol.remove[p] = &removals{
+			full:       without(pol.managed, p.headers),
+			identity:   without(pol.managed, []string{HeaderIssuer, HeaderSubject}),
+			issuerOnly: without(pol.managed, []string{HeaderIssuer}),
+		}
 	}
 	pol.public = Decision{Allow: true, Reason: ReasonPublic, Remove: pol.managed}
 	pol.anonymous = Decision{Allow: true, Reason: ReasonAnonymous, Remove: pol.managed}
@@ -131,6 +135,12 @@ func (pol *policy) match(r *Request, path string) *rule {
 	}
 	return pol.fallback
 }
+
+// removals are the managed headers to remove for a provider's grants, made
+// once per policy (a reload may change what is managed): for a grant that
+// sets every header the provider may set, one that sets only x-auth-issuer
+// and x-auth-subject, and one that sets only x-auth-issuer.
+type removals struct{ full, identity, issuerOnly []string }
 
 func without(all, drop []string) []string {
 	var out []string
@@ -275,10 +285,19 @@ func headerSafe(v string) bool {
 	return v != "" && len(v) <= 4096
 }
 
-// removeFor returns the managed headers g does not set.
+// removeFor returns the managed headers g does not set: one of the lists
+// made with the policy, unless g sets some but not all of its provider's
+// claim and payload headers.
 func (pol *policy) removeFor(g *Grant) []string {
-	if g.full {
-		return pol.removeFull[g.p]
+	r := pol.remove[g.p]
+	switch {
+	case g.full:
+		return r.full
+	case g.extra != nil && len(g.extra.set) > 0:
+	case g.subject() != "":
+		return r.identity
+	default:
+		return r.issuerOnly
 	}
 	names := []string{HeaderIssuer}
 	if g.subject() != "" {
