@@ -77,7 +77,9 @@ func init() {
 	}
 }
 
-// CheckResponse maps a Decision to Envoy's answer.
+// CheckResponse maps a Decision to Envoy's answer as a message: for gRPC
+// interceptors, and the reference the encoded response is held to
+// (response_test.go). The Check path itself sends encodeResponse's bytes.
 func CheckResponse(d *Decision) *authv3.CheckResponse {
 	if !d.Allow {
 		if p := denials[d.Reason]; p != nil && d.Challenge == challenges[d.Reason] && d.Body == bodies[d.Reason] {
@@ -85,45 +87,27 @@ func CheckResponse(d *Decision) *authv3.CheckResponse {
 		}
 		return denied(d)
 	}
-	o := &okResponse{}
-	o.oneof.OkResponse = &o.ok
-	o.resp.Status, o.resp.HttpResponse = okStatus, &o.oneof
-	o.ok.HeadersToRemove, o.ok.QueryParametersToRemove = d.Remove, d.RemoveQuery
-	hs := o.ptrs[:0]
+	var hs []*corev3.HeaderValueOption
 	if d.Subject != "" {
-		hs = append(hs, o.slot(0, HeaderSubject, d.Subject))
+		hs = append(hs, setHeader(HeaderSubject, d.Subject))
 	}
 	if d.Issuer != "" {
-		hs = append(hs, o.slot(1, HeaderIssuer, d.Issuer))
+		hs = append(hs, setHeader(HeaderIssuer, d.Issuer))
 	}
 	for _, h := range d.Set {
 		hs = append(hs, setHeader(h.Name, h.Value))
 	}
+	remove := d.Remove
 	if d.CookieSet {
 		if d.Cookie == "" {
-			o.ok.HeadersToRemove = append(slices.Clip(o.ok.HeadersToRemove), "cookie")
+			remove = append(slices.Clip(remove), "cookie")
 		} else {
 			hs = append(hs, setHeader("cookie", d.Cookie))
 		}
 	}
-	o.ok.Headers = hs
-	return &o.resp
-}
-
-// okResponse is an allow and its identity headers in one allocation.
-type okResponse struct {
-	resp  authv3.CheckResponse
-	oneof authv3.CheckResponse_OkResponse
-	ok    authv3.OkHttpResponse
-	ptrs  [2]*corev3.HeaderValueOption
-	opts  [2]corev3.HeaderValueOption
-	vals  [2]corev3.HeaderValue
-}
-
-func (o *okResponse) slot(i int, name, value string) *corev3.HeaderValueOption {
-	o.vals[i].Key, o.vals[i].Value = name, value
-	o.opts[i].Header, o.opts[i].AppendAction = &o.vals[i], corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-	return &o.opts[i]
+	return &authv3.CheckResponse{Status: okStatus, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+		Headers: hs, HeadersToRemove: remove, QueryParametersToRemove: d.RemoveQuery,
+	}}}
 }
 
 func denied(d *Decision) *authv3.CheckResponse {
