@@ -278,13 +278,26 @@ func (w *wireRequest) Get(name string) string {
 		}
 		return ""
 	}
-	var vals []string
+	var b strings.Builder // only a name given more than once builds
+	first, n := "", 0
 	for _, h := range w.raw {
-		if strings.EqualFold(w.str(h.k), name) {
-			vals = append(vals, w.str(h.v))
+		if !strings.EqualFold(w.str(h.k), name) {
+			continue
 		}
+		switch n++; n {
+		case 1:
+			first = w.str(h.v)
+			continue
+		case 2:
+			b.WriteString(first)
+		}
+		b.WriteByte(',')
+		b.WriteString(w.str(h.v))
 	}
-	return strings.Join(vals, ",")
+	if n < 2 {
+		return first
+	}
+	return b.String()
 }
 
 // request is the core's view of w.
