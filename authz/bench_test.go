@@ -9,6 +9,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jwtauthz/jwtauthz/authz"
@@ -46,9 +47,9 @@ func requestIDs(n int) []string {
 // marshaled returns the realistic request with the i-th token and request
 // id of the pools, marshaled, for every i up to the larger pool: what Envoy
 // sends, made before the clock starts.
-func marshaled(b *testing.B, s *authv3.CheckRequest, toks, ids []string) [][]byte {
+func marshaled(b *testing.B, s *authv3.CheckRequest, toks, ids []string) []mem.BufferSlice {
 	h := s.Attributes.Request.Http.Headers
-	out := make([][]byte, max(len(toks), len(ids), 1))
+	out := make([]mem.BufferSlice, max(len(toks), len(ids), 1))
 	for i := range out {
 		if toks != nil {
 			h["authorization"] = toks[i%len(toks)]
@@ -60,7 +61,7 @@ func marshaled(b *testing.B, s *authv3.CheckRequest, toks, ids []string) [][]byt
 		if err != nil {
 			b.Fatal(err)
 		}
-		out[i] = m
+		out[i] = mem.BufferSlice{mem.SliceBuffer(m)} // as gRPC hands a request to the codec
 	}
 	return out
 }

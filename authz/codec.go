@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
@@ -34,12 +35,16 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.base.Unmarshal(data, v)
 	}
-	n := data.Len()
-	if cap(w.buf) < n {
-		w.buf = make([]byte, n)
+	if len(data) == 1 {
+		// The usual case: the request in one buffer, which w holds (until
+		// putWire) instead of copying it.
+		data[0].Ref()
+		w.held, w.buf = data[0], data[0].ReadOnlyData()
+		return w.parse()
 	}
-	w.buf = w.buf[:n]
-	data.CopyTo(w.buf)
+	w.own = slices.Grow(w.own[:0], data.Len())[:data.Len()]
+	data.CopyTo(w.own)
+	w.buf = w.own
 	return w.parse()
 }
 

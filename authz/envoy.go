@@ -37,8 +37,8 @@ func NewServer(e *Engine) *Server { return &Server{engine: e} }
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	w := getWire()
 	defer putWire(w)
-	buf, err := proto.MarshalOptions{}.MarshalAppend(w.buf[:0], req)
-	if w.buf = buf; err == nil {
+	buf, err := proto.MarshalOptions{}.MarshalAppend(w.own[:0], req)
+	if w.own, w.buf = buf, buf; err == nil {
 		err = w.parse()
 	}
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -45,7 +46,9 @@ var errWire = errors.New("authz: malformed CheckRequest")
 // most of what unmarshalling a browser's CheckRequest costs. It is pooled:
 // nothing may keep one of its strings after the check returns.
 type wireRequest struct {
-	buf                []byte
+	buf                []byte     // the request: held, or in own
+	held               mem.Buffer // gRPC's buffer of buf, freed by putWire
+	own                []byte     // room for a request that came in pieces
 	method, host, path string
 	hdrs               []wireHeader // the headers map
 	raw                []wireHeader // header_map, read only when hdrs is empty
@@ -64,10 +67,13 @@ var wirePool = sync.Pool{New: func() any { return &wireRequest{} }}
 func getWire() *wireRequest { return wirePool.Get().(*wireRequest) }
 
 func putWire(w *wireRequest) {
-	if cap(w.buf) > 1<<20 {
+	if w.held != nil {
+		w.held.Free()
+	}
+	if cap(w.own) > 1<<20 {
 		return // a rare huge request: let it go
 	}
-	*w = wireRequest{buf: w.buf[:0], hdrs: w.hdrs[:0], raw: w.raw[:0]}
+	*w = wireRequest{own: w.own[:0], hdrs: w.hdrs[:0], raw: w.raw[:0]}
 	wirePool.Put(w)
 }
 
