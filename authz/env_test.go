@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +13,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/jwtauthz/jwtauthz/authz"
 	"github.com/jwtauthz/jwtauthz/jwks"
@@ -162,14 +160,7 @@ func (e *env) token(claims jwt.MapClaims) string {
 // authorization header ("" removes it) and x-request-id ("" removes it).
 func browserRequest(t testing.TB, authorization, requestID string) *authv3.CheckRequest {
 	t.Helper()
-	b, err := os.ReadFile("../testdata/checkrequest-browser.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := &authv3.CheckRequest{}
-	if err := protojson.Unmarshal(b, req); err != nil {
-		t.Fatal(err)
-	}
+	req := authz.BrowserCheckRequest(t)
 	h := req.Attributes.Request.Http.Headers
 	setOrDelete(h, "authorization", authorization)
 	setOrDelete(h, "x-request-id", requestID)

@@ -7,6 +7,10 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
+// BrowserCheckRequest is the shared realistic CheckRequest
+// (testdata/checkrequest-browser.json), for the external tests.
+var BrowserCheckRequest = browserCheckRequest
+
 // CheckBytes is what the gRPC path does with a marshaled CheckRequest that
 // gRPC hands over: the codec's wire read, the check, the
 // response's encoding, and its buffer freed as gRPC frees it once written.
