@@ -11,10 +11,10 @@ import (
 // panicked.
 var ErrFlightFailed = errors.New("cache: the shared run failed")
 
-// Flight coalesces concurrent work on one key: the first caller runs fn in
-// its own goroutine, and every caller that arrives while it runs waits for
-// its result; a waiter whose context ends stops waiting, and the run goes on
-// for the others.
+// Flight coalesces concurrent work on one key: the first caller runs fn
+// itself, and every caller that arrives while it runs waits for its result;
+// a waiter whose context ends stops waiting, and the run goes on for the
+// others.
 //
 // golang.org/x/sync/singleflight offers either waiters that cannot leave
 // (Do) or a new goroutine per run (DoChan), which for a signature check
@@ -87,7 +87,7 @@ func (d *Dedup[V]) Do(ctx context.Context, k Key, now time.Time, fn func() V) (v
 		return v, true, nil
 	}
 	v, shared, err := d.flight.Do(ctx, k, func() V {
-		if v, ok := d.lru.peek(d.lru.shard(k), k, now); ok { // finished between our Get and Do
+		if v, ok := d.lru.Peek(k, now); ok { // finished between our Get and Do
 			return v
 		}
 		v := fn()
