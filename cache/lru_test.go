@@ -82,6 +82,32 @@ func TestLRUStats(t *testing.T) {
 	}
 }
 
+// TestLRUComparesWholeDigest: the shards' maps are keyed by the first half
+// of a digest; two keys that share it still never read each other's value.
+func TestLRUComparesWholeDigest(t *testing.T) {
+	a := key(1)
+	b := a
+	b[31] ^= 1 // the same first half, another second half
+	c := NewLRU[val](10, 1)
+	c.Put(a, until("a", t0.Add(time.Minute)), t0)
+	if v, ok := c.Get(b, t0); ok {
+		t.Fatalf("Get(b) = %q: a's value under another digest", v.s)
+	}
+	if c.Remove(b); c.Len() != 1 {
+		t.Fatal("Remove(b) dropped a")
+	}
+	c.Put(b, until("b", t0.Add(time.Minute)), t0) // takes a's place
+	if v, ok := c.Get(a, t0); ok {
+		t.Fatalf("Get(a) = %q after b took its place", v.s)
+	}
+	if v, ok := c.Get(b, t0); !ok || v.s != "b" {
+		t.Fatalf("Get(b) = %q, %v", v.s, ok)
+	}
+	if c.Remove(b); c.Len() != 0 {
+		t.Fatal("Remove(b) left it")
+	}
+}
+
 func TestLRUShardsRoundToCapacity(t *testing.T) {
 	for _, tt := range []struct{ capacity, shards, want int }{{1, 16, 1}, {3, 16, 2}, {100, 16, 16}, {100, 5, 8}} {
 		if got := len(NewLRU[val](tt.capacity, tt.shards).shards); got != tt.want {
