@@ -72,9 +72,15 @@ func TestParseStat(t *testing.T) {
 }
 
 func TestParseRSSAndHeap(t *testing.T) {
-	rss, err := parseRSS([]byte("Name:\tx\nVmPeak:\t  9 kB\nVmRSS:\t   20480 kB\n"))
-	if err != nil || rss != 20<<20 {
+	status := []byte("Name:\tx\nVmPeak:\t  9 kB\nVmHWM:\t   30720 kB\nVmRSS:\t   20480 kB\n")
+	if rss, err := parseStatus(status, "VmRSS"); err != nil || rss != 20<<20 {
 		t.Errorf("VmRSS: %d, %v", rss, err)
+	}
+	if hwm, err := parseStatus(status, "VmHWM"); err != nil || hwm != 30<<20 {
+		t.Errorf("VmHWM: %d, %v", hwm, err)
+	}
+	if _, err := parseStatus(status, "VmSwap"); err == nil {
+		t.Error("no VmSwap line: no error")
 	}
 	heap, err := parseHeapAlloc([]byte("heap profile: 1: 2 [3: 4] @ heap/1048576\n\n# runtime.MemStats\n# Alloc = 5\n# HeapAlloc = 123456\n# Sys = 9\n"))
 	if err != nil || heap != 123456 {

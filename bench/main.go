@@ -95,7 +95,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.mem, "mem", false, "measure memory per cached token (1M tokens take minutes)")
 	memSizes := fs.String("mem-sizes", "100000,1000000", "cached-token counts of -mem, ascending")
 	fs.IntVar(&o.memStreams, "mem-streams", 16, "streams that fill the cache in -mem")
-	fs.DurationVar(&o.settle, "settle", 5*time.Second, "-mem: wait after a GC before reading RSS, for the scavenger")
+	fs.DurationVar(&o.settle, "settle", 30*time.Second, "-mem: longest wait after the GCs for RSS to stop falling (Go's scavenger returns freed memory in the background)")
 	fs.StringVar(&o.request, "request", "", "protojson CheckRequest with REPLACE_WITH_TOKEN (default testdata/checkrequest-browser.json)")
 	fs.StringVar(&o.results, "results", "", "results directory (default bench/results)")
 	fs.StringVar(&o.replot, "replot", "", "run nothing: print the tables of this results.json and redraw its plot")

@@ -53,29 +53,25 @@ func parseStat(b []byte) (time.Duration, error) {
 }
 
 // rssBytes returns VmRSS of pid, from /proc/<pid>/status.
-func rssBytes(pid string) (int64, error) {
+func rssBytes(pid string) (int64, error) { return statusBytes(pid, "VmRSS") }
+
+// statusBytes returns the "kB" line key of /proc/<pid>/status, in bytes.
+func statusBytes(pid, key string) (int64, error) {
 	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0, err
 	}
-	return parseRSS(b)
+	return parseStatus(b, key)
 }
 
-// parseRSS finds the "VmRSS:   1234 kB" line of a /proc/<pid>/status.
-func parseRSS(b []byte) (int64, error) {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:")
-		if !ok {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("status: VmRSS: %w", err)
-		}
-		return kb << 10, nil
+// parseStatus finds a "key:   1234 kB" line of a /proc/<pid>/status.
+func parseStatus(b []byte, key string) (int64, error) {
+	v := field(b, key, ":")
+	kb, err := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("status: %s: %q", key, v)
 	}
-	return 0, fmt.Errorf("status: no VmRSS line")
+	return kb << 10, nil
 }
 
 // Machine describes where a run happened.
