@@ -120,9 +120,9 @@ func (e *env) point(srv *server, m *Memory, n int, fill time.Duration) (MemPoint
 // is set at each GC from the heap in use then, and at the first one after
 // the fill that still counts the fill's garbage, not yet swept; at the
 // second it is the live heap and its fragmentation. Then it reads VmRSS
-// every second until it stops falling, for at most -settle. (Reading RSS
-// right after the second GC, as the harness did before, gave 440 B/token
-// at 1M where it settled to 340 B a few seconds later.)
+// every second until it has not fallen (by 1 MiB) for 5 s, for at most
+// -settle. (Reading RSS right after the second GC, as the harness did
+// before, gave 440 B/token at 1M where it settled to 340 B seconds later.)
 func (e *env) settled(srv *server) (heap, rss, peak int64, err error) {
 	for range 2 {
 		if heap, err = srv.heapAfterGC(); err != nil {
@@ -132,18 +132,19 @@ func (e *env) settled(srv *server) (heap, rss, peak int64, err error) {
 	if rss, err = rssBytes(srv.pid); err != nil {
 		return 0, 0, 0, err
 	}
-	for end := time.Now().Add(e.o.settle); time.Now().Before(end); {
+	first := rss
+	for end, still := time.Now().Add(e.o.settle), 0; still < 5 && time.Now().Before(end); {
 		time.Sleep(time.Second)
 		now, err := rssBytes(srv.pid)
 		if err != nil {
 			return 0, 0, 0, err
 		}
-		falling := now < rss-1<<20
-		rss = min(rss, now)
-		if !falling {
-			break
+		if still++; now < rss-1<<20 {
+			still = 0
 		}
+		rss = min(rss, now)
 	}
+	fmt.Printf("memory: heap %.1f MiB; RSS %.1f MiB after the GCs, %.1f MiB settled\n", mib(heap), mib(first), mib(rss))
 	peak, err = statusBytes(srv.pid, "VmHWM")
 	return heap, rss, peak, err
 }
