@@ -40,9 +40,10 @@ func split(k Key) (lo, hi half) { return half(k[:16]), half(k[16:]) }
 // slot is what a shard keeps under the first half of a key: the second
 // half, compared on every lookup, and the value. Two keys share a slot only
 // if their whole digests are equal; a key whose first half is another's
-// (2^-128 for any two tokens, and no one can choose a token to hit it)
-// takes that key's place, as an eviction would. So the map's slots hold 16
-// bytes of key instead of 32, and the LRU's entry is no larger: 96 bytes.
+// (2^-128 for any two tokens; finding one for a given token is a 128-bit
+// second preimage) takes that key's place, as an eviction would. So the
+// map's slots hold 16 bytes of key instead of 32, and the LRU's entry is no
+// larger (96 bytes with a pointer value).
 type slot[V Expiring] struct {
 	hi half
 	v  V
