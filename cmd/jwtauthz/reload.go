@@ -38,8 +38,11 @@ func (a *app) watchReload(ctx context.Context, hup <-chan os.Signal) {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			// The sum before the reload reads the file, as on a tick: a
+			// change made meanwhile is reloaded again at the next tick
+			// rather than missed.
+			last = fileSum(a.cfg.path)
 			a.reload("SIGHUP")
-			last = fileSum(a.cfg.path) // read already: no second reload for it
 		case <-tick:
 			if sum := fileSum(a.cfg.path); sum != last {
 				last = sum
