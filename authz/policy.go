@@ -293,12 +293,14 @@ func (pol *policy) removeFor(g *Grant) []string {
 	switch {
 	case g.full:
 		return r.full
-	case g.extra != nil && len(g.extra.set) > 0:
-	case g.subject() != "":
-		return r.identity
-	default:
+	case g.extra == nil || len(g.extra.set) == 0:
+		if g.subject() != "" {
+			return r.identity
+		}
 		return r.issuerOnly
 	}
+	// Some of the claim and payload headers: made per check, so such a
+	// hit allocates.
 	names := []string{HeaderIssuer}
 	if g.subject() != "" {
 		names = append(names, HeaderSubject)
