@@ -97,15 +97,20 @@ func (w *wireRequest) parse() error {
 	if len(w.buf) > math.MaxUint32 {
 		return errWire
 	}
-	return w.parseAt(w.buf, httpPath[:])
+	return w.parseAt(w.buf, httpPath[:], (*wireRequest).parseHTTP)
 }
 
 // httpPath is where AttributeContext.HttpRequest is in a CheckRequest:
-// attributes.request.http.
-var httpPath = [...]protowire.Number{fCheckAttributes, fAttrRequest, fRequestHTTP}
+// attributes.request.http; headerMapPath is where a HeaderValue is in a
+// HeaderMap.
+var (
+	httpPath      = [...]protowire.Number{fCheckAttributes, fAttrRequest, fRequestHTTP}
+	headerMapPath = [...]protowire.Number{fHeaderMapHeaders}
+)
 
-// parseAt reads every message at path below b, with parseHTTP at its end.
-func (w *wireRequest) parseAt(b []byte, path []protowire.Number) error {
+// parseAt reads every message at path below b with leaf (a method
+// expression: no closure to allocate).
+func (w *wireRequest) parseAt(b []byte, path []protowire.Number, leaf func(*wireRequest, []byte) error) error {
 	for len(b) > 0 {
 		num, typ, v, n := next(b)
 		if n < 0 {
@@ -116,9 +121,9 @@ func (w *wireRequest) parseAt(b []byte, path []protowire.Number) error {
 		}
 		var err error
 		if len(path) == 1 {
-			err = w.parseHTTP(v)
+			err = leaf(w, v)
 		} else {
-			err = w.parseAt(v, path[1:])
+			err = w.parseAt(v, path[1:], leaf)
 		}
 		if err != nil {
 			return err
@@ -147,7 +152,7 @@ func (w *wireRequest) parseHTTP(b []byte) error {
 		case fHTTPHeaders:
 			err = w.addHeader(v, false)
 		case fHTTPHeaderMap:
-			err = w.parseHeaderMap(v)
+			err = w.parseAt(v, headerMapPath[:], (*wireRequest).addRawHeader)
 		}
 		if err != nil {
 			return err
@@ -156,20 +161,7 @@ func (w *wireRequest) parseHTTP(b []byte) error {
 	return nil
 }
 
-func (w *wireRequest) parseHeaderMap(b []byte) error {
-	for len(b) > 0 {
-		num, typ, v, n := next(b)
-		if n < 0 {
-			return errWire
-		}
-		if b = b[n:]; num == fHeaderMapHeaders && typ == protowire.BytesType {
-			if err := w.addHeader(v, true); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
+func (w *wireRequest) addRawHeader(b []byte) error { return w.addHeader(b, true) }
 
 // next reads the field at the start of b: its number and type, its value
 // if it is length-delimited, and its length n in b (negative if it is
