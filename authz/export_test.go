@@ -28,35 +28,22 @@ func (s *Server) CheckBytes(ctx context.Context, data mem.BufferSlice) int32 {
 	return statusCode(e.bytes())
 }
 
-// statusCode reads CheckResponse.status.code from an encoded response.
+// statusCode reads CheckResponse.status.code from an encoded response (0,
+// OK, when absent).
 func statusCode(b []byte) int32 {
-	num, _, n := protowire.ConsumeTag(b)
-	if num != fRespStatus || n < 0 {
-		return -1
-	}
-	st, n := protowire.ConsumeBytes(b[n:])
-	if n < 0 {
+	num, _, st, n := next(b)
+	if n < 0 || num != fRespStatus {
 		return -1
 	}
 	code := int32(0)
 	for len(st) > 0 {
-		num, typ, n := protowire.ConsumeTag(st)
+		num, typ, n := protowire.ConsumeField(st)
 		if n < 0 {
 			return -1
 		}
-		st = st[n:]
-		if num == 1 && typ == protowire.VarintType {
-			v, m := protowire.ConsumeVarint(st)
-			if m < 0 {
-				return -1
-			}
+		if num == 1 && typ == protowire.VarintType { // google.rpc.Status.code
+			v, _ := protowire.ConsumeVarint(st[1:n])
 			code = int32(v)
-			n = m
-		} else {
-			n = protowire.ConsumeFieldValue(num, typ, st)
-		}
-		if n < 0 {
-			return -1
 		}
 		st = st[n:]
 	}
