@@ -122,7 +122,7 @@ func (e *env) point(srv *server, m *Memory, n int, fill time.Duration) (MemPoint
 // second it is the live heap and its fragmentation. Then it reads VmRSS
 // every second until it has not fallen (by 1 MiB) for 5 s, for at most
 // -settle. (Reading RSS right after the second GC, as the harness did
-// before, gave 440 B/token at 1M where it settled to 340 B seconds later.)
+// before, gave 449 B/token at 1M where it settled to 339 B seconds later.)
 func (e *env) settled(srv *server) (heap, rss, peak int64, err error) {
 	for range 2 {
 		if heap, err = srv.heapAfterGC(); err != nil {

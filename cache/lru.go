@@ -43,7 +43,8 @@ func split(k Key) (lo, hi half) { return half(k[:16]), half(k[16:]) }
 // (2^-128 for any two tokens; finding one for a given token is a 128-bit
 // second preimage) takes that key's place, as an eviction would. So the
 // map's slots hold 16 bytes of key instead of 32, and the LRU's entry is no
-// larger (96 bytes with a pointer value).
+// larger: 96 bytes with a pointer value, by its layout and Go's size
+// classes (the heap per cached token is measured in authz).
 type slot[V Expiring] struct {
 	hi half
 	v  V
