@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -188,28 +189,60 @@ func TestJWKSRequestsPerChecks(t *testing.T) {
 // A cache hit allocates nothing in the engine: the headers to remove are
 // lists made with the policy, whether the grant sets every header its
 // provider may set or only the identity ones (a token without sub, or
-// without the claim a claim header reads).
+// without the claims claim headers read), or the grant's own list when it
+// sets only some of the claim headers, made on its first hit. Every
+// managed header is set or removed on each hit, also after a reload that
+// manages one more.
 func TestCacheHitAllocatesNothing(t *testing.T) {
+	var test authz.ProviderConfig
 	e := newEnv(t, nil, withConfig(func(_ *authz.Config, pc *authz.ProviderConfig) {
-		pc.ClaimHeaders = map[string]string{"x-auth-org": "org_id"}
+		pc.ClaimHeaders = map[string]string{"x-auth-org": "org_id", "x-auth-email": "email"}
+		test = *pc
 	}))
-	for name, claims := range map[string]jwt.MapClaims{
-		"every header":       {"org_id": "acme"},
-		"sub, no claim":      {},
-		"neither sub nor it": {"sub": nil},
-	} {
-		r := &authz.Request{Method: "GET", Host: "api.example.com", Path: "/v1/things",
-			Headers: authz.MapHeaders{"authorization": "Bearer " + e.token(claims)}}
+	managed := []string{authz.HeaderSubject, authz.HeaderIssuer, "x-auth-org", "x-auth-email"}
+	cases := []struct {
+		name   string
+		claims jwt.MapClaims
+	}{
+		{"every header", jwt.MapClaims{"org_id": "acme", "email": "a@example.com"}},
+		{"sub, no claim", jwt.MapClaims{}},
+		{"neither sub nor a claim", jwt.MapClaims{"sub": nil}},
+		{"sub and one claim of two", jwt.MapClaims{"org_id": "acme"}},
+		{"a claim, no sub", jwt.MapClaims{"sub": nil, "email": "a@example.com"}},
+	}
+	reqs := make([]*authz.Request, len(cases))
+	for i, c := range cases {
+		reqs[i] = &authz.Request{Method: "GET", Host: "api.example.com", Path: "/v1/things",
+			Headers: authz.MapHeaders{"authorization": "Bearer " + e.token(c.claims)}}
+	}
+	hits := func(managed []string) {
+		t.Helper()
 		ctx := context.Background()
-		if d := e.eng.Check(ctx, r); !d.Allow {
-			t.Fatalf("%s: %v", name, d.Reason)
-		}
-		if n := testing.AllocsPerRun(100, func() {
-			if d := e.eng.Check(ctx, r); !d.Allow || !d.Cached {
-				t.Fatalf("%s: allow %v, cached %v", name, d.Allow, d.Cached)
+		for i, c := range cases {
+			e.eng.Check(ctx, reqs[i]) // verifies, or makes the grant's list
+			var d authz.Decision
+			if n := testing.AllocsPerRun(100, func() { d = e.eng.Check(ctx, reqs[i]) }); n != 0 {
+				t.Errorf("%s: %.0f allocations per cache hit", c.name, n)
 			}
-		}); n != 0 {
-			t.Errorf("%s: %.0f allocations per cache hit", name, n)
+			if !d.Allow || !d.Cached {
+				t.Fatalf("%s: allow %v, cached %v (%v)", c.name, d.Allow, d.Cached, d.Reason)
+			}
+			for _, h := range managed {
+				set := slices.ContainsFunc(d.Set, func(s authz.Header) bool { return s.Name == h }) ||
+					h == authz.HeaderSubject && d.Subject != "" || h == authz.HeaderIssuer && d.Issuer != ""
+				if removed := slices.Contains(d.Remove, h); set == removed {
+					t.Errorf("%s: %s set %v, removed %v: want one (set %v, remove %v)", c.name, h, set, removed, d.Set, d.Remove)
+				}
+			}
 		}
 	}
+	hits(managed)
+	// Another provider with a claim header of its own: "test" is unchanged,
+	// so its grants stay cached, and must now remove that header too.
+	other := authz.ProviderConfig{Name: "other", Issuer: "https://other.example.com", Keys: e.src,
+		ClaimHeaders: map[string]string{"x-auth-tenant": "tid"}}
+	if err := e.eng.Update([]authz.ProviderConfig{test, other}, nil); err != nil {
+		t.Fatal(err)
+	}
+	hits(append(managed, "x-auth-tenant"))
 }

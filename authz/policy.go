@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -181,6 +182,16 @@ type grantExtra struct {
 	scopes  []string
 	claims  map[string][]string
 	set     []Header
+	// remove is removeFor's list for a grant that sets some but not all of
+	// its provider's claim and payload headers, made on its first hit under
+	// a policy and kept with that policy's generation: a reload that
+	// changes the managed headers makes it again, once.
+	remove atomic.Pointer[genRemove]
+}
+
+type genRemove struct {
+	gen   uint64
+	names []string
 }
 
 // Deadline implements cache.Expiring.
@@ -286,8 +297,8 @@ func headerSafe(v string) bool {
 }
 
 // removeFor returns the managed headers g does not set: one of the lists
-// made with the policy, unless g sets some but not all of its provider's
-// claim and payload headers.
+// made with the policy, or, when g sets some but not all of its provider's
+// claim and payload headers, g's own list for this policy.
 func (pol *policy) removeFor(g *Grant) []string {
 	r := pol.remove[g.p]
 	switch {
@@ -299,18 +310,19 @@ func (pol *policy) removeFor(g *Grant) []string {
 		}
 		return r.issuerOnly
 	}
-	// Some of the claim and payload headers: made per check, so such a
-	// hit allocates.
+	if m := g.extra.remove.Load(); m != nil && m.gen == pol.gen {
+		return m.names
+	}
 	names := []string{HeaderIssuer}
 	if g.subject() != "" {
 		names = append(names, HeaderSubject)
 	}
-	if g.extra != nil {
-		for _, h := range g.extra.set {
-			names = append(names, h.Name)
-		}
+	for _, h := range g.extra.set {
+		names = append(names, h.Name)
 	}
-	return without(pol.managed, names)
+	m := &genRemove{pol.gen, without(pol.managed, names)}
+	g.extra.remove.Store(m)
+	return m.names
 }
 
 // authorize decides a request with a verified token: the rule must allow
