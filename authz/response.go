@@ -120,9 +120,8 @@ func optionSize(name, value string) int { return sizeBytes(headerSize(name, valu
 
 // appendAllow appends the allow d, whose ok_response is ok bytes long.
 func appendAllow(b []byte, d *Decision, ok int) []byte {
-	b = append(b, fRespStatus<<3|byte(protowire.BytesType), 0)
-	b = protowire.AppendTag(b, fRespOK, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(ok))
+	b = append(b, fRespStatus<<3|byte(protowire.BytesType), 0, fRespOK<<3|byte(protowire.BytesType))
+	b = appendLen(b, ok)
 	if d.Subject != "" {
 		b = appendOption(b, HeaderSubject, d.Subject)
 	}
@@ -148,10 +147,11 @@ func appendAllow(b []byte, d *Decision, ok int) []byte {
 }
 
 func appendOption(b []byte, name, value string) []byte {
-	b = protowire.AppendTag(b, fOKHeaders, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(optionSize(name, value)))
-	b = protowire.AppendTag(b, fOptionHeader, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(headerSize(name, value)))
+	h := headerSize(name, value)
+	b = append(b, fOKHeaders<<3|byte(protowire.BytesType))
+	b = appendLen(b, sizeBytes(h)+2)
+	b = append(b, fOptionHeader<<3|byte(protowire.BytesType))
+	b = appendLen(b, h)
 	if name != "" {
 		b = appendString(b, fHeaderValueKey, name)
 	}
@@ -161,9 +161,17 @@ func appendOption(b []byte, name, value string) []byte {
 	return append(b, fOptionAppendAction<<3|byte(protowire.VarintType), overwriteOrAdd)
 }
 
-// appendString appends a string field, even an empty one (a header name to
-// remove is never empty).
+// appendString appends a string field whose number is below 16, even an
+// empty one (a header name to remove is never empty).
 func appendString(b []byte, num protowire.Number, s string) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, s)
+	b = append(b, byte(num)<<3|byte(protowire.BytesType))
+	return append(appendLen(b, len(s)), s...)
+}
+
+// appendLen appends a length: one byte, inline, for the usual short ones.
+func appendLen(b []byte, n int) []byte {
+	if n < 0x80 {
+		return append(b, byte(n))
+	}
+	return protowire.AppendVarint(b, uint64(n))
 }
