@@ -134,6 +134,11 @@ func (w *wireRequest) parseAt(b []byte, path []protowire.Number, leaf func(*wire
 
 func (w *wireRequest) parseHTTP(b []byte) error {
 	for len(b) > 0 {
+		if k, v, n := headerEntry(b); n > 0 {
+			b = b[n:]
+			w.add(k, v)
+			continue
+		}
 		num, typ, v, n := next(b)
 		if n < 0 {
 			return errWire
@@ -221,9 +226,7 @@ func (w *wireRequest) addHeader(b []byte, raw bool) error {
 			}
 		}
 	}
-	w.bytes += len(k) + len(v) + len(rawV)
-	if len(w.hdrs)+len(w.raw) >= maxWireHeaders || w.bytes > maxWireHeaderBytes {
-		w.oversize = true
+	if !w.bounded(len(k) + len(v) + len(rawV)) {
 		return nil
 	}
 	if !raw {
@@ -235,6 +238,50 @@ func (w *wireRequest) addHeader(b []byte, raw bool) error {
 	}
 	w.raw = append(w.raw, wireHeader{w.spanOf(k), w.spanOf(v)})
 	return nil
+}
+
+// add records a headers map entry.
+func (w *wireRequest) add(k, v []byte) {
+	if w.bounded(len(k) + len(v)) {
+		w.hdrs = append(w.hdrs, wireHeader{w.spanOf(k), w.spanOf(v)})
+	}
+}
+
+// bounded counts n more bytes of headers and reports whether one more
+// header is within the bounds; past them, w is marked oversize.
+func (w *wireRequest) bounded(n int) bool {
+	w.bytes += n
+	if len(w.hdrs)+len(w.raw) >= maxWireHeaders || w.bytes > maxWireHeaderBytes {
+		w.oversize = true
+		return false
+	}
+	return true
+}
+
+// headerEntry reads a headers map entry at the start of b if it is
+// encoded as every marshaler writes one: its tag (one byte), its length
+// (one or two bytes) and an entry mapEntry reads. n is 0 otherwise, and
+// the general reader takes the field.
+func headerEntry(b []byte) (k, v []byte, n int) {
+	const tag = fHTTPHeaders<<3 | 2
+	if len(b) < 3 || b[0] != tag {
+		return nil, nil, 0
+	}
+	l, i := int(b[1]), 2
+	if l >= 0x80 {
+		if b[2] >= 0x80 {
+			return nil, nil, 0
+		}
+		l, i = l&0x7f|int(b[2])<<7, 3
+	}
+	if l > len(b)-i {
+		return nil, nil, 0
+	}
+	k, v, ok := mapEntry(b[i : i+l])
+	if !ok {
+		return nil, nil, 0
+	}
+	return k, v, i + l
 }
 
 // mapEntry reads the encoding every marshaler writes for a map entry: key
