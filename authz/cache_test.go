@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -151,6 +152,34 @@ func TestRemovedKeyEndsCachedAllows(t *testing.T) {
 	}
 	if d := e.decide(tok, ""); d.Allow || d.Reason != authz.ReasonUnknownKID {
 		t.Fatalf("after the key was withdrawn: allow %v reason %v", d.Allow, d.Reason)
+	}
+}
+
+// An IdP that puts a new key under the kid of the old one (fixed kids such
+// as "1" are common), or swaps the only key of a kid-less set, withdraws the
+// old key all the same: the allows it made end at the refresh.
+func TestReplacedKeyUnderItsKIDEndsCachedAllows(t *testing.T) {
+	for _, kid := range []string{"1", ""} {
+		t.Run("kid "+strconv.Quote(kid), func(t *testing.T) {
+			signer := func() *issuer.Signer {
+				s := issuer.MustSigner("ES256")
+				s.KID = kid
+				return s
+			}
+			e := newEnv(t, []*issuer.Signer{signer()})
+			tok := "Bearer " + e.token(nil)
+			e.decide(tok, "")
+			if d := e.decide(tok, ""); !d.Allow || !d.Cached {
+				t.Fatalf("allow %v, cached %v", d.Allow, d.Cached)
+			}
+			e.idp.Publish(signer())
+			if !e.src.Refresh(context.Background()) {
+				t.Fatal("refresh failed")
+			}
+			if d := e.decide(tok, ""); d.Allow || d.Reason != authz.ReasonBadSignature {
+				t.Fatalf("after the key was replaced: allow %v, reason %v", d.Allow, d.Reason)
+			}
+		})
 	}
 }
 

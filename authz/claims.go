@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ type claims struct {
 	Azp    string
 	Scopes []string
 	all    map[string]json.RawMessage
+	key    crypto.PublicKey // the key that verified the signature
 }
 
 // fromMembers reads the claims from the payload's members, as peek decoded

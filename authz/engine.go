@@ -227,20 +227,21 @@ func (e *Engine) grant(ctx context.Context, pol *policy, tok string, th cache.Ke
 }
 
 // usable reports whether a cached grant still counts: its provider was not
-// replaced by a reload, and the key that signed the token is still in the
-// provider's current set (a key withdrawn by the IdP ends its grants).
+// replaced by a reload, and the key that verified the token is still in the
+// provider's current set under its kid (a key withdrawn by the IdP, or
+// replaced under the same kid, ends its grants).
 func (g *Grant) usable() bool {
 	if g.p.retired.Load() {
 		return false
 	}
-	kid := ""
-	if g.extra != nil && g.extra.kidName != "" {
-		kid = g.extra.kidName
+	var k *usedKey
+	if g.extra != nil && g.extra.key != nil {
+		k = g.extra.key
 	} else {
-		kid = g.p.kidName(g.kid)
+		k = g.p.usedKey(g.kid)
 	}
-	_, _, ok := g.p.keys.Key(kid)
-	return ok
+	key, _, ok := g.p.keys.Key(k.kid)
+	return ok && sameKey(key, k.key)
 }
 
 func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.Key, now time.Time) verdict {

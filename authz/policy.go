@@ -156,13 +156,14 @@ func without(all, drop []string) []string {
 // Grant is what the token cache keeps of a verified token: enough to decide
 // again and to answer, and nothing from which the token could be rebuilt.
 // It is 64 bytes, one allocation with its subject: the identity headers are
-// built from it when answering, the kid is an index into its provider's
-// table, and only some configurations need more (extra).
+// built from it when answering, the key that verified it (kid and key) is
+// an index into its provider's table, and only some configurations need
+// more (extra).
 type Grant struct {
 	p      *provider
 	until  int64 // the token's exp, or the cache TTL if sooner: Unix nanoseconds
 	extra  *grantExtra
-	kid    uint16 // index into p's kid table
+	kid    uint16 // the verifying key: an index into p's table of used keys
 	full   bool   // the grant sets every header its provider may set
 	subLen uint8  // of sub, when inline
 	sub    [grantSubLen]byte
@@ -176,12 +177,12 @@ const grantSubLen = 36
 // claim and payload headers, the iss of an AnyIssuer provider's token, and a
 // subject too long to keep inline.
 type grantExtra struct {
-	kidName string // when the provider's kid table is full
-	iss     string
-	sub     string
-	scopes  []string
-	claims  map[string][]string
-	set     []Header
+	key    *usedKey // the key that verified it, when the provider's table is full
+	iss    string
+	sub    string
+	scopes []string
+	claims map[string][]string
+	set    []Header
 	// remove is removeFor's list for a grant that sets some but not all of
 	// its provider's claim and payload headers, made on its first hit under
 	// a policy and kept with that policy's generation: a reload that
@@ -214,7 +215,7 @@ func (g *Grant) subject() string {
 func (pol *policy) newGrant(p *provider, h header, c *claims, tok string, limit time.Time) *Grant {
 	g := &Grant{p: p, until: min(c.ExpiresAt.UnixNano(), limit.UnixNano())}
 	var x grantExtra
-	kid, inTable := p.kidIndex(h.KID)
+	kid, inTable := p.keyIndex(h.KID, c.key)
 	g.kid = kid
 	sub := ""
 	if headerSafe(c.Subject) {
@@ -257,7 +258,7 @@ func (pol *policy) newGrant(p *provider, h header, c *claims, tok string, limit 
 	}
 	g.full = set == len(p.headers)
 	if !inTable {
-		g.extra.kidName = h.KID
+		g.extra.key = &usedKey{h.KID, c.key}
 	}
 	return g
 }

@@ -3,6 +3,8 @@ package authz
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -83,42 +85,69 @@ type provider struct {
 	headers      []string    // every header this provider sets on an allow
 	retired      atomic.Bool // replaced by a reload
 
-	// kids numbers the kids of verified tokens, so that a grant keeps two
-	// bytes, not a string. Only kids of the key set get here, so it stays
-	// small; it is never shrunk, and past maxKids a grant keeps its kid.
-	kidMu    sync.Mutex
-	kidNum   map[string]uint16
-	kidNames atomic.Pointer[[]string]
+	// keys numbers the keys that verified tokens, each as the kid and the
+	// key it named then, so that a grant keeps two bytes, not a string and
+	// a key. Only keys of the key set get here, so it stays small; it is
+	// never shrunk, and past maxKids a grant keeps its own. A kid whose key
+	// the IdP replaced gets a new number.
+	kidMu  sync.Mutex
+	kidNum map[string]uint16 // a kid's latest number
+	used   atomic.Pointer[[]usedKey]
+}
+
+// usedKey is a key that verified tokens, and its kid.
+type usedKey struct {
+	kid string
+	key crypto.PublicKey
 }
 
 const maxKids = 1 << 16
 
-// kidIndex returns kid's number, and false if the table is full.
-func (p *provider) kidIndex(kid string) (uint16, bool) {
+// keyIndex returns the number of kid with key, and false if the table is
+// full.
+func (p *provider) keyIndex(kid string, key crypto.PublicKey) (uint16, bool) {
 	p.kidMu.Lock()
 	defer p.kidMu.Unlock()
-	if i, ok := p.kidNum[kid]; ok {
+	var used []usedKey
+	if cur := p.used.Load(); cur != nil {
+		used = *cur
+	}
+	if i, ok := p.kidNum[kid]; ok && sameKey(used[i].key, key) {
 		return i, true
 	}
-	var names []string
-	if cur := p.kidNames.Load(); cur != nil {
-		names = *cur
-	}
-	if len(names) >= maxKids {
+	if len(used) >= maxKids {
 		return 0, false
 	}
 	if p.kidNum == nil {
 		p.kidNum = map[string]uint16{}
 	}
-	i := uint16(len(names))
+	i := uint16(len(used))
 	p.kidNum[kid] = i
-	names = append(names[:len(names):len(names)], kid) // readers keep the old slice
-	p.kidNames.Store(&names)
+	used = append(used[:len(used):len(used)], usedKey{kid, key}) // readers keep the old slice
+	p.used.Store(&used)
 	return i, true
 }
 
-// kidName returns the kid with number i, without a lock.
-func (p *provider) kidName(i uint16) string { return (*p.kidNames.Load())[i] }
+// usedKey returns the key with number i, without a lock.
+func (p *provider) usedKey(i uint16) *usedKey { return &(*p.used.Load())[i] }
+
+// sameKey reports whether a and b are one public key: the same object
+// (jwks.Source keeps a key's object while its material stays the same), or
+// equal material.
+func sameKey(a, b crypto.PublicKey) bool {
+	switch a := a.(type) {
+	case *ecdsa.PublicKey:
+		if b, ok := b.(*ecdsa.PublicKey); ok && a == b {
+			return true
+		}
+	case *rsa.PublicKey:
+		if b, ok := b.(*rsa.PublicKey); ok && a == b {
+			return true
+		}
+	}
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}
 
 // Sentinel errors of verification, mapped to reasons in one place (reasonOf).
 var (
@@ -203,6 +232,7 @@ func (p *provider) verify(ctx context.Context, tok string, h header) (*claims, e
 	if err := method.Verify(tok[:dot], sig, key); err != nil {
 		return nil, fmt.Errorf("%w: %w", jwt.ErrTokenSignatureInvalid, err)
 	}
+	c.key = key
 	if err := p.validator.Validate(c); err != nil {
 		return nil, fmt.Errorf("%w: %w", jwt.ErrTokenInvalidClaims, err)
 	}

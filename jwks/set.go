@@ -76,6 +76,36 @@ func (s *Set) has(kid string) bool {
 	return ok
 }
 
+// keep takes, for each key of s that old holds unchanged (the same kid,
+// alg and material), old's Key instead, so that a key keeps its identity
+// across refreshes and whoever remembers what a key verified can tell it
+// from a new key under the same kid by comparing pointers. It returns the
+// kids whose key changed. s must not be published yet.
+func (s *Set) keep(old *Set) (changed []string) {
+	if old == nil || old == s {
+		return nil
+	}
+	for id, k := range s.keys {
+		o, ok := old.keys[id]
+		switch {
+		case !ok:
+		case o.Alg == k.Alg && equalKeys(o.Public, k.Public):
+			s.keys[id] = o
+			if s.sole == k {
+				s.sole = o
+			}
+		default:
+			changed = append(changed, id)
+		}
+	}
+	return changed
+}
+
+func equalKeys(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}
+
 // Len returns the number of keys.
 func (s *Set) Len() int {
 	if s == nil {

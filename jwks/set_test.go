@@ -109,6 +109,45 @@ func TestLookupWithoutKID(t *testing.T) {
 	}
 }
 
+// A refresh keeps the Key of a kid whose key did not change, so that what
+// was verified with it can be told apart from what a new key under the
+// same kid verifies; a changed key is named.
+func TestKeepKeepsUnchangedKeys(t *testing.T) {
+	a, b, c := issuer.MustSigner("ES256"), issuer.MustSigner("RS256"), issuer.MustSigner("EdDSA")
+	parse := func(keys ...jose.JSONWebKey) *Set {
+		t.Helper()
+		var js []string
+		for _, k := range keys {
+			js = append(js, jwkJSON(t, k))
+		}
+		s, err := Parse(doc(js...), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	replaced := c.JWK()
+	replaced.Key = issuer.MustSigner("EdDSA").Private.Public()
+	old, cur := parse(a.JWK(), b.JWK(), c.JWK()), parse(a.JWK(), b.JWK(), replaced)
+	if changed := cur.keep(old); len(changed) != 1 || changed[0] != c.KID {
+		t.Fatalf("changed %v, want [%s]", changed, c.KID)
+	}
+	for _, kid := range []string{a.KID, b.KID} {
+		if o, _ := old.Lookup(kid); cur.keys[kid] != o {
+			t.Errorf("%s: a new Key for the same key", kid)
+		}
+	}
+	if o, _ := old.Lookup(c.KID); cur.keys[c.KID] == o {
+		t.Errorf("%s: the old Key for a new key", c.KID)
+	}
+	// The only key of a set, looked up without a kid.
+	one, again := parse(a.JWK()), parse(a.JWK())
+	again.keep(one)
+	if k, _ := again.Lookup(""); k != one.sole {
+		t.Error("the sole key was not kept")
+	}
+}
+
 func TestLookupDoesNotAllocate(t *testing.T) {
 	a, b := issuer.MustSigner("ES256"), issuer.MustSigner("RS256")
 	set, _ := Parse(doc(jwkJSON(t, a.JWK()), jwkJSON(t, b.JWK())), time.Time{})

@@ -257,6 +257,7 @@ func (s *Source) setLastBody(b []byte) {
 
 // publish makes set the one in use.
 func (s *Source) publish(set *Set) {
+	changed := set.keep(s.cur.Load())
 	old := s.cur.Swap(set)
 	if old == nil {
 		close(s.readyC)
@@ -264,8 +265,8 @@ func (s *Source) publish(set *Set) {
 	for _, why := range set.Skipped {
 		s.cfg.Logger.Info("jwks: key skipped", "reason", why)
 	}
-	if added, removed := diff(old, set); len(added)+len(removed) > 0 {
-		s.cfg.Logger.Info("jwks: key set changed", "keys", set.Len(), "added", added, "removed", removed)
+	if added, removed := diff(old, set); len(added)+len(removed)+len(changed) > 0 {
+		s.cfg.Logger.Info("jwks: key set changed", "keys", set.Len(), "added", added, "removed", removed, "changed", changed)
 	}
 }
 
