@@ -204,8 +204,20 @@ func newProvider(cfg ProviderConfig, skew time.Duration, now func() time.Time) (
 	if cfg.PayloadHeader != "" {
 		p.headers = append(p.headers, strings.ToLower(cfg.PayloadHeader))
 	}
+	for i, h := range p.headers {
+		switch {
+		case slices.Contains(p.headers[:i], h):
+			return nil, fmt.Errorf("provider %q: header %q would be set twice (names are compared in lower case, and %s and %s are the identity headers)", cfg.Name, h, HeaderSubject, HeaderIssuer)
+		case slices.Contains(reservedHeaders, h):
+			return nil, fmt.Errorf("provider %q: header %q is the request's own: a claim must not set it", cfg.Name, h)
+		}
+	}
 	return p, nil
 }
+
+// reservedHeaders may not be claim or payload headers: an upstream reads
+// them as the request's own.
+var reservedHeaders = []string{"authorization", "cookie", "host", "content-length", "content-type", "transfer-encoding", "connection", "te", "upgrade", "x-forwarded-for", "x-request-id"}
 
 // verify checks tok's signature and claims, with golang-jwt's signing
 // methods and validator over what peek decoded strictly (h): the token is

@@ -83,11 +83,23 @@ func newRule(i int, rc RuleConfig, byName map[string]*provider, all []*provider)
 		}
 		r.re = re
 	}
-	for _, h := range rc.Match.Hosts {
+	for j, h := range rc.Match.Hosts {
+		if !hostPattern(h) {
+			return nil, fmt.Errorf("rules[%d].match.hosts[%d]: %q is not a host name or *. and a domain (without a port)", i, j, h)
+		}
+		h = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSuffix(h, "."), "["), "]") // as stripPort leaves the request's
 		r.hosts = append(r.hosts, strings.ToLower(h))
 	}
 	for _, m := range rc.Match.Methods {
 		r.methods = append(r.methods, strings.ToUpper(m))
+	}
+	for _, p := range [...]struct{ key, v string }{{"path", rc.Match.Path}, {"path_prefix", rc.Match.PathPrefix}} {
+		if p.v != "" && (!strings.HasPrefix(p.v, "/") || strings.ContainsAny(p.v, "?#;")) {
+			return nil, fmt.Errorf("rules[%d].match.%s: %q must start with / and hold no ?, # or ; (rules match the path without its query)", i, p.key, p.v)
+		}
+	}
+	if r.action == ActionAllow && (len(rc.Require.Providers) > 0 || len(rc.Require.Scopes) > 0 || len(rc.Require.Claims) > 0) {
+		return nil, fmt.Errorf("rules[%d]: action allow takes no require (it lets every request pass)", i)
 	}
 	if len(rc.Require.Providers) > 0 {
 		r.providers = nil
@@ -115,7 +127,7 @@ func newRule(i int, rc RuleConfig, byName map[string]*provider, all []*provider)
 // matches reports whether the rule applies to r, whose path matchPath
 // cleaned.
 func (ru *rule) matches(r *Request, path string) bool {
-	if len(ru.methods) > 0 && !slices.Contains(ru.methods, r.Method) {
+	if len(ru.methods) > 0 && !ru.matchMethod(r.Method) {
 		return false
 	}
 	if len(ru.hosts) > 0 && !ru.matchHost(r.Host) {
@@ -136,14 +148,16 @@ func (ru *rule) matches(r *Request, path string) bool {
 // percent-escapes decoded, dot segments resolved and repeated slashes
 // merged, as the upstream will read it (so that /public/../admin is
 // /admin). ok is false for a path servers do not all read alike: an encoded
-// slash, backslash or NUL, a backslash, a bad escape, or dot segments in a
-// path that is not absolute. A plain path costs nothing.
+// slash, backslash or NUL, a backslash, a semicolon (Java servers cut
+// ;params out of each segment: /public/..;/admin is their /admin), a bad
+// escape, or dot segments in a path that is not absolute. A plain path
+// costs nothing.
 func matchPath(raw string) (path string, ok bool) {
 	path, _, _ = strings.Cut(raw, "?")
 	if !needsCleaning(path) {
 		return path, true
 	}
-	if strings.ContainsAny(path, "\\\x00") || !strings.HasPrefix(path, "/") {
+	if strings.ContainsAny(path, "\\\x00;") || !strings.HasPrefix(path, "/") {
 		return "", false
 	}
 	lower := strings.ToLower(path)
@@ -151,7 +165,7 @@ func matchPath(raw string) (path string, ok bool) {
 		return "", false
 	}
 	dec, err := url.PathUnescape(path)
-	if err != nil || strings.ContainsAny(dec, "\\\x00") {
+	if err != nil || strings.ContainsAny(dec, "\\\x00;") {
 		return "", false
 	}
 	clean := pathpkg.Clean(dec)
@@ -164,11 +178,11 @@ func matchPath(raw string) (path string, ok bool) {
 }
 
 // needsCleaning reports, in one pass, whether p holds an escape, a
-// backslash, a repeated slash or a dot segment.
+// backslash, a semicolon, a repeated slash or a dot segment.
 func needsCleaning(p string) bool {
 	for i := 0; i < len(p); i++ {
 		switch p[i] {
-		case '%', '\\':
+		case '%', '\\', ';':
 			return true
 		case '/':
 			rest := p[i+1:]
@@ -181,8 +195,37 @@ func needsCleaning(p string) bool {
 	return false
 }
 
+// matchMethod matches the request's method without case, as many servers
+// read it.
+func (ru *rule) matchMethod(m string) bool {
+	for _, want := range ru.methods {
+		if strings.EqualFold(want, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// hostPattern reports whether h is a host name (or an IP address), *. and
+// a domain, or * alone: without a port, a path or any other *.
+func hostPattern(h string) bool {
+	if h == "*" {
+		return true // any host, as no hosts at all
+	}
+	d := strings.TrimPrefix(h, "*.")
+	if d == "" || strings.HasPrefix(d, ".") || strings.ContainsAny(d, "*/?#@ ") {
+		return false
+	}
+	if strings.HasPrefix(d, "[") {
+		return h == d && len(d) > 2 && strings.HasSuffix(d, "]") && !strings.ContainsAny(d[1:len(d)-1], "[]")
+	}
+	return !strings.Contains(d, ":")
+}
+
+// matchHost matches the request's authority, without its port and a final
+// dot (api.example.com. is api.example.com).
 func (ru *rule) matchHost(host string) bool {
-	host = stripPort(host)
+	host = strings.TrimSuffix(stripPort(host), ".")
 	for _, want := range ru.hosts {
 		if suffix, ok := strings.CutPrefix(want, "*"); ok {
 			if len(host) > len(suffix) && hasSuffixFold(host, suffix) {

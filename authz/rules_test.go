@@ -239,6 +239,16 @@ func TestPolicyErrors(t *testing.T) {
 		{name: "HS256", cfg: authz.Config{Providers: []authz.ProviderConfig{{Name: "a", Issuer: "https://a", Keys: keys, Algorithms: []string{"HS256"}}}}, want: `"HS256" is not allowed`},
 		{name: "same issuer twice", cfg: authz.Config{Providers: []authz.ProviderConfig{p, {Name: "b", Issuer: "https://a", Keys: keys}}}, want: "also provider"},
 		{name: "two any-issuer providers", cfg: authz.Config{Providers: []authz.ProviderConfig{{Name: "a", AnyIssuer: true, Keys: keys}, {Name: "b", AnyIssuer: true, Keys: keys}}}, want: "only one provider"},
+		{name: "host with a port", cfg: rule(authz.RuleConfig{Match: authz.Match{Hosts: []string{"api.example.com:443"}}}), want: `rules[0].match.hosts[0]: "api.example.com:443"`},
+		{name: "host wildcard without a dot", cfg: rule(authz.RuleConfig{Match: authz.Match{Hosts: []string{"*example.com"}}}), want: `rules[0].match.hosts[0]: "*example.com"`},
+		{name: "host wildcard inside", cfg: rule(authz.RuleConfig{Match: authz.Match{Hosts: []string{"api.*.com"}}}), want: "rules[0].match.hosts[0]"},
+		{name: "path without a slash", cfg: rule(authz.RuleConfig{Match: authz.Match{Path: "admin"}}), want: "rules[0].match.path"},
+		{name: "path prefix with a query", cfg: rule(authz.RuleConfig{Match: authz.Match{PathPrefix: "/a?b"}}), want: "rules[0].match.path_prefix"},
+		{name: "allow with require", cfg: rule(authz.RuleConfig{Action: authz.ActionAllow, Require: authz.Require{Scopes: []string{"admin"}}}), want: "rules[0]: action allow takes no require"},
+		{name: "claim header shadows the subject", cfg: authz.Config{Providers: []authz.ProviderConfig{{Name: "a", Issuer: "https://a", Keys: keys, ClaimHeaders: map[string]string{"X-Auth-Subject": "email"}}}}, want: `header "x-auth-subject" would be set twice`},
+		{name: "claim headers differing in case", cfg: authz.Config{Providers: []authz.ProviderConfig{{Name: "a", Issuer: "https://a", Keys: keys, ClaimHeaders: map[string]string{"X-Org": "org", "x-org": "org_id"}}}}, want: `header "x-org" would be set twice`},
+		{name: "payload header is a claim header", cfg: authz.Config{Providers: []authz.ProviderConfig{{Name: "a", Issuer: "https://a", Keys: keys, ClaimHeaders: map[string]string{"x-jwt": "sub"}, PayloadHeader: "X-JWT"}}}, want: `header "x-jwt" would be set twice`},
+		{name: "claim header is the request's own", cfg: authz.Config{Providers: []authz.ProviderConfig{{Name: "a", Issuer: "https://a", Keys: keys, ClaimHeaders: map[string]string{"Authorization": "sub"}}}}, want: `header "authorization" is the request's own`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -286,6 +296,49 @@ func TestNestedClaims(t *testing.T) {
 	}
 }
 
+// rule is a config of one provider and rc.
+func rule(rc authz.RuleConfig) authz.Config {
+	return authz.Config{Providers: []authz.ProviderConfig{{Name: "a", Issuer: "https://a", Keys: jwks.New(jwks.Config{Name: "k"})}}, Rules: []authz.RuleConfig{rc}}
+}
+
+// A host rule matches the authority as servers read it: without case, its
+// port or a final dot; a method rule matches without case.
+func TestHostAndMethodRules(t *testing.T) {
+	e := newEnv(t, nil, withConfig(func(c *authz.Config, _ *authz.ProviderConfig) {
+		c.Rules = []authz.RuleConfig{
+			{Match: authz.Match{Hosts: []string{"admin.example.com", "[::1]"}}, Require: authz.Require{Scopes: []string{"admin"}}},
+			{Match: authz.Match{Methods: []string{"delete"}}, Require: authz.Require{Scopes: []string{"admin"}}},
+			{Match: authz.Match{Hosts: []string{"*.example.com"}, Methods: []string{"GET"}}, Action: authz.ActionAllow},
+			{Match: authz.Match{Hosts: []string{"*"}, Methods: []string{"HEAD"}}, Action: authz.ActionAllow},
+		}
+	}))
+	tok := "Bearer " + e.token(nil) // a valid token without the admin scope
+	tests := []struct {
+		method, host string
+		want         authz.Reason
+	}{
+		{"GET", "admin.example.com", authz.ReasonInsufficientScope},
+		{"GET", "ADMIN.example.com:443", authz.ReasonInsufficientScope},
+		{"GET", "admin.example.com.", authz.ReasonInsufficientScope},
+		{"GET", "admin.example.com.:8443", authz.ReasonInsufficientScope},
+		{"GET", "[::1]:9000", authz.ReasonInsufficientScope},
+		{"delete", "api.example.com", authz.ReasonInsufficientScope},
+		{"DELETE", "api.example.com", authz.ReasonInsufficientScope},
+		{"get", "api.example.com", authz.ReasonPublic},
+		{"GET", "example.com", authz.ReasonOK}, // not a subdomain: the fallback
+		{"GET", "evilexample.com", authz.ReasonOK},
+		{"HEAD", "anything", authz.ReasonPublic},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.host, func(t *testing.T) {
+			r := &authz.Request{Method: tt.method, Host: tt.host, Path: "/x", Headers: authz.MapHeaders{"authorization": tok}}
+			if d := e.eng.Check(context.Background(), r); d.Reason != tt.want {
+				t.Fatalf("reason %v, want %v", d.Reason, tt.want)
+			}
+		})
+	}
+}
+
 func TestMatchPath(t *testing.T) {
 	e := newEnv(t, nil, withConfig(func(c *authz.Config, _ *authz.ProviderConfig) {
 		c.Rules = []authz.RuleConfig{
@@ -317,6 +370,15 @@ func TestMatchPath(t *testing.T) {
 		{"/public/%zz", authz.ReasonBadRequest},
 		{"public/../x", authz.ReasonBadRequest},
 		{"/public/caf%C3%A9", authz.ReasonPublic},
+		// Java servers cut ;params out of each segment before they resolve
+		// dot segments: to them these are /admin.
+		{"/public/..;/admin", authz.ReasonBadRequest},
+		{"/public/..;x=1/admin", authz.ReasonBadRequest},
+		{"/public/%2e%2e;/admin", authz.ReasonBadRequest},
+		{"/public/.;/../admin", authz.ReasonBadRequest},
+		{"/public/a;jsessionid=1", authz.ReasonBadRequest},
+		{"/public/a%3Bb", authz.ReasonBadRequest},
+		{"/public/a?b;c", authz.ReasonPublic}, // in the query
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
