@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strconv"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/jwks"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
@@ -180,6 +182,33 @@ func TestReplacedKeyUnderItsKIDEndsCachedAllows(t *testing.T) {
 				t.Fatalf("after the key was replaced: allow %v, reason %v", d.Allow, d.Reason)
 			}
 		})
+	}
+}
+
+// A reload keeps the cached grants of a provider whose configuration is
+// unchanged (its key source the same one), and ends those of a provider
+// with another key source; it never reads a running source (under -race,
+// comparing sources field by field raced with their fetches).
+func TestUpdateKeepsUnchangedProviders(t *testing.T) {
+	var pc authz.ProviderConfig
+	e := newEnv(t, nil, withConfig(func(_ *authz.Config, p *authz.ProviderConfig) { pc = *p }))
+	tok := "Bearer " + e.token(nil)
+	e.decide(tok, "")
+	if err := e.eng.Update([]authz.ProviderConfig{pc}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.decide(tok, ""); !d.Allow || !d.Cached {
+		t.Fatalf("same configuration: allow %v, cached %v", d.Allow, d.Cached)
+	}
+	for range 5 {
+		pc.Keys = runSource(t, jwks.Config{Name: "test", Issuer: e.idp.URL, URL: e.idp.JWKSURL(),
+			Client: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}}, true)
+		if err := e.eng.Update([]authz.ProviderConfig{pc}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if d := e.decide(tok, ""); !d.Allow || d.Cached {
+			t.Fatalf("another key source: allow %v, cached %v (want verified again)", d.Allow, d.Cached)
+		}
 	}
 }
 

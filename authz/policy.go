@@ -96,12 +96,24 @@ func newPolicy(cfg *Config, old *policy, gen uint64, now func() time.Time) (*pol
 func reuseOrBuild(pc ProviderConfig, old *policy, skew time.Duration, now func() time.Time) (*provider, error) {
 	if old != nil {
 		for _, p := range old.providers {
-			if reflect.DeepEqual(p.cfg, pc) && p.skew == skew {
+			if sameProvider(p.cfg, pc) && p.skew == skew {
 				return p, nil
 			}
 		}
 	}
 	return newProvider(pc, skew, now)
+}
+
+// sameProvider reports whether two provider configurations are equal, their
+// key sources by identity: a running source is never read (DeepEqual
+// would race with its fetches).
+func sameProvider(a, b ProviderConfig) bool {
+	ta, tb := reflect.TypeOf(a.Keys), reflect.TypeOf(b.Keys)
+	if ta != tb || ta != nil && (!ta.Comparable() || a.Keys != b.Keys) {
+		return false
+	}
+	a.Keys, b.Keys = nil, nil
+	return reflect.DeepEqual(a, b)
 }
 
 // collectSources gathers, in order and without repeats, the token sources of
