@@ -212,6 +212,30 @@ func TestUpdateKeepsUnchangedProviders(t *testing.T) {
 	}
 }
 
+// Grants keep only the scopes and claims the rules read. A reload whose
+// rules read more verifies the tokens again, instead of refusing them from
+// the cache for what it did not keep.
+func TestUpdateThatReadsMoreClaimsVerifiesAgain(t *testing.T) {
+	var pc authz.ProviderConfig
+	e := newEnv(t, nil, withConfig(func(_ *authz.Config, p *authz.ProviderConfig) { pc = *p }))
+	tok := "Bearer " + e.token(jwt.MapClaims{"scope": "read admin", "role": "admin"})
+	e.decide(tok, "")
+	for _, rules := range [][]authz.RuleConfig{
+		{{Require: authz.Require{Scopes: []string{"admin"}}}},
+		{{Require: authz.Require{Scopes: []string{"admin"}, Claims: map[string]string{"role": "admin"}}}},
+	} {
+		if err := e.eng.Update([]authz.ProviderConfig{pc}, rules); err != nil {
+			t.Fatal(err)
+		}
+		if d := e.decide(tok, ""); !d.Allow || d.Cached {
+			t.Fatalf("%+v: allow %v (%v), cached %v: want verified again and allowed", rules[0].Require, d.Allow, d.Reason, d.Cached)
+		}
+		if d := e.decide(tok, ""); !d.Allow || !d.Cached {
+			t.Fatalf("%+v, again: allow %v (%v), cached %v", rules[0].Require, d.Allow, d.Reason, d.Cached)
+		}
+	}
+}
+
 func TestJWKSRequestsPerChecks(t *testing.T) {
 	e := newEnv(t, nil)
 	toks := make([]string, 1000)

@@ -77,6 +77,11 @@ func (e *Engine) Update(providers []ProviderConfig, rules []RuleConfig) error {
 				p.retired.Store(true) // its cached grants no longer count
 			}
 		}
+		if !old.captures(pol) {
+			// The rules read scopes or claims that the cached grants did
+			// not keep: verify every token again.
+			e.tokens.Close()
+		}
 	}
 	e.negative.Close()
 	return nil
@@ -274,6 +279,9 @@ func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.K
 	}
 	g := pol.newGrant(p, h, c, tok, now.Add(e.cfg.CacheTTL))
 	e.tokens.Put(th, g, now)
+	if cur := e.pol.Load(); !pol.captures(cur) {
+		e.tokens.Remove(th) // a reload came in meanwhile, and emptied the cache or will
+	}
 	return verdict{g: g}
 }
 

@@ -91,6 +91,23 @@ func newPolicy(cfg *Config, old *policy, gen uint64, now func() time.Time) (*pol
 	return pol, nil
 }
 
+// captures reports whether the grants made under pol keep everything the
+// rules of next read: the scopes if they need them, and their claims.
+func (pol *policy) captures(next *policy) bool {
+	if pol == next {
+		return true
+	}
+	if next.needScopes && !pol.needScopes {
+		return false
+	}
+	for _, c := range next.claimNames {
+		if !slices.Contains(pol.claimNames, c) {
+			return false
+		}
+	}
+	return true
+}
+
 // reuseOrBuild keeps the provider of the running policy if its configuration
 // is unchanged, so that its cached grants stay valid across a reload.
 func reuseOrBuild(pc ProviderConfig, old *policy, skew time.Duration, now func() time.Time) (*provider, error) {
