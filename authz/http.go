@@ -3,6 +3,7 @@ package authz
 import (
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -93,6 +94,16 @@ func (h httpHeaders) Get(name string) string {
 // WriteDecision writes d as a forward-auth answer.
 func WriteDecision(w http.ResponseWriter, d *Decision) {
 	h := w.Header()
+	if d.Allow && len(d.RemoveQuery) > 0 {
+		// forward_token: false with a query source: a forward-auth answer
+		// cannot rewrite the URI, and the token would reach the upstream.
+		// jwtauthz serve refuses such a configuration; deny all the same.
+		h.Set("Content-Type", "application/json")
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write([]byte(`{"error":"server_error","error_description":"forward_token: false cannot remove a query parameter through forward-auth"}`))
+		return
+	}
 	if d.Allow {
 		if d.Subject != "" {
 			h.Set("X-Auth-Subject", d.Subject)
@@ -103,11 +114,15 @@ func WriteDecision(w http.ResponseWriter, d *Decision) {
 		for _, s := range d.Set {
 			h.Set(s.Name, s.Value)
 		}
-		if d.CookieSet {
+		remove := d.Remove
+		switch {
+		case d.CookieSet && d.Cookie == "":
+			remove = append(slices.Clip(remove), "cookie") // the token was the only cookie
+		case d.CookieSet:
 			h.Set("Cookie", d.Cookie)
 		}
-		if len(d.Remove) > 0 {
-			h.Set("X-Envoy-Auth-Headers-To-Remove", strings.Join(d.Remove, ","))
+		if len(remove) > 0 {
+			h.Set("X-Envoy-Auth-Headers-To-Remove", strings.Join(remove, ","))
 		}
 		w.WriteHeader(http.StatusOK)
 		return

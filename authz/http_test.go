@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,6 +72,53 @@ func TestForwardAuth(t *testing.T) {
 			var body map[string]string
 			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body["error"] != tt.wantReason {
 				t.Errorf("body %v (%v), want error %q", body, err, tt.wantReason)
+			}
+		})
+	}
+}
+
+// forward_token: false through forward-auth: the token's cookie goes (the
+// header is removed when it was the only cookie), and a query token, which
+// a forward-auth answer cannot take out of the URI, is refused.
+func TestForwardAuthDropToken(t *testing.T) {
+	e := newEnv(t, nil, withConfig(func(_ *authz.Config, p *authz.ProviderConfig) {
+		p.TokenSources = []authz.TokenSource{{Cookie: "__session"}, {Query: "access_token"}}
+		p.DropToken = true
+	}))
+	srv := httptest.NewServer(authz.NewForwardAuth(e.eng))
+	defer srv.Close()
+	tok := e.token(nil)
+	tests := []struct {
+		name, uri, cookie string
+		wantStatus        int
+		wantCookie        string // the Cookie response header
+		wantRemoveCookie  bool
+	}{
+		{name: "other cookies stay", uri: "/x", cookie: "theme=dark; __session=" + tok, wantStatus: 200, wantCookie: "theme=dark"},
+		{name: "the only cookie", uri: "/x", cookie: "__session=" + tok, wantStatus: 200, wantRemoveCookie: true},
+		{name: "query token", uri: "/x?access_token=" + tok, wantStatus: 500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/auth", nil)
+			req.Header.Set("X-Forwarded-Uri", tt.uri)
+			if tt.cookie != "" {
+				req.Header.Set("Cookie", tt.cookie)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.wantStatus)
+			}
+			if got := resp.Header.Get("Cookie"); got != tt.wantCookie {
+				t.Errorf("Cookie %q, want %q", got, tt.wantCookie)
+			}
+			remove := strings.Split(resp.Header.Get("X-Envoy-Auth-Headers-To-Remove"), ",")
+			if got := slices.Contains(remove, "cookie"); got != tt.wantRemoveCookie {
+				t.Errorf("cookie removed %v, want %v (%v)", got, tt.wantRemoveCookie, remove)
 			}
 		})
 	}
