@@ -44,11 +44,11 @@ func (s *syncBuffer) String() string {
 // and stops it when the test ends. It waits until /readyz is 200 if wait.
 func startApp(t testing.TB, wait bool, args ...string) *testApp {
 	t.Helper()
-	return startAppEnv(t, wait, func(string) string { return "" }, args...)
+	return startAppEnv(t, wait, envOf(), args...)
 }
 
 // startAppEnv is startApp with environment variables.
-func startAppEnv(t testing.TB, wait bool, getenv func(string) string, args ...string) *testApp {
+func startAppEnv(t testing.TB, wait bool, lookup func(string) (string, bool), args ...string) *testApp {
 	t.Helper()
 	cmd := "serve"
 	if len(args) > 0 && args[0] == "dev" {
@@ -56,7 +56,7 @@ func startAppEnv(t testing.TB, wait bool, getenv func(string) string, args ...st
 	}
 	base := []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--shutdown-delay", "0s", "--log-level", "debug"}
 	def := defaults()
-	cfg, _, err := loadConfig(cmd, append(base, args...), getenv, io.Discard, def)
+	cfg, _, err := loadConfig(cmd, append(base, args...), lookup, io.Discard, def)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -65,7 +65,7 @@ func startAppEnv(t testing.TB, wait bool, getenv func(string) string, args ...st
 	if err != nil {
 		t.Fatalf("newApp: %v", err)
 	}
-	a.load = reloader(cmd, append(base, args...), getenv)
+	a.load = reloader(cmd, append(base, args...), lookup)
 	ctx, cancel := context.WithCancel(context.Background())
 	ta := &testApp{app: a, cancel: cancel, done: make(chan error, 1), logs: logs}
 	go func() { ta.done <- a.run(ctx) }()

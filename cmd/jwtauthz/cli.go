@@ -34,17 +34,24 @@ Usage:
 Run "jwtauthz serve -h" for the flags.
 `
 
-// run is the whole program but for the exit.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+// getenvOf is lookup as an os.Getenv: "" for unset.
+func getenvOf(lookup func(string) (string, bool)) func(string) string {
+	return func(k string) string { v, _ := lookup(k); return v }
+}
+
+// run is the whole program but for the exit. lookup is os.LookupEnv, or a
+// test's: a variable set to "" is set (an empty address disables its
+// listener).
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
 	switch args[0] {
 	case "serve", "dev":
-		return serveCmd(ctx, args[0], args[1:], getenv, stdout, stderr)
+		return serveCmd(ctx, args[0], args[1:], lookup, stdout, stderr)
 	case "healthcheck":
-		return healthcheckCmd(args[1:], getenv, stderr)
+		return healthcheckCmd(args[1:], getenvOf(lookup), stderr)
 	case "version":
 		fmt.Fprintln(stdout, "jwtauthz", versionString(), runtime.Version())
 		return exitOK
@@ -56,8 +63,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return exitUsage
 }
 
-func serveCmd(ctx context.Context, cmd string, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, cf, err := loadConfig(cmd, args, getenv, stderr, devDefaults(cmd))
+func serveCmd(ctx context.Context, cmd string, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+	cfg, cf, err := loadConfig(cmd, args, lookup, stderr, devDefaults(cmd))
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -78,7 +85,7 @@ func serveCmd(ctx context.Context, cmd string, args []string, getenv func(string
 		fmt.Fprintf(stderr, "jwtauthz %s: %v\n", cmd, err)
 		return exitError
 	}
-	a.load = reloader(cmd, args, getenv)
+	a.load = reloader(cmd, args, lookup)
 	if a.dev != nil {
 		if err := a.dev.banner(stdout, addrOf(a.httpLis), addrOf(a.grpcLis)); err != nil {
 			fmt.Fprintf(stderr, "jwtauthz dev: %v\n", err)
@@ -102,9 +109,9 @@ func devDefaults(cmd string) *config {
 }
 
 // reloader reads the same command line, environment and file again.
-func reloader(cmd string, args []string, getenv func(string) string) func() (*config, error) {
+func reloader(cmd string, args []string, lookup func(string) (string, bool)) func() (*config, error) {
 	return func() (*config, error) {
-		c, _, err := loadConfig(cmd, args, getenv, io.Discard, devDefaults(cmd))
+		c, _, err := loadConfig(cmd, args, lookup, io.Discard, devDefaults(cmd))
 		return c, err
 	}
 }

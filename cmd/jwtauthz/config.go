@@ -109,6 +109,7 @@ type setting struct {
 	reset       func(c *config) // lists: a higher source replaces, not extends
 	show        func(c *config) string
 	isBool      bool
+	emptyOK     bool // "" is a value, not a mistake: an address that disables its listener
 }
 
 func (s setting) env() string {
@@ -119,6 +120,13 @@ func str(name, usage string, f func(*config) *string) setting {
 	return setting{name: name, usage: usage,
 		apply: func(c *config, v string) error { *f(c) = v; return nil },
 		show:  func(c *config) string { return *f(c) }}
+}
+
+// addr is a listener's address, which "" disables.
+func addr(name, usage string, f func(*config) *string) setting {
+	s := str(name, usage, f)
+	s.emptyOK = true
+	return s
 }
 
 func dur(name, usage string, f func(*config) *time.Duration) setting {
@@ -175,12 +183,12 @@ func list(name, usage string, f func(*config) *[]string) setting {
 }
 
 var settings = []setting{
-	str("grpc-addr", "Envoy ext_authz gRPC listener, host:port or unix:///path; also serves grpc.health.v1 and reflection; empty disables", func(c *config) *string { return &c.GRPCAddr }),
-	str("http-addr", "HTTP forward-auth listener (nginx auth_request, Traefik forwardAuth, Envoy http_service); empty disables", func(c *config) *string { return &c.HTTPAddr }),
-	str("admin-addr", "admin listener: /healthz /readyz /cache/health /metrics; empty disables", func(c *config) *string { return &c.AdminAddr }),
+	addr("grpc-addr", "Envoy ext_authz gRPC listener, host:port or unix:///path; also serves grpc.health.v1 and reflection; empty disables", func(c *config) *string { return &c.GRPCAddr }),
+	addr("http-addr", "HTTP forward-auth listener (nginx auth_request, Traefik forwardAuth, Envoy http_service); empty disables", func(c *config) *string { return &c.HTTPAddr }),
+	addr("admin-addr", "admin listener: /healthz /readyz /cache/health /metrics; empty disables", func(c *config) *string { return &c.AdminAddr }),
 	str("issuer", "the expected iss, compared exactly", func(c *config) *string { return &c.Issuer }),
 	str("jwks-url", "JWKS address; empty: discovered from {issuer}/.well-known/openid-configuration", func(c *config) *string { return &c.JWKSURL }),
-	list("audience", "expected aud (repeatable, or comma-separated); empty: aud not checked", func(c *config) *[]string { return &c.Audiences }),
+	list("audience", "expected aud of the --issuer provider (repeatable, or comma-separated); empty: aud not checked", func(c *config) *[]string { return &c.Audiences }),
 	list("algorithms", "accepted signing algorithms", func(c *config) *[]string { return &c.Algorithms }),
 	dur("clock-skew", "leeway for exp, nbf and iat", func(c *config) *time.Duration { return &c.ClockSkew }),
 	dur("cache-ttl", "longest life of a cached verified token (never beyond its exp)", func(c *config) *time.Duration { return &c.CacheTTL }),
@@ -225,8 +233,10 @@ type cliFlags struct {
 
 var errHelp = flag.ErrHelp
 
-// loadConfig reads the settings of a `serve` or `dev` command line.
-func loadConfig(cmd string, args []string, getenv func(string) string, stderr io.Writer, def *config) (*config, cliFlags, error) {
+// loadConfig reads the settings of a `serve` or `dev` command line, with
+// the variables lookup finds.
+func loadConfig(cmd string, args []string, lookup func(string) (string, bool), stderr io.Writer, def *config) (*config, cliFlags, error) {
+	getenv := getenvOf(lookup)
 	var cf cliFlags
 	fs := flag.NewFlagSet("jwtauthz "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -256,12 +266,8 @@ func loadConfig(cmd string, args []string, getenv func(string) string, stderr io
 		}
 	}
 	c.clerkEnv(getenv)
-	for _, s := range settings {
-		if v := getenv(s.env()); v != "" {
-			if err := applyAll(c, s, []string{v}); err != nil {
-				return nil, cf, fmt.Errorf("%s: %w", s.env(), err)
-			}
-		}
+	if err := applyEnv(c, lookup); err != nil {
+		return nil, cf, err
 	}
 	for _, s := range settings {
 		if vals := *given[s.name]; len(vals) > 0 {
@@ -271,6 +277,27 @@ func loadConfig(cmd string, args []string, getenv func(string) string, stderr io
 		}
 	}
 	return c, cf, c.validate()
+}
+
+// applyEnv applies the JWTAUTHZ_* variables that are set. A set but empty
+// one is a value only for an address (it disables the listener); for any
+// other setting it is an error, not a silent reset of the file's value: an
+// empty JWTAUTHZ_AUDIENCE or JWTAUTHZ_TLS_CLIENT_CA, say from a template
+// whose variable is missing, would turn a check off.
+func applyEnv(c *config, lookup func(string) (string, bool)) error {
+	for _, s := range settings {
+		v, ok := lookup(s.env())
+		switch {
+		case !ok:
+			continue
+		case v == "" && !s.emptyOK:
+			return fmt.Errorf("%s: is set but empty; unset it to keep the file's value or the default (an empty value disables only an address)", s.env())
+		}
+		if err := applyAll(c, s, []string{v}); err != nil {
+			return fmt.Errorf("%s: %w", s.env(), err)
+		}
+	}
+	return nil
 }
 
 // applyAll applies the values one source gives a setting.

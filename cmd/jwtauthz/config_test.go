@@ -22,17 +22,19 @@ func writeFile(t *testing.T, body string) string {
 	return p
 }
 
-func envOf(kv ...string) func(string) string {
+// envOf is an os.LookupEnv over the variables kv names: a name given with
+// "" is set.
+func envOf(kv ...string) func(string) (string, bool) {
 	m := map[string]string{}
 	for i := 0; i+1 < len(kv); i += 2 {
 		m[kv[i]] = kv[i+1]
 	}
-	return func(k string) string { return m[k] }
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
-func load(t *testing.T, args []string, getenv func(string) string) (*config, error) {
+func load(t *testing.T, args []string, lookup func(string) (string, bool)) (*config, error) {
 	t.Helper()
-	c, _, err := loadConfig("serve", args, getenv, io.Discard, defaults())
+	c, _, err := loadConfig("serve", args, lookup, io.Discard, defaults())
 	return c, err
 }
 

@@ -584,7 +584,7 @@ func TestKubernetesConfig(t *testing.T) {
 				env[e.Name] = e.Value
 			}
 			var stdout, stderr strings.Builder
-			code := run(context.Background(), append(args, "--check-config"), func(k string) string { return env[k] }, &stdout, &stderr)
+			code := run(context.Background(), append(args, "--check-config"), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &stdout, &stderr)
 			if code != exitOK || !strings.Contains(stdout.String(), "config ok") {
 				t.Fatalf("jwtauthz %v --check-config: exit %d\n%s%s", args, code, stdout.String(), stderr.String())
 			}

@@ -43,7 +43,7 @@ func FuzzConfig(f *testing.F) {
 		if err := os.WriteFile(path, doc, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c, _, err := loadConfig("serve", append([]string{"--config", path}, argv...), func(k string) string { return vars[k] }, io.Discard, defaults())
+		c, _, err := loadConfig("serve", append([]string{"--config", path}, argv...), func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, io.Discard, defaults())
 		if err != nil {
 			return
 		}

@@ -63,19 +63,60 @@ func (c *config) validate() error {
 			bad("jwks_url", "needs issuer")
 		}
 	}
+	errs = append(errs, checkAudiences("audiences", c.Audiences))
 	names := map[string]bool{}
 	if c.Issuer != "" {
 		names[defaultProvider] = true
 	}
 	for i, p := range c.Providers {
-		errs = append(errs, p.validate(fmt.Sprintf("providers[%d]", i), names))
+		key := fmt.Sprintf("providers[%d]", i)
+		errs = append(errs, p.validate(key, names))
+		if c.HTTPAddr != "" {
+			errs = append(errs, p.checkForwardAuth(key))
+		}
 	}
-	if p, err := c.clerk(); err != nil {
+	clerk, err := c.clerk()
+	if err != nil {
 		errs = append(errs, err)
-	} else if p != nil && names[p.Name] {
-		bad("clerk", "the preset adds a provider named %q, which providers already has", p.Name)
+	} else if clerk != nil && names[clerk.Name] {
+		bad("clerk", "the preset adds a provider named %q, which providers already has", clerk.Name)
+	}
+	if len(c.Audiences) > 0 && c.Issuer == "" {
+		hint := ""
+		if clerk != nil {
+			hint = " (the Clerk preset checks no aud: to check one, write it out as a providers entry)"
+		}
+		bad("audiences", "applies to the provider of issuer, which is not set; give each provider its own audiences%s", hint)
 	}
 	return errors.Join(errs...)
+}
+
+// checkAudiences refuses an empty audience: it stands for no API, and
+// leaving audiences out is how aud goes unchecked.
+func checkAudiences(key string, auds []string) error {
+	for i, a := range auds {
+		if a == "" {
+			return fmt.Errorf("%s[%d]: must not be empty (leave audiences out to not check aud)", key, i)
+		}
+	}
+	return nil
+}
+
+// checkForwardAuth refuses what the HTTP forward-auth listener cannot do:
+// with forward_token false it can drop a header or rewrite the cookie, but
+// not remove a query parameter (gRPC ext_authz has
+// query_parameters_to_remove; forward-auth cannot rewrite the URI), so a
+// query token would reach the upstream.
+func (p *providerConfig) checkForwardAuth(key string) error {
+	if p.ForwardToken == nil || *p.ForwardToken {
+		return nil
+	}
+	for j, s := range p.TokenSources {
+		if s.Query != "" && s.Header == "" && s.Cookie == "" {
+			return fmt.Errorf("%s.forward_token: false cannot be honoured for token_sources[%d] (query %s) by the HTTP forward-auth listener, which cannot remove a query parameter; disable http_addr (set it to \"\") and use gRPC ext_authz, or keep the token in a header or cookie", key, j, s.Query)
+		}
+	}
+	return nil
 }
 
 const defaultProvider = "default"
@@ -109,6 +150,7 @@ func (p *providerConfig) validate(key string, names map[string]bool) error {
 	if len(p.Algorithms) > 0 {
 		errs = append(errs, checkAlgorithms(key+".algorithms", p.Algorithms))
 	}
+	errs = append(errs, checkAudiences(key+".audiences", p.Audiences))
 	for j, s := range p.TokenSources {
 		n := 0
 		for _, v := range []string{s.Header, s.Cookie, s.Query} {

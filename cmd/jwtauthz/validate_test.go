@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestTopLevelAudiencesNeedTheIssuer(t *testing.T) {
+	pk := publishableKey("pk_test_", "happy-cat-12.clerk.accounts.dev")
+	providers := "providers:\n  - {name: a, issuer: https://a.example.com}\n"
+	tests := []struct {
+		name    string
+		file    string
+		args    []string
+		env     []string
+		wantErr string // "" for a valid config
+	}{
+		{name: "file audiences beside providers", file: providers + "audiences: [api]\n", wantErr: "audiences: applies to the provider of issuer, which is not set"},
+		{name: "flag audience beside providers", file: providers, args: []string{"--audience", "api"}, wantErr: "audiences: applies to the provider of issuer"},
+		{name: "env audience beside providers", file: providers, env: []string{"JWTAUTHZ_AUDIENCE", "api"}, wantErr: "audiences: applies to the provider of issuer"},
+		{name: "Clerk preset", args: []string{"--clerk-publishable-key", pk, "--audience", "api"}, wantErr: "the Clerk preset checks no aud"},
+		{name: "with the issuer", file: providers + "issuer: https://d.example.com\naudiences: [api]\n"},
+		{name: "with the issuer and the Clerk preset", args: []string{"--issuer", "https://d.example.com", "--audience", "api", "--clerk-publishable-key", pk}},
+		{name: "providers' own audiences", file: "providers:\n  - {name: a, issuer: https://a.example.com, audiences: [api]}\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			if tt.file != "" {
+				args = append(args, "--config", writeFile(t, tt.file))
+			}
+			var out bytes.Buffer
+			code := run(context.Background(), append([]string{"serve", "--check-config"}, args...), envOf(tt.env...), &out, &out)
+			if tt.wantErr == "" {
+				if code != exitOK {
+					t.Fatalf("exit %d: %s", code, out.String())
+				}
+				return
+			}
+			if code != exitError || !strings.Contains(out.String(), tt.wantErr) {
+				t.Fatalf("exit %d, output %q; want 1 and %q", code, out.String(), tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestTopLevelAudiencesReachTheDefaultProviderOnly(t *testing.T) {
+	file := writeFile(t, "issuer: https://d.example.com\naudiences: [api]\nproviders:\n  - {name: a, issuer: https://a.example.com, audiences: [other]}\n")
+	c, err := load(t, []string{"--config", file}, envOf())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := c.providers()
+	if len(ps) != 2 || !slices.Equal(ps[0].Audiences, []string{"api"}) || !slices.Equal(ps[1].Audiences, []string{"other"}) {
+		t.Fatalf("providers %+v", ps)
+	}
+}
+
+func TestEmptyEnvironmentVariable(t *testing.T) {
+	file := writeFile(t, "issuer: https://a.example.com\nhttp_addr: 127.0.0.1:7002\n")
+	tests := []struct {
+		name    string
+		env     []string
+		check   func(c *config) bool
+		wantErr string
+	}{
+		{name: "empty http address disables the listener", env: []string{"JWTAUTHZ_HTTP_ADDR", ""}, check: func(c *config) bool { return c.HTTPAddr == "" }},
+		{name: "empty grpc address", env: []string{"JWTAUTHZ_GRPC_ADDR", ""}, check: func(c *config) bool { return c.GRPCAddr == "" && c.HTTPAddr == "127.0.0.1:7002" }},
+		{name: "empty admin address", env: []string{"JWTAUTHZ_ADMIN_ADDR", ""}, check: func(c *config) bool { return c.AdminAddr == "" }},
+		{name: "unset keeps the file's", env: nil, check: func(c *config) bool { return c.HTTPAddr == "127.0.0.1:7002" && c.GRPCAddr == ":9001" }},
+		{name: "empty duration", env: []string{"JWTAUTHZ_CLOCK_SKEW", ""}, wantErr: "JWTAUTHZ_CLOCK_SKEW: is set but empty"},
+		{name: "empty number", env: []string{"JWTAUTHZ_CACHE_SIZE", ""}, wantErr: "JWTAUTHZ_CACHE_SIZE: is set but empty"},
+		{name: "empty bool", env: []string{"JWTAUTHZ_PPROF", ""}, wantErr: "JWTAUTHZ_PPROF: is set but empty"},
+		{name: "empty list", env: []string{"JWTAUTHZ_ALGORITHMS", ""}, wantErr: "JWTAUTHZ_ALGORITHMS: is set but empty"},
+		{name: "empty audience would stop the aud check", env: []string{"JWTAUTHZ_AUDIENCE", ""}, wantErr: "JWTAUTHZ_AUDIENCE: is set but empty"},
+		{name: "empty CA would drop mTLS", env: []string{"JWTAUTHZ_TLS_CLIENT_CA", ""}, wantErr: "JWTAUTHZ_TLS_CLIENT_CA: is set but empty"},
+		{name: "empty log level", env: []string{"JWTAUTHZ_LOG_LEVEL", ""}, wantErr: "JWTAUTHZ_LOG_LEVEL: is set but empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _, err := loadConfig("serve", []string{"--config", file}, envOf(tt.env...), io.Discard, defaults())
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Fatalf("config %+v", c)
+			}
+		})
+	}
+}
+
+func TestEmptyEnvironmentAddressThroughRun(t *testing.T) {
+	var out bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--check-config", "--issuer", "https://a.example.com"},
+		envOf("JWTAUTHZ_HTTP_ADDR", "", "JWTAUTHZ_CACHE_TTL", ""), &out, &out)
+	if code != exitError || !strings.Contains(out.String(), "JWTAUTHZ_CACHE_TTL: is set but empty") {
+		t.Fatalf("exit %d, output %q", code, out.String())
+	}
+}
+
+func TestForwardTokenFalseWithAQuerySource(t *testing.T) {
+	const query = "providers:\n  - {name: q, issuer: https://q.example.com, forward_token: false, token_sources: [{header: authorization, prefix: \"Bearer \"}, {query: access_token}]}\n"
+	tests := []struct {
+		name    string
+		file    string
+		args    []string
+		env     []string
+		wantErr string
+	}{
+		{name: "HTTP listener on by default", file: query, wantErr: "providers[0].forward_token: false cannot be honoured for token_sources[1] (query access_token) by the HTTP forward-auth listener"},
+		{name: "HTTP listener from the file", file: query + "http_addr: 127.0.0.1:7002\n", wantErr: "disable http_addr"},
+		{name: "HTTP listener off by flag", file: query, args: []string{"--http-addr", ""}},
+		{name: "HTTP listener off in the file", file: query + "http_addr: \"\"\n"},
+		{name: "forwarded query token", file: strings.Replace(query, "forward_token: false", "forward_token: true", 1)},
+		{name: "header and cookie", file: "providers:\n  - {name: c, issuer: https://c.example.com, forward_token: false, token_sources: [{cookie: s}, {header: x-token}]}\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"serve", "--check-config", "--config", writeFile(t, tt.file)}, tt.args...)
+			var out bytes.Buffer
+			code := run(context.Background(), args, envOf(tt.env...), &out, &out)
+			if tt.wantErr == "" {
+				if code != exitOK {
+					t.Fatalf("exit %d: %s", code, out.String())
+				}
+				return
+			}
+			if code != exitError || !strings.Contains(out.String(), tt.wantErr) {
+				t.Fatalf("exit %d, output %q; want 1 and %q", code, out.String(), tt.wantErr)
+			}
+		})
+	}
+	t.Run("HTTP listener off by an empty variable", func(t *testing.T) {
+		if _, _, err := loadConfig("serve", []string{"--config", writeFile(t, query)}, envOf("JWTAUTHZ_HTTP_ADDR", ""), io.Discard, defaults()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestEmptyAudience(t *testing.T) {
+	tests := []struct {
+		name, file, wantErr string
+	}{
+		{name: "top level", file: "issuer: https://a.example.com\naudiences: [api, \"\"]\n", wantErr: "audiences[1]: must not be empty"},
+		{name: "provider", file: "providers:\n  - {name: a, issuer: https://a.example.com, audiences: [\"\"]}\n", wantErr: "providers[0].audiences[0]: must not be empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := load(t, []string{"--config", writeFile(t, tt.file)}, envOf())
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
