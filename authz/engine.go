@@ -121,7 +121,7 @@ func (e *Engine) elapsed(now time.Time) time.Duration {
 }
 
 func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.Time) Decision {
-	path, ok := matchPath(r.Path)
+	path, alt, ok := matchPath(r.Path)
 	switch {
 	case r.Oversize:
 		return deny(ReasonRequestTooLarge)
@@ -129,6 +129,12 @@ func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.T
 		return deny(ReasonBadRequest)
 	}
 	ru := pol.match(r, path)
+	if alt != "" && pol.match(r, alt) != ru {
+		// Resolving the dot segments or merging the slashes changed the
+		// rule: an upstream that does neither would read another path
+		// than the rule saw.
+		return deny(ReasonBadRequest)
+	}
 	if ru.action == ActionAllow {
 		return pol.public
 	}

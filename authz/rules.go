@@ -146,27 +146,29 @@ func (ru *rule) matches(r *Request, path string) bool {
 
 // matchPath returns the path rules match: without its query, with
 // percent-escapes decoded, dot segments resolved and repeated slashes
-// merged, as the upstream will read it (so that /public/../admin is
-// /admin). ok is false for a path servers do not all read alike: an encoded
-// slash, backslash or NUL, a backslash, a semicolon (Java servers cut
-// ;params out of each segment: /public/..;/admin is their /admin), a bad
-// escape, or dot segments in a path that is not absolute. A plain path
-// costs nothing.
-func matchPath(raw string) (path string, ok bool) {
+// merged, as a normalising upstream will read it (so that /public/../admin
+// is /admin). ok is false for a path servers do not all read alike: an
+// encoded slash, backslash or NUL, a backslash, a semicolon (Java servers
+// cut ;params out of each segment: /public/..;/admin is their /admin), a
+// bad escape, or dot segments in a path that is not absolute. When the dot
+// segments or slashes changed the path, alt is it decoded but as it came:
+// what an upstream that does not resolve them reads (the caller checks
+// that it selects the same rule). A plain path costs nothing.
+func matchPath(raw string) (path, alt string, ok bool) {
 	path, _, _ = strings.Cut(raw, "?")
 	if !needsCleaning(path) {
-		return path, true
+		return path, "", true
 	}
 	if strings.ContainsAny(path, "\\\x00;") || !strings.HasPrefix(path, "/") {
-		return "", false
+		return "", "", false
 	}
 	lower := strings.ToLower(path)
 	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%00") {
-		return "", false
+		return "", "", false
 	}
 	dec, err := url.PathUnescape(path)
 	if err != nil || strings.ContainsAny(dec, "\\\x00;") {
-		return "", false
+		return "", "", false
 	}
 	clean := pathpkg.Clean(dec)
 	// RFC 3986's remove_dot_segments keeps the slash of a last segment that
@@ -174,7 +176,10 @@ func matchPath(raw string) (path string, ok bool) {
 	if (strings.HasSuffix(dec, "/") || strings.HasSuffix(dec, "/.") || strings.HasSuffix(dec, "/..")) && clean != "/" {
 		clean += "/"
 	}
-	return clean, true
+	if clean != dec {
+		alt = dec
+	}
+	return clean, alt, true
 }
 
 // needsCleaning reports, in one pass, whether p holds an escape, a
