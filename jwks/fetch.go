@@ -2,6 +2,8 @@ package jwks
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,50 +27,74 @@ var (
 )
 
 // fetch gets, parses and publishes a key set, and records the attempt. fl
-// stops taking joiners before the set is published, so that nobody joins a
-// fetch whose answer is already in.
+// takes joiners until the set is published, so that a check that missed a
+// kid just before the publish joins it and then finds the kid, instead of
+// meeting the cooldown. The disk is written after.
 func (s *Source) fetch(ctx context.Context, fl *inflight) error {
 	start := s.cfg.Now()
 	set, maxAge, body, err := s.get(ctx)
+	changed := err == nil && set != s.cur.Load()
+	if changed {
+		s.publish(set)
+		s.setLastBody(body)
+	}
 	s.mu.Lock()
 	if s.inflight == fl {
 		s.inflight = nil
 	}
 	s.mu.Unlock()
-	if err == nil && set != s.cur.Load() {
-		s.publish(set)
+	if changed {
 		s.saveCached(body)
 	}
 	s.record(start, maxAge, err)
 	return err
 }
 
-func (s *Source) get(ctx context.Context) (set *Set, maxAge time.Duration, body []byte, err error) {
+// get reads the key set from the file or the URL. When the URL came from
+// discovery, any failure (no answer, a bad status, a body that is not a
+// usable set) forgets it, so that discovery is done again next time.
+func (s *Source) get(ctx context.Context) (*Set, time.Duration, []byte, error) {
 	if s.cfg.File != "" {
-		body, err = readFile(s.cfg.File)
-	} else {
-		ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-		defer cancel()
-		var u string
-		if u, err = s.jwksURL(ctx); err == nil {
-			var h http.Header
-			body, h, err = s.httpGet(ctx, u)
-			maxAge = cacheMaxAge(h)
-			if err != nil {
-				s.forgetDiscovered()
-			}
-		}
+		return s.getFile()
 	}
+	set, maxAge, body, err := s.getURL(ctx)
+	if err != nil && s.cfg.URL == "" {
+		s.forgetDiscovered()
+	}
+	return set, maxAge, body, err
+}
+
+func (s *Source) getURL(ctx context.Context) (*Set, time.Duration, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	u, err := s.jwksURL(ctx)
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	if cur := s.cur.Load(); s.cfg.File != "" && cur != nil && string(body) == string(s.lastBody()) {
-		return cur, 0, body, nil // unchanged file: keep the snapshot
-	}
-	if set, err = Parse(body, s.cfg.Now()); err != nil {
+	body, h, err := s.httpGet(ctx, u)
+	if err != nil {
 		return nil, 0, nil, err
 	}
-	return set, maxAge, body, nil
+	set, err := Parse(body, s.cfg.Now())
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return set, cacheMaxAge(h), body, nil
+}
+
+func (s *Source) getFile() (*Set, time.Duration, []byte, error) {
+	body, err := readFile(s.cfg.File)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if cur := s.cur.Load(); cur != nil && string(body) == string(s.lastBody()) {
+		return cur, 0, body, nil // unchanged file: keep the snapshot
+	}
+	set, err := Parse(body, s.cfg.Now())
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return set, 0, body, nil
 }
 
 // record stores the outcome of an attempt and logs failures and recoveries.
@@ -78,7 +104,7 @@ func (s *Source) record(start time.Time, maxAge time.Duration, err error) {
 	s.lastTry, s.lastErr = start, err
 	s.fetches++
 	if err == nil {
-		s.maxAge = maxAge
+		s.maxAge, s.good = maxAge, s.cfg.Now()
 	}
 	s.mu.Unlock()
 	switch {
@@ -97,7 +123,7 @@ func (s *Source) record(start time.Time, maxAge time.Duration, err error) {
 func (s *Source) httpGet(ctx context.Context, u string) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, redactErr(err)
 	}
 	for k, v := range s.cfg.Header {
 		req.Header[k] = v
@@ -105,7 +131,7 @@ func (s *Source) httpGet(ctx context.Context, u string) ([]byte, http.Header, er
 	req.Header.Set("Accept", "application/json")
 	resp, err := s.cfg.Client.Do(req)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, redactErr(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -169,25 +195,29 @@ func (s *Source) discover(ctx context.Context) (string, error) {
 		JWKSURI string `json:"jwks_uri"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return "", fmt.Errorf("%w: %s: %v", ErrDiscovery, u, err)
+		return "", fmt.Errorf("%w: %s: %v", ErrDiscovery, redact(u), err)
 	}
 	if doc.Issuer != s.cfg.Issuer {
-		return "", fmt.Errorf("%w: %s names issuer %q, want %q", ErrDiscovery, u, doc.Issuer, s.cfg.Issuer)
+		return "", fmt.Errorf("%w: %s names issuer %q, want %q", ErrDiscovery, redact(u), doc.Issuer, s.cfg.Issuer)
 	}
 	if p, err := url.Parse(doc.JWKSURI); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
-		return "", fmt.Errorf("%w: %s has no usable jwks_uri (%q)", ErrDiscovery, u, doc.JWKSURI)
+		return "", fmt.Errorf("%w: %s has no usable jwks_uri (%q)", ErrDiscovery, redact(u), doc.JWKSURI)
 	}
 	return doc.JWKSURI, nil
 }
 
-// cacheMaxAge returns Cache-Control's max-age, or 0.
+// maxMaxAge caps a max-age, whose seconds could overflow a Duration; any
+// value this long is longer than a refresh period and so ignored.
+const maxMaxAge = 365 * 24 * time.Hour
+
+// cacheMaxAge returns Cache-Control's max-age, at most maxMaxAge, or 0.
 func cacheMaxAge(h http.Header) time.Duration {
 	for _, v := range h.Values("Cache-Control") {
 		for _, d := range strings.Split(v, ",") {
 			d = strings.TrimSpace(d)
 			if rest, ok := strings.CutPrefix(strings.ToLower(d), "max-age="); ok {
-				if n, err := strconv.Atoi(rest); err == nil && n > 0 {
-					return time.Duration(n) * time.Second
+				if n, err := strconv.ParseInt(rest, 10, 64); err == nil && n > 0 {
+					return time.Duration(min(n, int64(maxMaxAge/time.Second))) * time.Second
 				}
 			}
 		}
@@ -203,6 +233,17 @@ func redact(u string) string {
 	}
 	p.User, p.RawQuery, p.Fragment = nil, "", ""
 	return p.String()
+}
+
+// redactErr redacts the URL that net/http quotes in its errors (a refused
+// connection, a timeout, a DNS failure, an unparsable URL); the cause stays
+// for errors.Is.
+func redactErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &url.Error{Op: ue.Op, URL: redact(ue.URL), Err: ue.Err}
+	}
+	return err
 }
 
 func readFile(name string) ([]byte, error) {
@@ -223,11 +264,21 @@ func readFile(name string) ([]byte, error) {
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
 
+// cachePath names the file after the provider, made safe and short, and a
+// hash of its name, issuer, URL and file: a provider whose keys now come
+// from elsewhere does not start with the old ones, and two names that
+// sanitise alike do not share a file.
 func (s *Source) cachePath() string {
 	if s.cfg.CacheDir == "" {
 		return ""
 	}
-	return filepath.Join(s.cfg.CacheDir, unsafeName.ReplaceAllString(s.cfg.Name, "_")+".jwks.json")
+	id, _ := json.Marshal([]string{s.cfg.Name, s.cfg.Issuer, s.cfg.URL, s.cfg.File})
+	sum := sha256.Sum256(id)
+	name := unsafeName.ReplaceAllString(s.cfg.Name, "_")
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	return filepath.Join(s.cfg.CacheDir, name+"-"+hex.EncodeToString(sum[:8])+".jwks.json")
 }
 
 // loadCached publishes the set saved by an earlier run, if any; its age is
@@ -260,7 +311,6 @@ func (s *Source) loadCached() {
 
 // saveCached writes body to the cache dir with an atomic rename.
 func (s *Source) saveCached(body []byte) {
-	s.setLastBody(body)
 	p := s.cachePath()
 	if p == "" {
 		return

@@ -9,9 +9,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -25,6 +27,9 @@ const (
 	MaxKeys = 100
 	// MinRSABits is the smallest RSA modulus accepted.
 	MinRSABits = 2048
+	// MaxRSABits is the largest RSA modulus accepted: go-jose parses none
+	// larger (jose.MaxRSAModulusBits).
+	MaxRSABits = 4096
 )
 
 // Errors of parsing a key set.
@@ -127,8 +132,8 @@ func (s *Set) KIDs() []string {
 }
 
 // Parse reads a JSON Web Key Set (RFC 7517). Entries jwtauthz cannot or must
-// not use (encryption keys, symmetric keys, RSA keys under MinRSABits, unknown
-// types, private keys, duplicate kids) are left out and listed in Skipped; a
+// not use (encryption keys, symmetric keys, RSA keys under MinRSABits or over
+// MaxRSABits, unknown types, private keys, duplicate kids) are left out and listed in Skipped; a
 // set with no usable key is ErrNoUsableKey.
 func Parse(doc []byte, fetched time.Time) (*Set, error) {
 	if len(doc) > MaxBody {
@@ -177,6 +182,7 @@ func parseKey(msg json.RawMessage) (*Key, error) {
 	var hdr struct {
 		Kty string `json:"kty"`
 		Use string `json:"use"`
+		N   string `json:"n"`
 	}
 	if err := json.Unmarshal(msg, &hdr); err != nil {
 		return nil, err
@@ -188,6 +194,9 @@ func parseKey(msg json.RawMessage) (*Key, error) {
 		return nil, errors.New("symmetric (oct) keys are never taken from a key set")
 	case hdr.Kty != "RSA" && hdr.Kty != "EC" && hdr.Kty != "OKP":
 		return nil, fmt.Errorf("key type %q is not supported", hdr.Kty)
+	case hdr.Kty == "RSA" && modulusBits(hdr.N) > MaxRSABits:
+		// go-jose would say only "unsupported key type/format".
+		return nil, fmt.Errorf("RSA key of %d bits, at most %d supported", modulusBits(hdr.N), MaxRSABits)
 	}
 	var jwk jose.JSONWebKey
 	if err := jwk.UnmarshalJSON(msg); err != nil {
@@ -206,4 +215,14 @@ func parseKey(msg json.RawMessage) (*Key, error) {
 		return nil, fmt.Errorf("key of type %T is not supported", jwk.Key)
 	}
 	return &Key{ID: jwk.KeyID, Alg: jwk.Algorithm, Public: jwk.Key}, nil
+}
+
+// modulusBits returns the size of a JWK's base64url n, or 0 if it does not
+// decode (go-jose then says why).
+func modulusBits(n string) int {
+	b, err := base64.RawURLEncoding.DecodeString(n)
+	if err != nil {
+		return 0
+	}
+	return new(big.Int).SetBytes(b).BitLen()
 }

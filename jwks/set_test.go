@@ -1,6 +1,7 @@
 package jwks
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -44,12 +45,16 @@ func TestParse(t *testing.T) {
 	oct := `{"kty":"oct","kid":"hmac","k":"c2VjcmV0"}`
 	unknown := `{"kty":"XYZ","kid":"x"}`
 	x25519 := `{"kty":"OKP","crv":"X25519","kid":"x25519","x":"` + b64(make([]byte, 32)) + `"}`
+	n := bytes.Repeat([]byte{0xff}, 8192/8) // no key, but a modulus of 8192 bits
+	bigRSA := `{"kty":"RSA","kid":"big","use":"sig","n":"` + b64(n) + `","e":"AQAB"}`
+	maxRSA := `{"kty":"RSA","kid":"max","use":"sig","n":"` + b64(n[:4096/8]) + `","e":"AQAB"}`
 
 	tests := []struct {
 		name     string
 		doc      []byte
 		wantKIDs []string
 		wantSkip int
+		wantWhy  string // in the reason of the skip
 		wantErr  error
 	}{
 		{name: "every supported kind", doc: doc(jwkJSON(t, rs.JWK()), jwkJSON(t, es.JWK()), jwkJSON(t, es384.JWK()), jwkJSON(t, es512.JWK()), jwkJSON(t, ed.JWK())),
@@ -57,7 +62,11 @@ func TestParse(t *testing.T) {
 		{name: "encryption key skipped", doc: doc(jwkJSON(t, enc), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
 		{name: "symmetric key skipped", doc: doc(oct, jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
 		{name: "unknown type skipped", doc: doc(unknown, x25519, jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 2},
-		{name: "small RSA skipped", doc: doc(jwkJSON(t, jose.JSONWebKey{Key: &small.PublicKey, KeyID: "small", Use: "sig"}), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
+		{name: "small RSA skipped", doc: doc(jwkJSON(t, jose.JSONWebKey{Key: &small.PublicKey, KeyID: "small", Use: "sig"}), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1,
+			wantWhy: "RSA key of 1024 bits, at least 2048 required"},
+		{name: "RSA over 4096 bits skipped", doc: doc(bigRSA, jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1,
+			wantWhy: "RSA key of 8192 bits, at most 4096 supported"},
+		{name: "RSA of 4096 bits kept", doc: doc(maxRSA), wantKIDs: []string{"max"}},
 		{name: "point off the curve skipped", doc: doc(offCurve, jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
 		{name: "private key skipped", doc: doc(jwkJSON(t, private), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
 		{name: "duplicate kid: first kept", doc: doc(jwkJSON(t, es.JWK()), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
@@ -83,6 +92,9 @@ func TestParse(t *testing.T) {
 			}
 			if s.Len() != len(tt.wantKIDs) || len(s.Skipped) != tt.wantSkip {
 				t.Fatalf("%d keys, %d skipped (%v); want %d, %d", s.Len(), len(s.Skipped), s.Skipped, len(tt.wantKIDs), tt.wantSkip)
+			}
+			if tt.wantWhy != "" && !strings.Contains(s.Skipped[0], tt.wantWhy) {
+				t.Errorf("skipped because %q, want %q", s.Skipped[0], tt.wantWhy)
 			}
 			for _, kid := range tt.wantKIDs {
 				if _, ok := s.Lookup(kid); !ok {

@@ -44,7 +44,9 @@ type Config struct {
 	Timeout    time.Duration // per fetch
 
 	// CacheDir, if set, keeps each good set on disk so that a restart during
-	// an IdP outage starts with the last keys.
+	// an IdP outage starts with the last keys. The file is named after Name
+	// and a hash of Name, Issuer, URL and File: a set is never loaded for a
+	// provider whose keys now come from elsewhere.
 	CacheDir string
 
 	Now     func() time.Time
@@ -63,10 +65,10 @@ type FetchResult struct {
 // Status is what /cache/health reports of a provider's keys.
 type Status struct {
 	Name        string
-	URL         string // the JWKS address in use (or the file)
+	URL         string // the JWKS address in use, without query or user info (or the file)
 	Ready       bool
 	Keys        int
-	KeysFetched time.Time // when the set in use was fetched
+	KeysFetched time.Time // when the set in use was last fetched or read, changed or not
 	LastAttempt time.Time
 	LastError   string // of the last attempt; empty if it succeeded
 	Fetches     uint64
@@ -87,8 +89,10 @@ type Source struct {
 	lastTry    time.Time
 	lastErr    error
 	fetches    uint64
+	good       time.Time // of the last successful attempt
 	maxAge     time.Duration
-	body       []byte // of a file source's set in use, to notice an unchanged file
+	body       []byte         // of a file source's set in use, to notice an unchanged file
+	running    sync.WaitGroup // fetches under way, which Run waits for
 }
 
 // inflight is one fetch that callers share.
@@ -148,14 +152,19 @@ func (s *Source) Ready() bool { return s.cur.Load() != nil }
 // ReadyC is closed when the source first has a key set.
 func (s *Source) ReadyC() <-chan struct{} { return s.readyC }
 
-// Run loads the cached set if there is one, then fetches until it succeeds
-// (with jittered exponential backoff) and refreshes on schedule until ctx
-// ends. A failed refresh keeps the set in use.
+// Run loads the cached set if there is one (and no set was seeded), then
+// fetches until it succeeds (with jittered exponential backoff) and
+// refreshes on schedule until ctx ends. A failed refresh keeps the set in
+// use. Run returns once the fetch under way, if any, is over, so that a
+// stopped source writes no cache file after.
 func (s *Source) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.ctx = ctx
 	s.mu.Unlock()
-	s.loadCached()
+	defer s.stopped()
+	if s.cur.Load() == nil {
+		s.loadCached()
+	}
 	failures := 0
 	for {
 		var wait time.Duration
@@ -174,6 +183,38 @@ func (s *Source) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// stopped takes no more fetches and waits for those under way.
+func (s *Source) stopped() {
+	s.mu.Lock()
+	s.ctx = nil
+	s.mu.Unlock()
+	s.running.Wait()
+}
+
+// Seed makes the set in use by old, the source this one replaces, this
+// one's until its own first fetch succeeds: a reload that changes how a
+// provider's keys are fetched keeps serving them through an IdP outage.
+// It does nothing unless old has keys and the same Name and Issuer (keys
+// are never carried over to another issuer), nor if this source has keys.
+// Call it before Run.
+func (s *Source) Seed(old *Source) {
+	if old == nil || old.cfg.Name != s.cfg.Name || old.cfg.Issuer != s.cfg.Issuer {
+		return
+	}
+	set := old.cur.Load()
+	if set == nil || !s.cur.CompareAndSwap(nil, set) {
+		return
+	}
+	old.mu.Lock()
+	good := old.good
+	old.mu.Unlock()
+	s.mu.Lock()
+	s.good = good
+	s.mu.Unlock()
+	close(s.readyC)
+	s.cfg.Logger.Info("jwks: keys of the replaced source kept until the first fetch", "keys", set.Len())
 }
 
 // Refresh asks for a fetch because a token names a kid the set lacks. It
@@ -199,11 +240,18 @@ func (s *Source) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{Name: s.cfg.Name, URL: s.urlLocked(), LastAttempt: s.lastTry, Fetches: s.fetches}
+	if s.cfg.File == "" {
+		st.URL = redact(st.URL)
+	}
 	if s.lastErr != nil {
 		st.LastError = s.lastErr.Error()
 	}
 	if set := s.cur.Load(); set != nil {
+		// An unchanged file keeps its set, whose own time would grow old.
 		st.Ready, st.Keys, st.KeysFetched = true, set.Len(), set.Fetched
+		if s.good.After(set.Fetched) {
+			st.KeysFetched = s.good
+		}
 	}
 	return st
 }
@@ -222,10 +270,10 @@ func (s *Source) startLocked() *inflight {
 	fl := &inflight{done: make(chan struct{})}
 	s.inflight = fl
 	ctx := s.ctx
-	go func() {
+	s.running.Go(func() {
 		fl.err = s.fetch(ctx, fl)
 		close(fl.done)
-	}()
+	})
 	return fl
 }
 

@@ -2,6 +2,7 @@ package jwks
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -71,14 +72,26 @@ func (a *attempts) gaps() []time.Duration {
 // run starts a Source over an in-memory IdP inside the current bubble.
 func run(t *testing.T, idp *issuer.Issuer, cfg Config) (*Source, *attempts) {
 	t.Helper()
+	return runSeeded(t, idp, cfg, nil)
+}
+
+// runSeeded is run with the source seeded from seed before it runs.
+func runSeeded(t *testing.T, idp *issuer.Issuer, cfg Config, seed *Source) (*Source, *attempts) {
+	t.Helper()
 	a := &attempts{}
-	cfg.Name, cfg.Issuer = "test", idp.URL
+	if cfg.Name == "" {
+		cfg.Name = "test"
+	}
+	if cfg.Issuer == "" {
+		cfg.Issuer = idp.URL
+	}
 	if cfg.URL == "" && cfg.File == "" {
 		cfg.URL = idp.JWKSURL()
 	}
 	cfg.Client = &http.Client{Transport: handlerTransport{idp}}
 	cfg.Observe = a.observe
 	s := New(cfg)
+	s.Seed(seed)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
@@ -131,9 +144,15 @@ func TestStartRetriesWithBackoffUntilTheIdPAnswers(t *testing.T) {
 
 func TestFailedRefreshKeepsTheLastGoodSet(t *testing.T) {
 	for _, fault := range []struct {
-		name  string
-		fault issuer.Fault
-	}{{"500", issuer.Fail}, {"hang", issuer.Hang}, {"garbage", issuer.Garbage}, {"empty set", issuer.Empty}} {
+		name    string
+		fault   issuer.Fault
+		wantErr error
+	}{
+		{"500", issuer.Fail, ErrHTTPStatus},
+		{"hang", issuer.Hang, context.DeadlineExceeded},
+		{"garbage", issuer.Garbage, ErrMalformed},
+		{"empty set", issuer.Empty, ErrNoUsableKey},
+	} {
 		t.Run(fault.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				idp := newIdP()
@@ -143,8 +162,8 @@ func TestFailedRefreshKeepsTheLastGoodSet(t *testing.T) {
 				idp.SetFault(fault.fault)
 				time.Sleep(time.Hour + time.Minute)
 				synctest.Wait()
-				if a.count() < 2 || a.last() == nil {
-					t.Fatalf("%d attempts, last error %v: the refresh should have failed", a.count(), a.last())
+				if a.count() < 2 || !errors.Is(a.last(), fault.wantErr) {
+					t.Fatalf("%d attempts, last error %v: the refresh should have failed with %v", a.count(), a.last(), fault.wantErr)
 				}
 				if _, _, ok := s.Key(kid); !ok {
 					t.Fatal("a failed refresh dropped the keys")
@@ -181,6 +200,8 @@ func TestScheduledRefreshPeriod(t *testing.T) {
 		{name: "max-age shortens it", refresh: time.Hour, minimum: 30 * time.Second, maxAge: 300, wantMin: 270 * time.Second, wantMax: 300 * time.Second},
 		{name: "never below the minimum", refresh: time.Hour, minimum: 30 * time.Second, maxAge: 5, wantMin: 30 * time.Second, wantMax: 30 * time.Second},
 		{name: "max-age longer than the period is ignored", refresh: time.Minute, minimum: 30 * time.Second, maxAge: 86400, wantMin: 54 * time.Second, wantMax: time.Minute},
+		// Seconds whose nanoseconds overflow int64 to about 0.29 s.
+		{name: "a huge max-age is ignored", refresh: time.Minute, minimum: 30 * time.Second, maxAge: 18446744074, wantMin: 54 * time.Second, wantMax: time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -435,3 +456,75 @@ func TestHTTPStatusAndBodyLimits(t *testing.T) {
 		}
 	})
 }
+
+// A source that replaces one of the same provider and issuer starts with its
+// keys: ready at once, it serves them through an outage until its own first
+// fetch succeeds.
+func TestSeedKeepsTheReplacedSourcesKeys(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		idp := newIdP()
+		old, _ := run(t, idp, Config{})
+		awaitReady(old)
+		kid := idp.Signing().KID
+		idp.SetFault(issuer.Fail)
+
+		other := New(Config{Name: "test", Issuer: "https://other.test", URL: idp.JWKSURL()})
+		other.Seed(old)
+		if other.Ready() {
+			t.Fatal("keys were carried over to another issuer")
+		}
+
+		next, a := runSeeded(t, idp, Config{Refresh: time.Hour}, old)
+		if !next.Ready() {
+			t.Fatal("the replacing source is not ready at once")
+		}
+		time.Sleep(time.Minute) // its fetches fail
+		synctest.Wait()
+		if _, _, ok := next.Key(kid); !ok || a.count() < 2 || a.last() == nil {
+			t.Fatalf("key kept %v after %d failed fetches", ok, a.count())
+		}
+		if st := next.Status(); !st.Ready || st.LastError == "" || !st.KeysFetched.Equal(old.Status().KeysFetched) {
+			t.Fatalf("status %+v: want ready, the error, and the old keys' time", st)
+		}
+		rotated := issuer.MustSigner("ES256")
+		idp.Publish(rotated)
+		idp.SetFault(issuer.OK)
+		time.Sleep(maxRetry + time.Second)
+		synctest.Wait()
+		if _, _, ok := next.Key(rotated.KID); !ok {
+			t.Fatal("the first good fetch did not replace the seeded set")
+		}
+	})
+}
+
+// Run returns only once its fetch is over, so that a stopped source never
+// publishes or writes its cache file after.
+func TestRunWaitsForItsFetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		idp := newIdP()
+		gate := make(chan struct{})
+		slow := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			<-gate // a fetch that does not heed its context
+			return handlerTransport{idp}.RoundTrip(r.WithContext(context.Background()))
+		})
+		var a attempts
+		s := New(Config{Name: "t", URL: idp.JWKSURL(), Client: &http.Client{Transport: slow}, CacheDir: t.TempDir(), Observe: a.observe})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { s.Run(ctx); close(done) }()
+		time.Sleep(time.Second)
+		cancel()
+		go func() { time.Sleep(time.Second); close(gate) }()
+		<-done
+		if a.count() != 1 {
+			t.Fatal("Run returned with its fetch under way")
+		}
+		if s.Refresh(context.Background()) {
+			t.Fatal("a refresh after Run returned")
+		}
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

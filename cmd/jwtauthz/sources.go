@@ -50,11 +50,15 @@ func newSources() *sources {
 
 // update makes the running set match want: a source whose configuration
 // is unchanged is kept with its keys, a new or changed one is made (and
-// started if the set runs), one no longer wanted is stopped.
+// started if the set runs), one no longer wanted is stopped. A changed
+// source of the same issuer starts with the keys of the one it replaces,
+// which is stopped first: its last fetch is over before its successor,
+// which may use the same cache file, starts.
 func (s *sources) update(want []jwks.Config) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next := map[string]*runningSource{}
+	var fresh []*runningSource
 	for _, c := range want {
 		k := keyOf(c)
 		if r := s.running[c.Name]; r != nil && r.key == k {
@@ -62,14 +66,20 @@ func (s *sources) update(want []jwks.Config) {
 			continue
 		}
 		r := &runningSource{src: jwks.New(c), key: k}
-		if s.ctx != nil {
-			s.startLocked(r)
-		}
+		fresh = append(fresh, r)
 		next[c.Name] = r
 	}
 	for name, r := range s.running {
-		if next[name] != r && r.cancel != nil {
-			r.cancel()
+		if next[name] != r {
+			r.stop()
+		}
+	}
+	for _, r := range fresh {
+		if old := s.running[r.src.Name()]; old != nil {
+			r.src.Seed(old.src) // a no-op for another issuer
+		}
+		if s.ctx != nil {
+			s.startLocked(r)
 		}
 	}
 	s.running = next
@@ -102,10 +112,15 @@ func (s *sources) stop() {
 	rs := slices.Collect(maps.Values(s.running))
 	s.mu.Unlock()
 	for _, r := range rs {
-		if r.cancel != nil {
-			r.cancel()
-			<-r.done
-		}
+		r.stop()
+	}
+}
+
+// stop ends the source, if it runs, and waits for it.
+func (r *runningSource) stop() {
+	if r.cancel != nil {
+		r.cancel()
+		<-r.done
 	}
 }
 

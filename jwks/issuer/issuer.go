@@ -218,7 +218,7 @@ func (i *Issuer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("<html>maintenance</html>"))
 		return
 	case Empty:
-		set.Keys = nil
+		set.Keys = set.Keys[:0] // an empty array, not null
 	}
 	if maxAge > 0 {
 		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", maxAge))
