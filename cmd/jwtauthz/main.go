@@ -12,6 +12,9 @@ import (
 )
 
 func main() {
+	// Until run catches SIGHUP (a reload), one that comes early is ignored
+	// rather than fatal.
+	signal.Ignore(syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
 	stop()

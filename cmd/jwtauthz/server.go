@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,7 +39,8 @@ type app struct {
 	sources  *sources
 	health   *health.Server
 	ready    atomic.Bool // every provider has keys, and not shutting down
-	stopping atomic.Bool
+	readyMu  sync.Mutex  // orders setReady and shutdown
+	stopping atomic.Bool // set under readyMu
 	dev      *devIssuer
 	metrics  *metrics
 	// load reads the configuration again, for reload; nil: no reload.
@@ -259,6 +261,8 @@ func (a *app) watchReady(ctx context.Context) {
 }
 
 func (a *app) setReady(ready bool) {
+	a.readyMu.Lock()
+	defer a.readyMu.Unlock()
 	if a.stopping.Load() || a.ready.Load() == ready {
 		return
 	}
@@ -276,8 +280,10 @@ func (a *app) setReady(ready bool) {
 // shutdown stops serving. delay is false when a listener failed: there is
 // nothing to drain towards.
 func (a *app) shutdown(delay bool) {
+	a.readyMu.Lock()
 	a.stopping.Store(true)
 	a.ready.Store(false)
+	a.readyMu.Unlock()
 	a.health.Shutdown() // NOT_SERVING, and stays so
 	a.log.Info("shutting down", "delay", a.cfg.ShutdownDelay.String(), "timeout", a.cfg.ShutdownTimeout.String())
 	if delay {
