@@ -2,6 +2,7 @@ package authz_test
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -327,4 +328,56 @@ func TestCacheHitAllocatesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	hits(append(managed, "x-auth-tenant"))
+}
+
+// gatedKeys is a key source whose first Key call waits for the test.
+type gatedKeys struct {
+	authz.KeySource
+	once             sync.Once
+	entered, release chan struct{}
+}
+
+func (g *gatedKeys) Key(kid string) (crypto.PublicKey, string, bool) {
+	g.once.Do(func() { close(g.entered); <-g.release })
+	return g.KeySource.Key(kid)
+}
+
+// A verification under the policy a reload replaced does not leave its
+// rejection in the negative cache, which the reload emptied: the new
+// policy may accept the token (here, a provider with the keys that signed
+// it), and would otherwise refuse it from the cache for 30 s.
+func TestRejectionRacingAReloadIsNotRemembered(t *testing.T) {
+	signer := issuer.MustSigner("ES256")
+	idp := issuer.NewServer(signer)
+	t.Cleanup(idp.Close)
+	wrong := issuer.MustSigner("ES256")
+	wrong.KID = signer.KID // another key under the token's kid: bad_signature, which is remembered
+	other := issuer.NewServer(wrong)
+	t.Cleanup(other.Close)
+	gated := &gatedKeys{KeySource: runSource(t, jwks.Config{Name: "old", Issuer: idp.URL, URL: other.JWKSURL()}, true),
+		entered: make(chan struct{}), release: make(chan struct{})}
+	eng, err := authz.New(authz.Config{Providers: []authz.ProviderConfig{{Name: "p", Issuer: idp.URL, Keys: gated}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eng.Close)
+	tok, err := idp.Mint(jwt.MapClaims{"sub": "u", "exp": time.Now().Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &authz.Request{Method: "GET", Host: "h", Path: "/", Headers: authz.MapHeaders{"authorization": "Bearer " + tok}}
+	done := make(chan authz.Decision)
+	go func() { done <- eng.Check(context.Background(), r) }()
+	<-gated.entered
+	right := runSource(t, jwks.Config{Name: "new", Issuer: idp.URL, URL: idp.JWKSURL()}, true)
+	if err := eng.Update([]authz.ProviderConfig{{Name: "p", Issuer: idp.URL, Keys: right}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	close(gated.release)
+	if d := <-done; d.Allow || d.Reason != authz.ReasonBadSignature {
+		t.Fatalf("under the old policy: allow %v, reason %v", d.Allow, d.Reason)
+	}
+	if d := eng.Check(context.Background(), r); !d.Allow {
+		t.Fatalf("after the reload: %v (cached %v)", d.Reason, d.Cached)
+	}
 }

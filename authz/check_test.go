@@ -9,9 +9,11 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc/codes"
 
+	"github.com/jwtauthz/jwtauthz/authz"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
@@ -217,5 +219,25 @@ func TestUnavailableBeforeKeys(t *testing.T) {
 	}
 	if body := deniedBody(t, resp); body["error"] != "temporarily_unavailable" {
 		t.Fatalf("body %v", body)
+	}
+}
+
+// With encode_raw_headers, an HTTP/2 client's cookies may come as several
+// cookie entries of header_map (RFC 9113 §8.2.3 lets a client split
+// them): a token cookie in the second one is found, the entries rejoined
+// with "; ".
+func TestSplitCookiesInHeaderMap(t *testing.T) {
+	e := newEnv(t, nil, withConfig(func(_ *authz.Config, p *authz.ProviderConfig) {
+		p.TokenSources = []authz.TokenSource{{Cookie: "__session"}}
+	}))
+	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+		Method: "GET", Host: "api.example.com", Path: "/v1/things",
+		HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+			{Key: "cookie", RawValue: []byte("theme=dark")},
+			{Key: "cookie", RawValue: []byte("__session=" + e.token(nil))},
+		}},
+	}}}}
+	if resp := e.send(req); codes.Code(resp.Status.Code) != codes.OK {
+		t.Fatalf("status %v: %s", codes.Code(resp.Status.Code), resp.Status.Message)
 	}
 }

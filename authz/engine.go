@@ -259,6 +259,9 @@ func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.K
 	reject := func(r Reason) verdict {
 		if remembered(r) {
 			e.negative.Put(th, rejection{r, now.Add(e.cfg.NegativeTTL).UnixNano()}, now)
+			if e.pol.Load() != pol {
+				e.negative.Remove(th) // a reload came in meanwhile: it may accept the token
+			}
 		}
 		return verdict{reason: r}
 	}

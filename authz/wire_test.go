@@ -39,7 +39,7 @@ func marshal(t testing.TB, m proto.Message) []byte {
 // requestOf is the reference reading of a CheckRequest the wire reader is
 // held to: what the core needs from proto.Unmarshal's message. Envoy sends
 // headers lower-cased in `headers`, or, with encode_raw_headers, in
-// `header_map`, repeats joined with ",".
+// `header_map`, repeats joined with "," (cookies with "; ").
 func requestOf(h *authv3.AttributeContext_HttpRequest) Request {
 	hdrs := h.GetHeaders()
 	if len(hdrs) == 0 && len(h.GetHeaderMap().GetHeaders()) > 0 {
@@ -49,7 +49,9 @@ func requestOf(h *authv3.AttributeContext_HttpRequest) Request {
 			if v == "" {
 				v = string(hv.GetRawValue())
 			}
-			if old, ok := hdrs[k]; ok {
+			if old, ok := hdrs[k]; ok && k == "cookie" {
+				v = old + "; " + v
+			} else if ok {
 				v = old + "," + v
 			}
 			hdrs[k] = v
