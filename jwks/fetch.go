@@ -200,8 +200,13 @@ func (s *Source) discover(ctx context.Context) (string, error) {
 	if doc.Issuer != s.cfg.Issuer {
 		return "", fmt.Errorf("%w: %s names issuer %q, want %q", ErrDiscovery, redact(u), doc.Issuer, s.cfg.Issuer)
 	}
-	if p, err := url.Parse(doc.JWKSURI); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
+	p, err := url.Parse(doc.JWKSURI)
+	if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
 		return "", fmt.Errorf("%w: %s has no usable jwks_uri (%q)", ErrDiscovery, redact(u), doc.JWKSURI)
+	}
+	if p.Scheme == "http" && strings.HasPrefix(u, "https:") {
+		// The keys would come unprotected where the issuer is not.
+		return "", fmt.Errorf("%w: %s names a plain-http jwks_uri (%q) for an https issuer", ErrDiscovery, redact(u), redact(doc.JWKSURI))
 	}
 	return doc.JWKSURI, nil
 }
@@ -318,6 +323,9 @@ func (s *Source) saveCached(body []byte) {
 	tmp, err := os.CreateTemp(filepath.Dir(p), ".jwks-*")
 	if err == nil {
 		_, err = tmp.Write(body)
+		if err == nil {
+			err = tmp.Sync() // renamed only once it is on disk: a crash leaves the old file, not an empty one
+		}
 		if cerr := tmp.Close(); err == nil {
 			err = cerr
 		}

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -362,6 +363,32 @@ func TestDiscovery(t *testing.T) {
 				t.Fatalf("ready with a discovery document for another issuer: %+v", s.Status())
 			}
 		})
+	})
+}
+
+// An https issuer's keys are not fetched over plain http, whatever its
+// discovery document says.
+func TestDiscoveryRefusesAPlainHTTPJWKSURI(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		idp := newIdP()
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/openid-configuration") {
+				w.Write([]byte(`{"issuer":"https://idp.test","jwks_uri":"http://idp.test/jwks.json"}`))
+				return
+			}
+			idp.ServeHTTP(w, r)
+		})
+		s := New(Config{Name: "d", Issuer: "https://idp.test", Client: &http.Client{Transport: handlerTransport{h}}, Refresh: time.Hour})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go s.Run(ctx)
+		time.Sleep(time.Minute)
+		if st := s.Status(); st.Ready || !strings.Contains(st.LastError, "plain-http jwks_uri") {
+			t.Fatalf("%+v", st)
+		}
+		if n := idp.JWKSRequests(); n != 0 {
+			t.Fatalf("%d JWKS requests", n)
+		}
 	})
 }
 
