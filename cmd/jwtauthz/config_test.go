@@ -38,6 +38,20 @@ func load(t *testing.T, args []string, lookup func(string) (string, bool)) (*con
 	return c, err
 }
 
+// checkErr fails the test unless err is what the case wants: an error
+// holding wantErr, or none if wantErr is empty. It reports whether the case
+// is done (it wanted an error).
+func checkErr(t *testing.T, err error, wantErr string) bool {
+	t.Helper()
+	switch {
+	case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
+		t.Fatalf("err = %v, want %q", err, wantErr)
+	case wantErr == "" && err != nil:
+		t.Fatal(err)
+	}
+	return wantErr != ""
+}
+
 func TestPrecedence(t *testing.T) {
 	file := writeFile(t, "issuer: https://file.example.com\ncache_ttl: 1m\nclock_skew: 10s\naudiences: [file]\njwks_refresh: 3h\n")
 	c, err := load(t,
@@ -225,14 +239,8 @@ func TestClerkPreset(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := load(t, tt.args, envOf(tt.env...))
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
+			if checkErr(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			ps := c.providers()
 			if len(ps) != 1 || ps[0].Name != "clerk" {

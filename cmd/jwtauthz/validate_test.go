@@ -33,17 +33,7 @@ func TestTopLevelAudiencesNeedTheIssuer(t *testing.T) {
 			if tt.file != "" {
 				args = append(args, "--config", writeFile(t, tt.file))
 			}
-			var out bytes.Buffer
-			code := run(context.Background(), append([]string{"serve", "--check-config"}, args...), envOf(tt.env...), &out, &out)
-			if tt.wantErr == "" {
-				if code != exitOK {
-					t.Fatalf("exit %d: %s", code, out.String())
-				}
-				return
-			}
-			if code != exitError || !strings.Contains(out.String(), tt.wantErr) {
-				t.Fatalf("exit %d, output %q; want 1 and %q", code, out.String(), tt.wantErr)
-			}
+			checkConfig(t, args, tt.env, tt.wantErr)
 		})
 	}
 }
@@ -83,14 +73,8 @@ func TestEmptyEnvironmentVariable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, _, err := loadConfig("serve", []string{"--config", file}, envOf(tt.env...), io.Discard, defaults())
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
+			if checkErr(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !tt.check(c) {
 				t.Fatalf("config %+v", c)
@@ -126,18 +110,7 @@ func TestForwardTokenFalseWithAQuerySource(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"serve", "--check-config", "--config", writeFile(t, tt.file)}, tt.args...)
-			var out bytes.Buffer
-			code := run(context.Background(), args, envOf(tt.env...), &out, &out)
-			if tt.wantErr == "" {
-				if code != exitOK {
-					t.Fatalf("exit %d: %s", code, out.String())
-				}
-				return
-			}
-			if code != exitError || !strings.Contains(out.String(), tt.wantErr) {
-				t.Fatalf("exit %d, output %q; want 1 and %q", code, out.String(), tt.wantErr)
-			}
+			checkConfig(t, append([]string{"--config", writeFile(t, tt.file)}, tt.args...), tt.env, tt.wantErr)
 		})
 	}
 	t.Run("HTTP listener off by an empty variable", func(t *testing.T) {
@@ -161,5 +134,19 @@ func TestEmptyAudience(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// checkConfig runs serve --check-config with args and the variables env
+// names, and wants exit 0, or exit 1 and wantErr in the output.
+func checkConfig(t *testing.T, args, env []string, wantErr string) {
+	t.Helper()
+	var out bytes.Buffer
+	code := run(context.Background(), append([]string{"serve", "--check-config"}, args...), envOf(env...), &out, &out)
+	switch {
+	case wantErr == "" && code != exitOK:
+		t.Fatalf("exit %d: %s", code, out.String())
+	case wantErr != "" && (code != exitError || !strings.Contains(out.String(), wantErr)):
+		t.Fatalf("exit %d, output %q; want 1 and %q", code, out.String(), wantErr)
 	}
 }
