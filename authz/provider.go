@@ -123,8 +123,8 @@ func (p *provider) keyIndex(kid string, key crypto.PublicKey) (uint16, bool) {
 	}
 	i := uint16(len(used))
 	p.kidNum[kid] = i
-	used = append(used[:len(used):len(used)], usedKey{kid, key}) // readers keep the old slice
-	p.used.Store(&used)
+	next := append(used[:len(used):len(used)], usedKey{kid, key}) // readers keep the old slice
+	p.used.Store(&next)
 	return i, true
 }
 
