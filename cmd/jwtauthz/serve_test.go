@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -139,5 +141,23 @@ func TestServeHasNoDevIssuer(t *testing.T) {
 	a := startApp(t, true, "--issuer", idp.URL)
 	if code, _, _ := get(t, a.adminURL()+"/dev/token"); code != 404 {
 		t.Fatalf("/dev/token under serve: %d", code)
+	}
+}
+
+// The gRPC Unix socket is for its owner and group alone, whatever the
+// umask: Envoy in jwtauthz's group (or the pod's fsGroup) may connect.
+func TestUnixSocketMode(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "grpc.sock")
+	l, err := listen("unix://" + p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := fi.Mode(); m&os.ModeSocket == 0 || m.Perm() != 0o660 {
+		t.Fatalf("mode %v, want a socket with 0660", m)
 	}
 }

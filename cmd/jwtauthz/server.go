@@ -183,7 +183,19 @@ func listen(addr string) (net.Listener, error) {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
-		return net.Listen("unix", p)
+		l, err := net.Listen("unix", p)
+		if err != nil {
+			return nil, err
+		}
+		// Connecting takes write permission on the socket: its owner and
+		// group may (an Envoy in jwtauthz's group, or in the pod's
+		// fsGroup, which owns an emptyDir and what is made in it), others
+		// may not, whatever the umask.
+		if err := os.Chmod(p, 0o660); err != nil {
+			l.Close()
+			return nil, err
+		}
+		return l, nil
 	}
 	return net.Listen("tcp", addr)
 }
