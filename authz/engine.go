@@ -148,7 +148,7 @@ func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.T
 		return deny(ReasonTooLarge)
 	}
 	th := cache.Hash(tok)
-	if g, ok := e.tokens.Get(th, now); ok && g.usable() {
+	if g, ok := e.tokens.GetIf(th, now, pol.holds); ok {
 		d := pol.authorize(ru, g, src, r)
 		d.Cached = true
 		return d
@@ -166,13 +166,25 @@ func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.T
 // not make every caller's request escape to the heap.
 func (e *Engine) decideShared(ctx context.Context, pol *policy, ru *rule, r Request, tok string, th cache.Key, src *TokenSource, now time.Time) Decision {
 	k := dedupKey(pol.gen, &r, th)
+	var own Decision
+	ran := false
 	d, hit, err := e.dedup.Do(ctx, k, now, func() Decision {
-		return e.decideToken(ctx, pol, ru, &r, tok, th, src, now)
+		own, ran = e.decideToken(ctx, pol, ru, &r, tok, th, src, now), true
+		shared := own
+		shared.Cookie, shared.CookieSet, shared.RemoveQuery = "", false, nil // the request's own: not kept
+		return shared
 	})
+	if err == nil && !hit {
+		if ran {
+			d = own
+		} else {
+			hit = true // remembered between the dedup's Get and its run
+		}
+	}
 	switch {
 	case err != nil:
 		return deny(ReasonUnavailable) // the caller gave up waiting for its twin
-	case hit && d.grant != nil && !d.grant.usable():
+	case hit && d.grant != nil && !pol.holds(d.grant):
 		d = e.decideToken(ctx, pol, ru, &r, tok, th, src, now)
 	case hit && d.grant != nil:
 		// The twin's grant, this request's answer: what it rewrites (its
@@ -226,7 +238,7 @@ func (e *Engine) grant(ctx context.Context, pol *policy, tok string, th cache.Ke
 		return verdict{reason: r.reason, cached: true}
 	}
 	v, _, err := e.verifying.Do(ctx, th, func() verdict {
-		if g, ok := e.tokens.Peek(th, now); ok && g.usable() {
+		if g, ok := e.tokens.Peek(th, now); ok && pol.holds(g) {
 			return verdict{g: g, cached: true} // verified between our Get and Do
 		}
 		return e.verify(ctx, pol, tok, th, now)
@@ -234,7 +246,22 @@ func (e *Engine) grant(ctx context.Context, pol *policy, tok string, th cache.Ke
 	if err != nil {
 		return verdict{reason: ReasonUnavailable}
 	}
+	if v.g != nil && !pol.holds(v.g) {
+		return e.verify(ctx, pol, tok, th, now) // the run we shared decided under another policy
+	}
 	return v
+}
+
+// holds reports whether g still counts under pol: its provider is one of
+// pol's, is still the one pol routes the token's iss to, and g is usable.
+func (pol *policy) holds(g *Grant) bool {
+	if _, ok := pol.remove[g.p]; !ok {
+		return false
+	}
+	if g.p.cfg.AnyIssuer && pol.byIssuer[g.issuer()] != nil {
+		return false
+	}
+	return g.usable()
 }
 
 // usable reports whether a cached grant still counts: its provider was not

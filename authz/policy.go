@@ -242,7 +242,11 @@ func (g *Grant) subject() string {
 // newGrant keeps what the policy needs of verified claims; the grant lasts
 // until the token's exp, or until limit if that is sooner.
 func (pol *policy) newGrant(p *provider, h header, c *claims, tok string, limit time.Time) *Grant {
-	g := &Grant{p: p, until: min(c.ExpiresAt.UnixNano(), limit.UnixNano())}
+	until := limit.UnixNano()
+	if c.ExpiresAt.Before(limit) { // compared as times: exp past 2262 overflows UnixNano
+		until = c.ExpiresAt.UnixNano()
+	}
+	g := &Grant{p: p, until: until}
 	var x grantExtra
 	kid, inTable := p.keyIndex(h.KID, c.key)
 	g.kid = kid

@@ -101,8 +101,9 @@ func (s Stats) HitRate() float64 {
 	return 0
 }
 
-// NewLRU returns a cache of at most capacity entries, split into shards
-// (rounded up to a power of two; 0 picks a default).
+// NewLRU returns a cache of capacity entries, split into shards (rounded
+// up to a power of two; 0 picks a default) of equal size: capacity is
+// rounded up to a multiple of their number, and Stats says how many.
 func NewLRU[V Expiring](capacity, shards int) *LRU[V] {
 	if capacity < 1 {
 		capacity = 1
@@ -114,9 +115,8 @@ func NewLRU[V Expiring](capacity, shards int) *LRU[V] {
 	for n < shards && n*2 <= capacity {
 		n *= 2
 	}
-	c := &LRU[V]{shards: make([]shard[V], n), mask: uint64(n - 1), capacity: capacity}
 	per := (capacity + n - 1) / n
-	c.per = per
+	c := &LRU[V]{shards: make([]shard[V], n), mask: uint64(n - 1), capacity: per * n, per: per}
 	for i := range c.shards {
 		c.shards[i].lru = newShardLRU[V](per)
 	}
@@ -141,6 +141,24 @@ func (c *LRU[V]) shard(k Key) *shard[V] {
 func (c *LRU[V]) Get(k Key, now time.Time) (V, bool) {
 	s := c.shard(k)
 	v, ok := c.peek(s, k, now)
+	if ok {
+		s.hits.Add(1)
+	} else {
+		s.misses.Add(1)
+	}
+	return v, ok
+}
+
+// GetIf is Get for a value that also has to pass keep: one that does not
+// is dropped and counted as a miss.
+func (c *LRU[V]) GetIf(k Key, now time.Time, keep func(V) bool) (V, bool) {
+	s := c.shard(k)
+	v, ok := c.peek(s, k, now)
+	if ok && !keep(v) {
+		c.Remove(k)
+		var zero V
+		v, ok = zero, false
+	}
 	if ok {
 		s.hits.Add(1)
 	} else {

@@ -255,3 +255,15 @@ func TestLRUMemoryAfterChurn(t *testing.T) {
 	}
 	runtime.KeepAlive(c)
 }
+
+// Capacity is what the shards hold in all: 3 entries over 2 shards of 2 is
+// a capacity of 4, and Size never exceeds it.
+func TestCapacityIsWhatTheShardsHold(t *testing.T) {
+	c := NewLRU[val](3, 16)
+	for i := range 1000 {
+		c.Put(key(i), val{s: "x"}, t0)
+	}
+	if st := c.Stats(); st.Size > st.Capacity || st.Capacity != 4 {
+		t.Fatalf("Size %d, Capacity %d: want 4 and 4", st.Size, st.Capacity)
+	}
+}

@@ -1,0 +1,174 @@
+package authz_test
+
+import (
+	"context"
+	"crypto"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/jwks/issuer"
+)
+
+// staticKeys is a KeySource whose set the test swaps by hand.
+type staticKeys struct {
+	mu   sync.Mutex
+	keys map[string]crypto.PublicKey
+}
+
+func newStaticKeys(ss ...*issuer.Signer) *staticKeys {
+	k := &staticKeys{}
+	k.set(ss...)
+	return k
+}
+
+func (k *staticKeys) set(ss ...*issuer.Signer) {
+	m := map[string]crypto.PublicKey{}
+	for _, s := range ss {
+		m[s.KID] = s.Private.Public()
+	}
+	k.mu.Lock()
+	k.keys = m
+	k.mu.Unlock()
+}
+
+func (k *staticKeys) Key(kid string) (crypto.PublicKey, string, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	p, ok := k.keys[kid]
+	return p, "", ok
+}
+func (k *staticKeys) Ready() bool                  { return true }
+func (k *staticKeys) Refresh(context.Context) bool { return false }
+
+func bearerRequest(tok string) *authz.Request {
+	return &authz.Request{Method: "GET", Host: "api.example.com", Path: "/v1/things",
+		Headers: authz.MapHeaders{"authorization": "Bearer " + tok}}
+}
+
+// An AnyIssuer provider's grant for a token whose iss a reload gives to a
+// provider of its own ends: a fresh check sends that iss to the new
+// provider, whose keys decide.
+func TestAnyIssuerGrantEndsWhenItsIssuerGetsAProvider(t *testing.T) {
+	clk := newClock()
+	sa, sb := issuer.MustSigner("ES256"), issuer.MustSigner("ES256")
+	a := authz.ProviderConfig{Name: "clerk", AnyIssuer: true, Keys: newStaticKeys(sa)}
+	b := authz.ProviderConfig{Name: "corp", Issuer: "https://corp.example", Keys: newStaticKeys(sb)}
+	e, err := authz.New(authz.Config{Now: clk.Now, Providers: []authz.ProviderConfig{a}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	now := clk.Now()
+	tok, _ := sa.Sign(jwt.MapClaims{"iss": "https://corp.example", "sub": "mallory", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+	if d := e.Check(t.Context(), bearerRequest(tok)); !d.Allow {
+		t.Fatalf("before the reload: %v", d.Reason)
+	}
+	if err := e.Update([]authz.ProviderConfig{a, b}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.Check(t.Context(), bearerRequest(tok)); d.Allow || d.Cached {
+		t.Fatalf("after the reload: allow %v, cached %v (%v)", d.Allow, d.Cached, d.Reason)
+	}
+}
+
+// exp = 9999999999 (a common "never expires", in 2286) overflows
+// UnixNano: the grant is still cached, until the cache TTL.
+func TestFarExpIsCached(t *testing.T) {
+	clk := newClock()
+	s := issuer.MustSigner("ES256")
+	e, err := authz.New(authz.Config{Now: clk.Now, Providers: []authz.ProviderConfig{{Name: "p", Issuer: "https://p", Keys: newStaticKeys(s)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	tok, _ := s.Sign(jwt.MapClaims{"iss": "https://p", "sub": "svc", "iat": clk.Now().Unix(), "exp": int64(9999999999)})
+	for range 3 {
+		if d := e.Check(t.Context(), bearerRequest(tok)); !d.Allow {
+			t.Fatal(d.Reason)
+		}
+	}
+	if n := e.Stats().Verified; n != 1 {
+		t.Fatalf("verified %d times in 3 checks, want 1", n)
+	}
+	clk.Add(authz.DefaultCacheTTL + time.Second)
+	if d := e.Check(t.Context(), bearerRequest(tok)); !d.Allow || d.Cached {
+		t.Fatalf("past the cache TTL: allow %v, cached %v", d.Allow, d.Cached)
+	}
+}
+
+// A cached grant whose key was withdrawn is a miss, not a hit, and leaves
+// the cache.
+func TestUnusableGrantIsAMiss(t *testing.T) {
+	clk := newClock()
+	s1, s2 := issuer.MustSigner("ES256"), issuer.MustSigner("ES256")
+	ks := newStaticKeys(s1)
+	e, err := authz.New(authz.Config{Now: clk.Now, Providers: []authz.ProviderConfig{{Name: "p", Issuer: "https://p", Keys: ks}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	tok, _ := s1.Sign(jwt.MapClaims{"iss": "https://p", "sub": "u", "iat": clk.Now().Unix(), "exp": clk.Now().Add(time.Hour).Unix()})
+	e.Check(t.Context(), bearerRequest(tok))
+	ks.set(s2) // s1 withdrawn
+	for range 5 {
+		if d := e.Check(t.Context(), bearerRequest(tok)); d.Allow || d.Cached {
+			t.Fatalf("allow %v, cached %v", d.Allow, d.Cached)
+		}
+	}
+	if st := e.Stats().Tokens; st.Hits != 0 || st.Size != 0 {
+		t.Fatalf("%d hits, %d entries after 5 denied checks, want none", st.Hits, st.Size)
+	}
+}
+
+// Checks racing reloads that rebuild the provider (so its grants end): a
+// token valid under both configurations is never denied. (The policy was
+// swapped before the old provider was retired, and a grant of the old one
+// was denied wrong_issuer instead of verified again.)
+func TestReloadsDoNotDenyAValidToken(t *testing.T) {
+	clk := newClock()
+	s := issuer.MustSigner("ES256")
+	pa := authz.ProviderConfig{Name: "p", Issuer: "https://p", Keys: newStaticKeys(s)}
+	pb := pa
+	pb.Audiences = []string{"api"}
+	e, err := authz.New(authz.Config{Now: clk.Now, Providers: []authz.ProviderConfig{pa}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	tok, _ := s.Sign(jwt.MapClaims{"iss": "https://p", "aud": "api", "sub": "u", "iat": clk.Now().Unix(), "exp": clk.Now().Add(time.Hour).Unix()})
+	stop := make(chan struct{})
+	var reloader, checkers sync.WaitGroup
+	reloader.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			e.Update([]authz.ProviderConfig{[]authz.ProviderConfig{pa, pb}[i%2]}, nil)
+		}
+	})
+	var mu sync.Mutex
+	denied := map[authz.Reason]int{}
+	for range 2 {
+		checkers.Go(func() {
+			for range 5000 {
+				if d := e.Check(context.Background(), bearerRequest(tok)); !d.Allow {
+					mu.Lock()
+					denied[d.Reason]++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	checkers.Wait()
+	close(stop)
+	reloader.Wait()
+	if len(denied) > 0 {
+		t.Fatalf("a valid token denied during reloads: %v", denied)
+	}
+}
