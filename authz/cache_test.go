@@ -237,6 +237,40 @@ func TestUpdateThatReadsMoreClaimsVerifiesAgain(t *testing.T) {
 	}
 }
 
+// A new key under the kid of the old one: the first token it signed fails
+// with the old key, refreshes the set (as an unknown kid does) and passes.
+// Forgeries under that kid then cost the IdP nothing more: the refresh is
+// cooled down.
+func TestNewKeyUnderTheSameKIDIsFetched(t *testing.T) {
+	signer := func() *issuer.Signer {
+		s := issuer.MustSigner("ES256")
+		s.KID = "1"
+		return s
+	}
+	e := newEnv(t, []*issuer.Signer{signer()})
+	e.idp.Publish(signer())
+	before := e.idp.JWKSRequests()
+	if d := e.decide("Bearer "+e.token(nil), ""); !d.Allow {
+		t.Fatalf("a token of the new key: %v", d.Reason)
+	}
+	if n := e.idp.JWKSRequests() - before; n != 1 {
+		t.Fatalf("%d JWKS requests, want 1", n)
+	}
+	forger := signer()
+	for i := range 100 {
+		tok, err := forger.Sign(jwt.MapClaims{"iss": e.idp.URL, "sub": fmt.Sprint("f", i), "iat": e.clock.Now().Unix(), "exp": e.clock.Now().Add(time.Hour).Unix()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := e.decide("Bearer "+tok, ""); d.Allow || d.Reason != authz.ReasonBadSignature {
+			t.Fatalf("forgery %d: allow %v, reason %v", i, d.Allow, d.Reason)
+		}
+	}
+	if n := e.idp.JWKSRequests() - before; n != 1 {
+		t.Fatalf("%d JWKS requests after 100 forgeries, want still 1", n)
+	}
+}
+
 func TestJWKSRequestsPerChecks(t *testing.T) {
 	e := newEnv(t, nil)
 	toks := make([]string, 1000)

@@ -242,7 +242,11 @@ func (p *provider) verify(ctx context.Context, tok string, h header) (*claims, e
 		return nil, fmt.Errorf("%w: signature: %w", jwt.ErrTokenMalformed, err)
 	}
 	if err := method.Verify(tok[:dot], sig, key); err != nil {
-		return nil, fmt.Errorf("%w: %w", jwt.ErrTokenSignatureInvalid, err)
+		// The IdP may have put a new key under the token's kid: its new
+		// tokens fail with the old key, as a forgery does.
+		if key = p.replacedKey(ctx, h, key); key == nil || method.Verify(tok[:dot], sig, key) != nil {
+			return nil, fmt.Errorf("%w: %w", jwt.ErrTokenSignatureInvalid, err)
+		}
 	}
 	c.key = key
 	if err := p.validator.Validate(c); err != nil {
@@ -252,6 +256,20 @@ func (p *provider) verify(ctx context.Context, tok string, h header) (*claims, e
 		return nil, errWrongParty
 	}
 	return c, nil
+}
+
+// replacedKey refreshes the key set as for an unknown kid (cooled down,
+// no longer than refreshContext(ctx) allows) and returns the key the
+// token's kid names now if it is another than old, else nil.
+func (p *provider) replacedKey(ctx context.Context, h header, old any) any {
+	wctx, cancel := refreshContext(ctx)
+	p.keys.Refresh(wctx)
+	cancel()
+	key, alg, ok := p.keys.Key(h.KID)
+	if !ok || sameKey(key, old) || alg != "" && alg != h.Alg {
+		return nil
+	}
+	return key
 }
 
 // key finds the key that should have signed the token: by kid in the
