@@ -36,8 +36,10 @@ type Config struct {
 	MaxTokenSize      int // larger tokens are refused before any parsing or hashing
 
 	Now func() time.Time
-	// Observe, if set, is called after every check (metrics, decision logs).
-	// It gets copies, so that the check allocates nothing for it.
+	// Observe, if set, is called after every check (metrics, decision logs),
+	// before the check returns. The Request's strings and Headers may point
+	// into the request's buffer, which is reused once the check returns:
+	// copy what is kept beyond the call.
 	Observe func(Observation)
 	Logger  *slog.Logger
 }

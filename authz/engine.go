@@ -7,7 +7,9 @@ package authz
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 type Engine struct {
 	cfg       Config
 	pol       atomic.Pointer[policy]
+	updating  sync.Mutex
 	gen       atomic.Uint64
 	tokens    *cache.LRU[*Grant]
 	negative  *cache.LRU[rejection]
@@ -64,6 +67,8 @@ func Validate(cfg Config) error {
 // since a new provider may accept what the old policy refused. On error the
 // running policy stays.
 func (e *Engine) Update(providers []ProviderConfig, rules []RuleConfig) error {
+	e.updating.Lock() // one reload at a time: each builds on the policy before it
+	defer e.updating.Unlock()
 	cfg := e.cfg
 	cfg.Providers, cfg.Rules = providers, rules
 	pol, err := newPolicy(&cfg, e.pol.Load(), e.gen.Add(1), cfg.Now)
@@ -201,7 +206,7 @@ func (e *Engine) decideShared(ctx context.Context, pol *policy, ru *rule, r Requ
 // the route and the policy. An id alone never selects a decision.
 func dedupKey(gen uint64, r *Request, th cache.Key) cache.Key {
 	var buf [512]byte
-	b := append(buf[:0], byte(gen), byte(gen>>8), byte(gen>>16), byte(gen>>24))
+	b := binary.LittleEndian.AppendUint64(buf[:0], gen)
 	b = append(b, th[:]...)
 	for _, s := range [...]string{r.RequestID, r.Method, r.Host, r.Path} {
 		n := len(s)
