@@ -109,6 +109,12 @@ func runSource(t testing.TB, cfg jwks.Config, wait bool) *jwks.Source {
 	case <-time.After(10 * time.Second):
 		t.Fatal("key source never became ready")
 	}
+	// ReadyC closes as the first set is published, a moment before that
+	// fetch stops taking joiners: wait until it is over, so that a test's
+	// Refresh makes a fetch of its own instead of joining it.
+	for src.Status().Fetches == 0 {
+		time.Sleep(time.Millisecond)
+	}
 	return src
 }
 
