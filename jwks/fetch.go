@@ -301,6 +301,15 @@ func (s *Source) loadCached() {
 	if err == nil {
 		fi, err = os.Stat(p)
 	}
+	if err == nil {
+		switch age := s.cfg.Now().Sub(fi.ModTime()); {
+		case fi.Mode().Perm()&0o022 != 0:
+			// jwtauthz writes it 0600: someone else changed it.
+			err = fmt.Errorf("writable by others than its owner (mode %v)", fi.Mode().Perm())
+		case age > s.cfg.CacheMaxAge:
+			err = fmt.Errorf("saved %v ago, longer than the %v allowed", age.Round(time.Second), s.cfg.CacheMaxAge)
+		}
+	}
 	var set *Set
 	if err == nil {
 		set, err = Parse(body, fi.ModTime())

@@ -128,6 +128,57 @@ func TestCacheFileIsNotSharedWithAnotherSource(t *testing.T) {
 	}
 }
 
+// A saved set is not loaded when it is older than CacheMaxAge (the IdP may
+// have withdrawn its keys long ago), nor when others than its owner may
+// write it (jwtauthz writes it 0600).
+func TestCacheFileTooOldOrWritableIsNotLoaded(t *testing.T) {
+	tests := []struct {
+		name  string
+		touch func(t *testing.T, path string)
+		want  bool
+	}{
+		{name: "a day old", touch: func(t *testing.T, p string) { age(t, p, 24*time.Hour) }, want: true},
+		{name: "older than the max age", touch: func(t *testing.T, p string) { age(t, p, DefaultCacheMaxAge+time.Hour) }},
+		{name: "group-writable", touch: func(t *testing.T, p string) {
+			if err := os.Chmod(p, 0o620); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				idp := newIdP()
+				dir := t.TempDir()
+				first, _ := run(t, idp, Config{Name: "a", CacheDir: dir})
+				awaitReady(first)
+				synctest.Wait() // the save is done
+				files, err := filepath.Glob(filepath.Join(dir, "*.jwks.json"))
+				if err != nil || len(files) != 1 {
+					t.Fatalf("cache files %v (%v)", files, err)
+				}
+				tt.touch(t, files[0])
+				idp.SetFault(issuer.Fail)
+				second, _ := run(t, idp, Config{Name: "a", CacheDir: dir})
+				synctest.Wait()
+				if second.Ready() != tt.want {
+					t.Fatalf("ready %v from the cache dir, want %v", second.Ready(), tt.want)
+				}
+			})
+		})
+	}
+}
+
+// age sets the times of the file at p to d before now (the bubble's clock,
+// which the sources read).
+func age(t *testing.T, p string, d time.Duration) {
+	t.Helper()
+	at := time.Now().Add(-d)
+	if err := os.Chtimes(p, at, at); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestCacheFileName(t *testing.T) {
 	long := strings.Repeat("x", 300)
 	s := New(Config{Name: long + "/../..", CacheDir: "/c"})

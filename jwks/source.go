@@ -18,6 +18,8 @@ const (
 	DefaultRefresh    = 2 * time.Hour
 	DefaultMinRefresh = 30 * time.Second
 	DefaultTimeout    = 5 * time.Second
+	// DefaultCacheMaxAge bounds the age of a saved set loaded at start.
+	DefaultCacheMaxAge = 7 * 24 * time.Hour
 	// FilePoll is how often a key file is looked at for changes.
 	FilePoll = 5 * time.Second
 
@@ -48,6 +50,9 @@ type Config struct {
 	// and a hash of Name, Issuer, URL and File: a set is never loaded for a
 	// provider whose keys now come from elsewhere.
 	CacheDir string
+	// CacheMaxAge is the age past which a saved set is not loaded: keys the
+	// IdP may have withdrawn long ago (DefaultCacheMaxAge if 0).
+	CacheMaxAge time.Duration
 
 	Now     func() time.Time
 	Logger  *slog.Logger
@@ -112,6 +117,9 @@ func New(cfg Config) *Source {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.CacheMaxAge <= 0 {
+		cfg.CacheMaxAge = DefaultCacheMaxAge
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

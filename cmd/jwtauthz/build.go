@@ -59,7 +59,7 @@ func (c *config) jwksConfig(p providerConfig, client *http.Client, log *slog.Log
 	return jwks.Config{
 		Name: p.Name, Issuer: p.Issuer, URL: p.JWKSURL, File: p.JWKSFile, Header: h, Client: client,
 		Refresh: c.JWKSRefresh, MinRefresh: c.JWKSMinRefresh, Timeout: c.JWKSTimeout,
-		CacheDir: c.JWKSCacheDir, Logger: log, Observe: observe,
+		CacheDir: c.JWKSCacheDir, CacheMaxAge: c.JWKSCacheMaxAge, Logger: log, Observe: observe,
 	}
 }
 

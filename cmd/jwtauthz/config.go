@@ -33,11 +33,12 @@ type config struct {
 	NegativeCacheSize int           `yaml:"negative_cache_size"`
 	MaxTokenSize      int           `yaml:"max_token_size"`
 
-	JWKSRefresh    time.Duration `yaml:"jwks_refresh"`
-	JWKSMinRefresh time.Duration `yaml:"jwks_min_refresh"`
-	JWKSTimeout    time.Duration `yaml:"jwks_timeout"`
-	JWKSCacheDir   string        `yaml:"jwks_cache_dir"`
-	JWKSCA         string        `yaml:"jwks_ca"`
+	JWKSRefresh     time.Duration `yaml:"jwks_refresh"`
+	JWKSMinRefresh  time.Duration `yaml:"jwks_min_refresh"`
+	JWKSTimeout     time.Duration `yaml:"jwks_timeout"`
+	JWKSCacheDir    string        `yaml:"jwks_cache_dir"`
+	JWKSCacheMaxAge time.Duration `yaml:"jwks_cache_max_age"`
+	JWKSCA          string        `yaml:"jwks_ca"`
 
 	LogLevel  string `yaml:"log_level"`
 	LogFormat string `yaml:"log_format"`
@@ -95,6 +96,7 @@ func defaults() *config {
 		JWKSRefresh:       2 * time.Hour,
 		JWKSMinRefresh:    30 * time.Second,
 		JWKSTimeout:       5 * time.Second,
+		JWKSCacheMaxAge:   7 * 24 * time.Hour,
 		LogLevel:          "info",
 		LogFormat:         "json",
 		ShutdownDelay:     5 * time.Second,
@@ -199,6 +201,7 @@ var settings = []setting{
 	dur("jwks-min-refresh", "floor under the IdP's max-age, and the cooldown between unknown-kid refreshes", func(c *config) *time.Duration { return &c.JWKSMinRefresh }),
 	dur("jwks-timeout", "timeout of one JWKS or discovery fetch", func(c *config) *time.Duration { return &c.JWKSTimeout }),
 	str("jwks-cache-dir", "keep each good key set here, to start with it during an IdP outage", func(c *config) *string { return &c.JWKSCacheDir }),
+	dur("jwks-cache-max-age", "a saved key set older than this is not loaded at start", func(c *config) *time.Duration { return &c.JWKSCacheMaxAge }),
 	str("jwks-ca", "PEM file of CAs for the IdP's certificate, instead of the system roots", func(c *config) *string { return &c.JWKSCA }),
 	str("tls-cert", "PEM certificate (chain) for the gRPC and HTTP listeners; re-read when it changes", func(c *config) *string { return &c.TLSCert }),
 	str("tls-key", "PEM private key of --tls-cert", func(c *config) *string { return &c.TLSKey }),

@@ -25,7 +25,7 @@ func (c *config) validate() error {
 	}
 	for key, d := range map[string]time.Duration{
 		"cache_ttl": c.CacheTTL, "jwks_refresh": c.JWKSRefresh, "jwks_min_refresh": c.JWKSMinRefresh,
-		"jwks_timeout": c.JWKSTimeout, "shutdown_timeout": c.ShutdownTimeout,
+		"jwks_timeout": c.JWKSTimeout, "shutdown_timeout": c.ShutdownTimeout, "jwks_cache_max_age": c.JWKSCacheMaxAge,
 	} {
 		if d <= 0 {
 			bad(key, "must be positive, got %v", d)
