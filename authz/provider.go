@@ -85,7 +85,7 @@ type provider struct {
 	headers      []string    // every header this provider sets on an allow
 	retired      atomic.Bool // replaced by a reload
 
-	// keys numbers the keys that verified tokens, each as the kid and the
+	// used numbers the keys that verified tokens, each as the kid and the
 	// key it named then, so that a grant keeps two bytes, not a string and
 	// a key. Only keys of the key set get here, so it stays small; it is
 	// never shrunk, and past maxKids a grant keeps its own. A kid whose key
