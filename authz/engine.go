@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,18 +74,12 @@ func (e *Engine) Update(providers []ProviderConfig, rules []RuleConfig) error {
 	if err != nil {
 		return err
 	}
-	old := e.pol.Swap(pol)
-	if old != nil {
-		for _, p := range old.providers {
-			if !slices.Contains(pol.providers, p) {
-				p.retired.Store(true) // its cached grants no longer count
-			}
-		}
-		if !old.captures(pol) {
-			// The rules read scopes or claims that the cached grants did
-			// not keep: verify every token again.
-			e.tokens.Close()
-		}
+	// The cached grants of a provider pol does not have no longer count
+	// (holds).
+	if old := e.pol.Swap(pol); old != nil && !old.captures(pol) {
+		// The rules read scopes or claims that the cached grants did not
+		// keep: verify every token again.
+		e.tokens.Close()
 	}
 	e.negative.Close()
 	return nil
@@ -258,23 +251,15 @@ func (e *Engine) grant(ctx context.Context, pol *policy, tok string, th cache.Ke
 }
 
 // holds reports whether g still counts under pol: its provider is one of
-// pol's, is still the one pol routes the token's iss to, and g is usable.
+// pol's (a reload that replaced it ends its grants), pol still routes the
+// token's iss to it, and the key that verified the token is still in the
+// provider's current set under its kid (a key withdrawn by the IdP, or
+// replaced under the same kid, ends its grants).
 func (pol *policy) holds(g *Grant) bool {
 	if _, ok := pol.remove[g.p]; !ok {
 		return false
 	}
 	if g.p.cfg.AnyIssuer && pol.byIssuer[g.issuer()] != nil {
-		return false
-	}
-	return g.usable()
-}
-
-// usable reports whether a cached grant still counts: its provider was not
-// replaced by a reload, and the key that verified the token is still in the
-// provider's current set under its kid (a key withdrawn by the IdP, or
-// replaced under the same kid, ends its grants).
-func (g *Grant) usable() bool {
-	if g.p.retired.Load() {
 		return false
 	}
 	var k *usedKey

@@ -82,8 +82,7 @@ type provider struct {
 	algs         []string
 	sources      []TokenSource
 	claimHeaders []claimHeader
-	headers      []string    // every header this provider sets on an allow
-	retired      atomic.Bool // replaced by a reload
+	headers      []string // every header this provider sets on an allow
 
 	// used numbers the keys that verified tokens, each as the kid and the
 	// key it named then, so that a grant keeps two bytes, not a string and
