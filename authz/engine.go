@@ -165,19 +165,14 @@ func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.T
 func (e *Engine) decideShared(ctx context.Context, pol *policy, ru *rule, r Request, tok string, th cache.Key, src *TokenSource, now time.Time) Decision {
 	k := dedupKey(pol.gen, &r, th)
 	var own Decision
-	ran := false
 	d, hit, err := e.dedup.Do(ctx, k, now, func() Decision {
-		own, ran = e.decideToken(ctx, pol, ru, &r, tok, th, src, now), true
+		own = e.decideToken(ctx, pol, ru, &r, tok, th, src, now)
 		shared := own
 		shared.Cookie, shared.CookieSet, shared.RemoveQuery = "", false, nil // the request's own: not kept
 		return shared
 	})
 	if err == nil && !hit {
-		if ran {
-			d = own
-		} else {
-			hit = true // remembered between the dedup's Get and its run
-		}
+		d = own // this check's fn ran: its full decision
 	}
 	switch {
 	case err != nil:

@@ -81,20 +81,23 @@ func NewDedup[V Expiring](capacity int) *Dedup[V] {
 // Do returns the result remembered under k, or computes it with fn, once for
 // all concurrent callers. The value's deadline says until when it may be
 // reused (callers fold their window into it). hit reports that the value
-// was remembered, or computed for another caller.
+// was remembered, or computed for another caller: false exactly when this
+// caller's fn ran.
 func (d *Dedup[V]) Do(ctx context.Context, k Key, now time.Time, fn func() V) (v V, hit bool, err error) {
 	if v, ok := d.lru.Get(k, now); ok {
 		return v, true, nil
 	}
+	remembered := false
 	v, shared, err := d.flight.Do(ctx, k, func() V {
 		if v, ok := d.lru.Peek(k, now); ok { // finished between our Get and Do
+			remembered = true
 			return v
 		}
 		v := fn()
 		d.lru.Put(k, v, now)
 		return v
 	})
-	return v, shared, err
+	return v, shared || remembered, err
 }
 
 // Stats returns the counters of the remembered results.
