@@ -138,23 +138,14 @@ func (c *LRU[V]) shard(k Key) *shard[V] {
 }
 
 // Get returns the value stored under k if its deadline is after now.
-func (c *LRU[V]) Get(k Key, now time.Time) (V, bool) {
-	s := c.shard(k)
-	v, ok := c.peek(s, k, now)
-	if ok {
-		s.hits.Add(1)
-	} else {
-		s.misses.Add(1)
-	}
-	return v, ok
-}
+func (c *LRU[V]) Get(k Key, now time.Time) (V, bool) { return c.GetIf(k, now, nil) }
 
-// GetIf is Get for a value that also has to pass keep: one that does not
-// is dropped and counted as a miss.
+// GetIf is Get for a value that also has to pass keep (if not nil): one
+// that does not is dropped and counted as a miss.
 func (c *LRU[V]) GetIf(k Key, now time.Time, keep func(V) bool) (V, bool) {
 	s := c.shard(k)
 	v, ok := c.peek(s, k, now)
-	if ok && !keep(v) {
+	if ok && keep != nil && !keep(v) {
 		c.Remove(k)
 		var zero V
 		v, ok = zero, false
