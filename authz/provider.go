@@ -261,14 +261,22 @@ func (p *provider) verify(ctx context.Context, tok string, h header) (*claims, e
 // no longer than refreshContext(ctx) allows) and returns the key the
 // token's kid names now if it is another than old, else nil.
 func (p *provider) replacedKey(ctx context.Context, h header, old any) any {
-	wctx, cancel := refreshContext(ctx)
-	p.keys.Refresh(wctx)
-	cancel()
-	key, alg, ok := p.keys.Key(h.KID)
+	key, alg, ok := p.refreshedKey(ctx, h.KID)
 	if !ok || sameKey(key, old) || alg != "" && alg != h.Alg {
 		return nil
 	}
 	return key
+}
+
+// refreshedKey asks for a refresh of the key set, waiting no longer than
+// refreshContext(ctx) allows, and looks kid up again whatever Refresh says:
+// a fetch that ended between the caller's look and the call has the key,
+// though the cooldown then refuses another.
+func (p *provider) refreshedKey(ctx context.Context, kid string) (crypto.PublicKey, string, bool) {
+	wctx, cancel := refreshContext(ctx)
+	p.keys.Refresh(wctx)
+	cancel()
+	return p.keys.Key(kid)
 }
 
 // key finds the key that should have signed the token: by kid in the
@@ -277,13 +285,7 @@ func (p *provider) replacedKey(ctx context.Context, h header, old any) any {
 func (p *provider) key(ctx context.Context, h header) (any, error) {
 	key, alg, ok := p.keys.Key(h.KID)
 	if !ok && h.KID != "" {
-		// Look again whatever Refresh says: a fetch that ended between the
-		// first look and the call has the key, though the cooldown then
-		// refuses another.
-		wctx, cancel := refreshContext(ctx)
-		p.keys.Refresh(wctx)
-		cancel()
-		key, alg, ok = p.keys.Key(h.KID)
+		key, alg, ok = p.refreshedKey(ctx, h.KID)
 	}
 	if !ok {
 		return nil, errUnknownKID
