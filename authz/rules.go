@@ -87,8 +87,7 @@ func newRule(i int, rc RuleConfig, byName map[string]*provider, all []*provider)
 		if !hostPattern(h) {
 			return nil, fmt.Errorf("rules[%d].match.hosts[%d]: %q is not a host name or *. and a domain (without a port)", i, j, h)
 		}
-		h = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSuffix(h, "."), "["), "]") // as stripPort leaves the request's
-		r.hosts = append(r.hosts, strings.ToLower(h))
+		r.hosts = append(r.hosts, strings.ToLower(bareHost(h))) // as matchHost reads the request's
 	}
 	for _, m := range rc.Match.Methods {
 		r.methods = append(r.methods, strings.ToUpper(m))
@@ -227,10 +226,9 @@ func hostPattern(h string) bool {
 	return !strings.Contains(d, ":")
 }
 
-// matchHost matches the request's authority, without its port and a final
-// dot (api.example.com. is api.example.com).
+// matchHost matches the request's authority as bareHost leaves it.
 func (ru *rule) matchHost(host string) bool {
-	host = strings.TrimSuffix(stripPort(host), ".")
+	host = bareHost(host)
 	for _, want := range ru.hosts {
 		if suffix, ok := strings.CutPrefix(want, "*"); ok {
 			if len(host) > len(suffix) && hasSuffixFold(host, suffix) {
@@ -242,6 +240,10 @@ func (ru *rule) matchHost(host string) bool {
 	}
 	return false
 }
+
+// bareHost is an authority without its port, IPv6 brackets and a final
+// dot (api.example.com. is api.example.com), without allocating.
+func bareHost(host string) string { return strings.TrimSuffix(stripPort(host), ".") }
 
 // stripPort drops a :port from an authority without allocating.
 func stripPort(host string) string {
