@@ -111,17 +111,8 @@ func TestCacheFileIsNotSharedWithAnotherSource(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				idp := newIdP()
-				dir := t.TempDir()
-				first, _ := run(t, idp, Config{Name: "a b", CacheDir: dir})
-				awaitReady(first)
-				idp.SetFault(issuer.Fail)
-				next := tt.next
-				next.CacheDir = dir
-				second, _ := run(t, idp, next)
-				synctest.Wait() // no time has passed: no retry could have succeeded
-				if second.Ready() != tt.want {
-					t.Fatalf("ready %v from the cache dir, want %v", second.Ready(), tt.want)
+				if got := readyFromCache(t, Config{Name: "a b"}, tt.next, nil); got != tt.want {
+					t.Fatalf("ready %v from the cache dir, want %v", got, tt.want)
 				}
 			})
 		})
@@ -148,25 +139,38 @@ func TestCacheFileTooOldOrWritableIsNotLoaded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				idp := newIdP()
-				dir := t.TempDir()
-				first, _ := run(t, idp, Config{Name: "a", CacheDir: dir})
-				awaitReady(first)
-				synctest.Wait() // the save is done
-				files, err := filepath.Glob(filepath.Join(dir, "*.jwks.json"))
-				if err != nil || len(files) != 1 {
-					t.Fatalf("cache files %v (%v)", files, err)
-				}
-				tt.touch(t, files[0])
-				idp.SetFault(issuer.Fail)
-				second, _ := run(t, idp, Config{Name: "a", CacheDir: dir})
-				synctest.Wait()
-				if second.Ready() != tt.want {
-					t.Fatalf("ready %v from the cache dir, want %v", second.Ready(), tt.want)
+				touch := func(p string) { tt.touch(t, p) }
+				if got := readyFromCache(t, Config{Name: "a"}, Config{Name: "a"}, touch); got != tt.want {
+					t.Fatalf("ready %v from the cache dir, want %v", got, tt.want)
 				}
 			})
 		})
 	}
+}
+
+// readyFromCache runs a source of first with a cache dir until it has
+// saved its set, calls saved (if not nil) with the file's path, makes the
+// IdP fail, and reports whether a source of next with the same dir is
+// ready from the saved set alone. It runs inside a synctest bubble.
+func readyFromCache(t *testing.T, first, next Config, saved func(path string)) bool {
+	t.Helper()
+	idp := newIdP()
+	dir := t.TempDir()
+	first.CacheDir, next.CacheDir = dir, dir
+	s, _ := run(t, idp, first)
+	awaitReady(s)
+	synctest.Wait() // the save is done
+	if saved != nil {
+		files, err := filepath.Glob(filepath.Join(dir, "*.jwks.json"))
+		if err != nil || len(files) != 1 {
+			t.Fatalf("cache files %v (%v)", files, err)
+		}
+		saved(files[0])
+	}
+	idp.SetFault(issuer.Fail)
+	second, _ := run(t, idp, next)
+	synctest.Wait() // no time has passed: no retry could have succeeded
+	return second.Ready()
 }
 
 // age sets the times of the file at p to d before now (the bubble's clock,
