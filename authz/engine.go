@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -251,7 +252,7 @@ func (e *Engine) grant(ctx context.Context, pol *policy, tok string, th cache.Ke
 // provider's current set under its kid (a key withdrawn by the IdP, or
 // replaced under the same kid, ends its grants).
 func (pol *policy) holds(g *Grant) bool {
-	if _, ok := pol.remove[g.p]; !ok {
+	if !slices.Contains(pol.providers, g.p) { // a few pointers: cheaper than the map authorize reads
 		return false
 	}
 	if g.p.cfg.AnyIssuer && pol.byIssuer[g.issuer()] != nil {
