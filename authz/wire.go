@@ -313,8 +313,7 @@ func mapEntry(b []byte) (k, v []byte, ok bool) {
 
 // Get implements Headers: the last value of a map key, as proto.Unmarshal
 // keeps it; with header_map (and no headers map), every value of the name
-// joined with "," as Envoy joins them ("; " for cookie, as RFC 9113
-// §8.2.3 rejoins split cookies), names compared without case.
+// joined as joiner says, names compared without case.
 func (w *wireRequest) Get(name string) string {
 	if len(w.hdrs) > 0 || len(w.raw) == 0 {
 		for i := len(w.hdrs) - 1; i >= 0; i-- {
@@ -337,11 +336,7 @@ func (w *wireRequest) Get(name string) string {
 		case 2:
 			b.WriteString(first)
 		}
-		if strings.EqualFold(name, "cookie") {
-			b.WriteString("; ")
-		} else {
-			b.WriteByte(',')
-		}
+		b.WriteString(joiner(name))
 		b.WriteString(w.str(h.v))
 	}
 	if n < 2 {
