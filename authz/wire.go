@@ -134,9 +134,8 @@ func (w *wireRequest) parseAt(b []byte, path []protowire.Number, leaf func(*wire
 
 func (w *wireRequest) parseHTTP(b []byte) error {
 	for len(b) > 0 {
-		if k, v, n := headerEntry(b); n > 0 {
+		if n := w.readHeaders(b); n > 0 {
 			b = b[n:]
-			w.add(k, v)
 			continue
 		}
 		num, typ, v, n := next(b)
@@ -240,13 +239,6 @@ func (w *wireRequest) addHeader(b []byte, raw bool) error {
 	return nil
 }
 
-// add records a headers map entry.
-func (w *wireRequest) add(k, v []byte) {
-	if w.bounded(len(k) + len(v)) {
-		w.hdrs = append(w.hdrs, wireHeader{w.spanOf(k), w.spanOf(v)})
-	}
-}
-
 // bounded counts n more bytes of headers and reports whether one more
 // header is within the bounds; past them, w is marked oversize.
 func (w *wireRequest) bounded(n int) bool {
@@ -258,30 +250,56 @@ func (w *wireRequest) bounded(n int) bool {
 	return true
 }
 
-// headerEntry reads a headers map entry at the start of b if it is
-// encoded as every marshaler writes one: its tag (one byte), its length
-// (one or two bytes) and an entry mapEntry reads. n is 0 otherwise, and
-// the general reader takes the field.
-func headerEntry(b []byte) (k, v []byte, n int) {
-	const tag = fHTTPHeaders<<3 | 2
-	if len(b) < 3 || b[0] != tag {
-		return nil, nil, 0
-	}
-	l, i := int(b[1]), 2
-	if l >= 0x80 {
-		if b[2] >= 0x80 {
-			return nil, nil, 0
+// readHeaders records the headers map entries at the start of b that are
+// encoded as every marshaler writes them, and returns how many bytes of b
+// they took (0 if the first is not one): each a tag (one byte) and a
+// length (one or two), then the key (tag, a length below 128, the name)
+// and, unless it is empty, the value (tag, a length of one or two bytes,
+// the value), each once and in that order. It reads them as offsets into
+// b, with no slice per field: this loop is most of a cached check's read.
+// The general reader takes anything else.
+func (w *wireRequest) readHeaders(b []byte) int {
+	const tag, keyTag, valueTag = fHTTPHeaders<<3 | 2, fHeaderValueKey<<3 | 2, fHeaderValueValue<<3 | 2
+	base := cap(w.buf) - cap(b) // b's offset in w.buf
+	i := 0
+	for i+3 < len(b) && b[i] == tag {
+		l, j := int(b[i+1]), i+2
+		if l >= 0x80 {
+			if b[i+2] >= 0x80 {
+				break
+			}
+			l, j = l&0x7f|int(b[i+2])<<7, i+3
 		}
-		l, i = l&0x7f|int(b[2])<<7, 3
+		end := j + l
+		if end > len(b) || end < j+2 || b[j] != keyTag || b[j+1] >= 0x80 {
+			break
+		}
+		k, kl := j+2, int(b[j+1])
+		v, vl := k+kl, 0
+		if v > end {
+			break
+		}
+		if v < end {
+			if v+2 > end || b[v] != valueTag {
+				break
+			}
+			vl, v = int(b[v+1]), v+2
+			if vl >= 0x80 {
+				if v >= end || b[v] >= 0x80 {
+					break
+				}
+				vl, v = vl&0x7f|int(b[v])<<7, v+1
+			}
+			if v+vl != end {
+				break
+			}
+		}
+		if w.bounded(kl + vl) {
+			w.hdrs = append(w.hdrs, wireHeader{span{uint32(base + k), uint32(kl)}, span{uint32(base + v), uint32(vl)}})
+		}
+		i = end
 	}
-	if l > len(b)-i {
-		return nil, nil, 0
-	}
-	k, v, ok := mapEntry(b[i : i+l])
-	if !ok {
-		return nil, nil, 0
-	}
-	return k, v, i + l
+	return i
 }
 
 // mapEntry reads the encoding every marshaler writes for a map entry: key
