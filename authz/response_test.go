@@ -47,6 +47,25 @@ func TestEncodedResponseIsCheckResponse(t *testing.T) {
 	}
 }
 
+// An allow written into a buffer a longer allow used before is that allow's
+// bytes alone: allowPool does not clear what it hands out again.
+func TestAllowBufferReusedIsWrittenOver(t *testing.T) {
+	long := Decision{Allow: true, Subject: "s", CookieSet: true, Cookie: strings.Repeat("c", 900)}
+	short := Decision{Allow: true, Subject: "u"}
+	for range 3 {
+		encodeResponse(&long).data.Free()
+		e := encodeResponse(&short)
+		b, err := proto.Marshal(CheckResponse(&short))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.bytes(); string(got) != string(b) {
+			t.Fatalf("encoded %x, want %x", got, b)
+		}
+		e.data.Free()
+	}
+}
+
 // A denial that cannot be marshaled still denies: a zero Decision (whose
 // reason has no fixed denial) with a challenge that is not UTF-8.
 func TestEncodedResponseUnmarshalableDenial(t *testing.T) {
