@@ -136,3 +136,13 @@ func TestParseProcStat(t *testing.T) {
 		t.Error("a line that is not cpu accepted")
 	}
 }
+
+func TestParseCallgrindTotal(t *testing.T) {
+	out := "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nfl=(1) a.go\nfn=(1) main\n16 3\nsummary: 42530391\n\n\ntotals: 42530391\n"
+	if n, err := parseCallgrindTotal(out); err != nil || n != 42530391 {
+		t.Fatalf("got %v, %v", n, err)
+	}
+	if _, err := parseCallgrindTotal("events: Ir\n"); err == nil {
+		t.Fatal("no totals: no error")
+	}
+}

@@ -32,6 +32,10 @@ import (
 // options are the harness's flags.
 type options struct {
 	role, addr string // -role floor: serve the floor on addr
+	alg        string // -role verify: verify a token of alg -checks times
+
+	instructions bool // count instructions under callgrind instead of timing
+	checks       int
 
 	duration   time.Duration
 	rounds     int
@@ -59,9 +63,14 @@ type options struct {
 func main() {
 	o, err := parseFlags(os.Args[1:])
 	if err == nil {
-		if o.role == "floor" {
+		switch {
+		case o.role == "floor":
 			err = runFloor(o.addr)
-		} else {
+		case o.role == "verify":
+			err = runVerify(o.alg, o.checks)
+		case o.instructions:
+			err = instructions(o)
+		default:
 			err = harness(o)
 		}
 	}
@@ -79,6 +88,9 @@ func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&o.role, "role", "", `internal: "floor" serves the floor on -addr`)
 	fs.StringVar(&o.addr, "addr", "", "internal: the floor's listen address, host:port or unix:///path")
+	fs.StringVar(&o.alg, "alg", "ES256", `internal: the algorithm of -role verify`)
+	fs.BoolVar(&o.instructions, "instructions", false, "run nothing timed: count each server's instructions per check under valgrind's callgrind (see bench/README.md)")
+	fs.IntVar(&o.checks, "checks", 300, "-instructions: checks counted per server, after as many warm ones")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of one fixed-time run")
 	fs.IntVar(&o.rounds, "rounds", 3, "alternations: how many times every scenario runs at every stream count")
 	streams := fs.String("streams", "1,16,64", "concurrent streams, comma-separated")
@@ -110,8 +122,8 @@ func parseFlags(args []string) (*options, error) {
 	if o.memSizes, err = ints(*memSizes); err != nil {
 		return nil, fmt.Errorf("-mem-sizes: %w", err)
 	}
-	if o.rounds < 1 || o.conns < 1 || o.pool < 1 || o.newPool < 1 {
-		return nil, fmt.Errorf("-rounds, -conns, -pool and -new-pool must be positive")
+	if o.rounds < 1 || o.conns < 1 || o.pool < 1 || o.newPool < 1 || o.checks < 1 {
+		return nil, fmt.Errorf("-rounds, -conns, -pool, -new-pool and -checks must be positive")
 	}
 	return o, nil
 }

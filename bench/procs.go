@@ -31,12 +31,15 @@ type server struct {
 }
 
 // buildJwtauthz builds ./cmd/jwtauthz of the module at root into dir.
-func buildJwtauthz(root, dir string) (string, error) {
-	bin := filepath.Join(dir, "jwtauthz")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/jwtauthz")
+func buildJwtauthz(root, dir string) (string, error) { return build(root, dir, "./cmd/jwtauthz") }
+
+// build builds the main package pkg of the module at root into dir.
+func build(root, dir, pkg string) (string, error) {
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/jwtauthz: %v\n%s", err, out)
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin, nil
 }
