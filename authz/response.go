@@ -82,8 +82,8 @@ const allowBufSize = 1<<10 + 64
 // allowPool holds the buffers allows are written into. Unlike gRPC's pool
 // (whose smallest class above the threshold is 4 KiB) it does not clear a
 // buffer it hands out again: an allow is written from the buffer's first
-// byte, and only what was written is sent. Clearing 4 KiB was a fifth of
-// writing an allow.
+// byte, and only what was written is sent. Clearing 4 KiB was about a
+// quarter of the instructions of writing an allow.
 var allowPool = &bufPool{p: sync.Pool{New: func() any { b := make([]byte, 0, allowBufSize); return &b }}}
 
 // bufPool is a mem.BufferPool of buffers of allowBufSize.
