@@ -201,15 +201,14 @@ func next(b []byte) (num protowire.Number, typ protowire.Type, v []byte, n int) 
 	return num, typ, b[start:end], end
 }
 
-// addHeader reads a map entry (key 1, value 2) or a HeaderValue (key 1,
-// value 2, raw_value 3). Header names and values are not checked for UTF-8
+// addHeader reads a map entry (key 1, value 2) that readHeaders did not
+// take, or a HeaderValue (key 1, value 2, raw_value 3). Header names and values are not checked for UTF-8
 // here: a name is only compared with ASCII names, a token is held to
 // base64url by peek, and checking every header (a 1.5 KB cookie included)
 // was the largest part of reading a browser's request.
 func (w *wireRequest) addHeader(b []byte, raw bool) error {
-	k, v, ok := mapEntry(b)
-	var rawV []byte
-	for !ok && len(b) > 0 {
+	var k, v, rawV []byte
+	for len(b) > 0 {
 		num, typ, f, n := next(b)
 		if n < 0 {
 			return errWire
@@ -300,33 +299,6 @@ func (w *wireRequest) readHeaders(b []byte) int {
 		i = end
 	}
 	return i
-}
-
-// mapEntry reads the encoding every marshaler writes for a map entry: key
-// (field 1) then value (field 2), each once, the key shorter than 128
-// bytes. Anything else is left to the general reader.
-func mapEntry(b []byte) (k, v []byte, ok bool) {
-	const keyTag, valueTag = fHeaderValueKey<<3 | 2, fHeaderValueValue<<3 | 2
-	if len(b) < 2 || b[0] != keyTag || b[1] >= 0x80 || int(b[1]) > len(b)-2 {
-		return nil, nil, false
-	}
-	k, b = b[2:2+int(b[1])], b[2+int(b[1]):]
-	if len(b) == 0 {
-		return k, b, true
-	}
-	if b[0] != valueTag {
-		return nil, nil, false
-	}
-	l, n := uint64(0), 1
-	if len(b) > 1 && b[1] < 0x80 {
-		l = uint64(b[1])
-	} else if l, n = protowire.ConsumeVarint(b[1:]); n < 0 {
-		return nil, nil, false
-	}
-	if l != uint64(len(b)-1-n) {
-		return nil, nil, false
-	}
-	return k, b[1+n:], true
 }
 
 // Get implements Headers: the last value of a map key, as proto.Unmarshal
