@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jwtauthz/jwtauthz/cache"
+	"github.com/jwtauthz/jwtauthz/jwks"
 )
 
 // Engine decides checks. It is safe for concurrent use.
@@ -265,7 +266,7 @@ func (pol *policy) holds(g *Grant) bool {
 		k = g.p.usedKey(g.kid)
 	}
 	key, _, ok := g.p.keys.Key(k.kid)
-	return ok && sameKey(key, k.key)
+	return ok && jwks.SameKey(key, k.key)
 }
 
 func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.Key, now time.Time) verdict {

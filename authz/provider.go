@@ -3,8 +3,6 @@ package authz
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -15,6 +13,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jwtauthz/jwtauthz/jwks"
 )
 
 // KeySource is where a provider's verification keys come from. jwks.Source
@@ -111,7 +111,7 @@ func (p *provider) keyIndex(kid string, key crypto.PublicKey) (uint16, bool) {
 	if cur := p.used.Load(); cur != nil {
 		used = *cur
 	}
-	if i, ok := p.kidNum[kid]; ok && sameKey(used[i].key, key) {
+	if i, ok := p.kidNum[kid]; ok && jwks.SameKey(used[i].key, key) {
 		return i, true
 	}
 	if len(used) >= maxKids {
@@ -129,24 +129,6 @@ func (p *provider) keyIndex(kid string, key crypto.PublicKey) (uint16, bool) {
 
 // usedKey returns the key with number i, without a lock.
 func (p *provider) usedKey(i uint16) *usedKey { return &(*p.used.Load())[i] }
-
-// sameKey reports whether a and b are one public key: the same object
-// (jwks.Source keeps a key's object while its material stays the same), or
-// equal material.
-func sameKey(a, b crypto.PublicKey) bool {
-	switch a := a.(type) {
-	case *ecdsa.PublicKey:
-		if b, ok := b.(*ecdsa.PublicKey); ok && a == b {
-			return true
-		}
-	case *rsa.PublicKey:
-		if b, ok := b.(*rsa.PublicKey); ok && a == b {
-			return true
-		}
-	}
-	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && k.Equal(b)
-}
 
 // Sentinel errors of verification, mapped to reasons in one place (reasonOf).
 var (
@@ -262,7 +244,7 @@ func (p *provider) verify(ctx context.Context, tok string, h header) (*claims, e
 // token's kid names now if it is another than old, else nil.
 func (p *provider) replacedKey(ctx context.Context, h header, old any) any {
 	key, alg, ok := p.refreshedKey(ctx, h.KID)
-	if !ok || sameKey(key, old) || alg != "" && alg != h.Alg {
+	if !ok || jwks.SameKey(key, old) || alg != "" && alg != h.Alg {
 		return nil
 	}
 	return key

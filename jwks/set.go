@@ -94,7 +94,7 @@ func (s *Set) keep(old *Set) (changed []string) {
 		o, ok := old.keys[id]
 		switch {
 		case !ok:
-		case o.Alg == k.Alg && equalKeys(o.Public, k.Public):
+		case o.Alg == k.Alg && SameKey(o.Public, k.Public):
 			s.keys[id] = o
 			if s.sole == k {
 				s.sole = o
@@ -106,7 +106,20 @@ func (s *Set) keep(old *Set) (changed []string) {
 	return changed
 }
 
-func equalKeys(a, b crypto.PublicKey) bool {
+// SameKey reports whether a and b are one public key: the same object (a
+// Source keeps a key's object while its material stays the same, so this
+// is the usual answer and costs a comparison), or equal material.
+func SameKey(a, b crypto.PublicKey) bool {
+	switch a := a.(type) {
+	case *ecdsa.PublicKey:
+		if b, ok := b.(*ecdsa.PublicKey); ok && a == b {
+			return true
+		}
+	case *rsa.PublicKey:
+		if b, ok := b.(*rsa.PublicKey); ok && a == b {
+			return true
+		}
+	}
 	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && k.Equal(b)
 }
