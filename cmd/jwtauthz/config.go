@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/jwks"
 )
 
 // config is every setting of `serve` and `dev`. Each field comes, in order
@@ -93,10 +94,10 @@ func defaults() *config {
 		CacheSize:         authz.DefaultCacheSize,
 		NegativeCacheSize: authz.DefaultNegativeCacheSize,
 		MaxTokenSize:      authz.DefaultMaxTokenSize,
-		JWKSRefresh:       2 * time.Hour,
-		JWKSMinRefresh:    30 * time.Second,
-		JWKSTimeout:       5 * time.Second,
-		JWKSCacheMaxAge:   7 * 24 * time.Hour,
+		JWKSRefresh:       jwks.DefaultRefresh,
+		JWKSMinRefresh:    jwks.DefaultMinRefresh,
+		JWKSTimeout:       jwks.DefaultTimeout,
+		JWKSCacheMaxAge:   jwks.DefaultCacheMaxAge,
 		LogLevel:          "info",
 		LogFormat:         "json",
 		ShutdownDelay:     5 * time.Second,
