@@ -107,7 +107,10 @@ func instructions(o *options) error {
 		if s.floor {
 			srv, err = startWrapped(s.name, tmp, addr, "", append(wrap, self, "-role", "floor", "-addr", addr))
 		} else {
-			admin, _ := freeAddr()
+			var admin string
+			if admin, err = freeAddr(); err != nil {
+				return err
+			}
 			srv, err = startWrapped(s.name, tmp, addr, "http://"+admin, append(wrap, bin, "serve", "--issuer", idp.URL,
 				"--jwks-url", idp.JWKSURL(), "--grpc-addr", addr, "--http-addr", "", "--admin-addr", admin,
 				"--cache-size", strconv.Itoa(newCache), "--cache-ttl", cacheTTL.String(), "--log-level", "warn", "--shutdown-delay", "0s"))
@@ -156,12 +159,13 @@ func startWrapped(name, logDir, target, adminURL string, argv []string) (*server
 		return nil, err
 	}
 	s.target, s.adminURL = target, adminURL
+	up := func() error { return pingCheck(target) }
+	if adminURL != "" {
+		up = func() error { return ready(adminURL) }
+	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		err := pingCheck(target)
-		if adminURL != "" {
-			err = ready(adminURL)
-		}
+		err := up()
 		if err == nil {
 			return s, nil
 		}
