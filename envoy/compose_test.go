@@ -3,6 +3,7 @@ package envoy
 import (
 	"net"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -132,6 +133,8 @@ func checkComposeEnvoy(t *testing.T, env composeService, cf composeFile) {
 	_, adminP, _ := net.SplitHostPort(admin)
 	if hc := strings.Join(env.Healthcheck.Test, " "); !strings.Contains(hc, "/dev/tcp/127.0.0.1/"+adminP) || !strings.Contains(hc, "/ready") {
 		t.Errorf("envoy health check %q does not ask the admin listener %s for /ready", hc, admin)
+	} else {
+		checkHealthcheckRuns(t, env.Healthcheck.Test, "/dev/tcp/127.0.0.1/"+adminP)
 	}
 	want := map[string]string{
 		"jwtauthz": grpcAddr, // jwtauthz dev, default --grpc-addr
@@ -150,5 +153,23 @@ func checkComposeEnvoy(t *testing.T, env composeService, cf composeFile) {
 		if _, ok := env.DependsOn[host]; !ok {
 			t.Errorf("envoy does not wait for %s, which cluster %s needs", host, cluster)
 		}
+	}
+}
+
+// checkHealthcheckRuns runs the health check's command (CMD bash -c …)
+// against an AdminStub in place of the admin listener at tcp: it must
+// pass, which an HTTP/1.0 request (answered 426, as Envoy does) does not.
+func checkHealthcheckRuns(t *testing.T, test []string, tcp string) {
+	if len(test) != 4 || test[1] != "bash" || test[2] != "-c" {
+		t.Fatalf("envoy health check %q: want CMD bash -c SCRIPT", test)
+	}
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash here to run the health check with")
+	}
+	stub := NewAdminStub()
+	defer stub.Close()
+	out, err := exec.Command("bash", "-c", strings.ReplaceAll(test[3], tcp, stub.TCPPath())).CombinedOutput()
+	if err != nil || !slices.Equal(stub.Answered(), []string{"GET /ready"}) {
+		t.Errorf("envoy health check against a stub admin listener: %v %s; answered %q", err, out, stub.Answered())
 	}
 }

@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"net"
+	"os/exec"
 	"path"
 	"slices"
 	"strconv"
@@ -211,6 +212,33 @@ func checkEnvoyInPod(t *testing.T, spec corev1.PodSpec, c corev1.Container, data
 		if envoy.Cluster(bs, want) == nil {
 			t.Errorf("Envoy configuration has no cluster %s", want)
 		}
+	}
+	host, port, _ := net.SplitHostPort(envoy.Address(bs.GetAdmin().GetAddress()))
+	checkEnvoyPreStop(t, c, "/dev/tcp/"+host+"/"+port)
+}
+
+// checkEnvoyPreStop runs Envoy's preStop hook (bash -c …), its sleep made
+// a no-op, against an AdminStub in place of the admin listener at tcp: it
+// must fail the health check and drain the listeners, which a request the
+// admin listener refuses (HTTP/1.0: 426) does not.
+func checkEnvoyPreStop(t *testing.T, c corev1.Container, tcp string) {
+	var cmd []string
+	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Exec != nil {
+		cmd = c.Lifecycle.PreStop.Exec.Command
+	}
+	if len(cmd) != 3 || cmd[0] != "bash" || cmd[1] != "-c" || !strings.Contains(cmd[2], tcp) {
+		t.Fatalf("Envoy preStop %q: want bash -c SCRIPT, the script talking to the admin listener at %s", cmd, tcp)
+	}
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash here to run the preStop hook with")
+	}
+	stub := envoy.NewAdminStub()
+	defer stub.Close()
+	script := "sleep() { :; }\n" + strings.ReplaceAll(cmd[2], tcp, stub.TCPPath())
+	out, err := exec.Command("bash", "-c", script).CombinedOutput()
+	want := []string{"POST /healthcheck/fail", "POST /drain_listeners?graceful"}
+	if err != nil || !slices.Equal(stub.Answered(), want) {
+		t.Errorf("Envoy preStop against a stub admin listener: %v %s; answered %q, want %q", err, out, stub.Answered(), want)
 	}
 }
 
