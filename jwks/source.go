@@ -85,7 +85,7 @@ type Source struct {
 	cfg     Config
 	cur     atomic.Pointer[Set]
 	readyC  chan struct{}
-	limiter *rate.Limiter // unknown-kid refreshes
+	limiter *rate.Limiter // the refreshes checks ask for (Refresh)
 
 	mu         sync.Mutex
 	ctx        context.Context // of Run: fetches run on it, not on a caller's

@@ -199,7 +199,7 @@ var settings = []setting{
 	num("negative-cache-size", "rejected tokens remembered, apart from the verified ones", func(c *config) *int { return &c.NegativeCacheSize }),
 	num("max-token-size", "larger tokens are refused before any parsing, in bytes", func(c *config) *int { return &c.MaxTokenSize }),
 	dur("jwks-refresh", "background JWKS refresh period", func(c *config) *time.Duration { return &c.JWKSRefresh }),
-	dur("jwks-min-refresh", "floor under the IdP's max-age, and the cooldown between unknown-kid refreshes", func(c *config) *time.Duration { return &c.JWKSMinRefresh }),
+	dur("jwks-min-refresh", "floor under the IdP's max-age, and the cooldown between the refreshes an unknown kid or a bad signature asks for", func(c *config) *time.Duration { return &c.JWKSMinRefresh }),
 	dur("jwks-timeout", "timeout of one JWKS or discovery fetch", func(c *config) *time.Duration { return &c.JWKSTimeout }),
 	str("jwks-cache-dir", "keep each good key set here, to start with it during an IdP outage", func(c *config) *string { return &c.JWKSCacheDir }),
 	dur("jwks-cache-max-age", "a saved key set older than this is not loaded at start", func(c *config) *time.Duration { return &c.JWKSCacheMaxAge }),
