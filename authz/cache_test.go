@@ -201,14 +201,22 @@ func TestUpdateKeepsUnchangedProviders(t *testing.T) {
 	if d := e.decide(tok, ""); !d.Allow || !d.Cached {
 		t.Fatalf("same configuration: allow %v, cached %v", d.Allow, d.Cached)
 	}
-	for range 5 {
-		pc.Keys = runSource(t, jwks.Config{Name: "test", Issuer: e.idp.URL, URL: e.idp.JWKSURL(),
-			Client: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}}, true)
+	// Other sources: two with the same keys (the second equal to the first
+	// field by field, yet another source), then running ones, each with a
+	// Transport of its own whose live state a field-by-field comparison
+	// would read while its fetches write it (-race catches that).
+	sources := []authz.KeySource{newStaticKeys(e.idp.Signing()), newStaticKeys(e.idp.Signing())}
+	for range 4 {
+		sources = append(sources, runSource(t, jwks.Config{Name: "test", Issuer: e.idp.URL, URL: e.idp.JWKSURL(),
+			Client: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}}, true))
+	}
+	for i, keys := range sources {
+		pc.Keys = keys
 		if err := e.eng.Update([]authz.ProviderConfig{pc}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if d := e.decide(tok, ""); !d.Allow || d.Cached {
-			t.Fatalf("another key source: allow %v, cached %v (want verified again)", d.Allow, d.Cached)
+			t.Fatalf("another key source (%d): allow %v, cached %v (want verified again)", i, d.Allow, d.Cached)
 		}
 	}
 }

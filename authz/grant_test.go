@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -170,5 +171,65 @@ func TestReloadsDoNotDenyAValidToken(t *testing.T) {
 	reloader.Wait()
 	if len(denied) > 0 {
 		t.Fatalf("a valid token denied during reloads: %v", denied)
+	}
+}
+
+// A check under the new policy that joined a verification begun under the
+// policy a reload replaced, whose provider it rebuilt, verifies again: the
+// grant it shared is the old provider's. synctest tells when the second
+// check waits on the first's run.
+func TestSharedVerificationAcrossAReloadIsDoneAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := issuer.MustSigner("ES256")
+		gated := &gatedKeys{KeySource: newStaticKeys(s), entered: make(chan struct{}), release: make(chan struct{})}
+		e, err := authz.New(authz.Config{Providers: []authz.ProviderConfig{{Name: "p", Issuer: "https://p", Keys: gated}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		tok, _ := s.Sign(jwt.MapClaims{"iss": "https://p", "sub": "u", "exp": time.Now().Add(time.Hour).Unix()})
+		first, second := make(chan authz.Decision), make(chan authz.Decision)
+		go func() { first <- e.Check(context.Background(), bearerRequest(tok)) }()
+		<-gated.entered
+		if err := e.Update([]authz.ProviderConfig{{Name: "p", Issuer: "https://p", Keys: newStaticKeys(s)}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		go func() { second <- e.Check(context.Background(), bearerRequest(tok)) }()
+		synctest.Wait() // the second waits for the first's verification
+		close(gated.release)
+		if d := <-first; !d.Allow {
+			t.Fatalf("the first check: %v", d.Reason)
+		}
+		if d := <-second; !d.Allow || d.Cached {
+			t.Fatalf("the check that joined it across the reload: allow %v (%v), cached %v: want verified again and allowed", d.Allow, d.Reason, d.Cached)
+		}
+	})
+}
+
+// A grant verified under a policy whose successor reads more claims is
+// not left in the token cache, which the reload emptied: under the new
+// rules it would lack the claim they read.
+func TestGrantRacingAReloadIsNotCached(t *testing.T) {
+	s := issuer.MustSigner("ES256")
+	gated := &gatedKeys{KeySource: newStaticKeys(s), entered: make(chan struct{}), release: make(chan struct{})}
+	pc := authz.ProviderConfig{Name: "p", Issuer: "https://p", Keys: gated}
+	e, err := authz.New(authz.Config{Providers: []authz.ProviderConfig{pc}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	tok, _ := s.Sign(jwt.MapClaims{"iss": "https://p", "sub": "u", "role": "admin", "exp": time.Now().Add(time.Hour).Unix()})
+	done := make(chan authz.Decision)
+	go func() { done <- e.Check(context.Background(), bearerRequest(tok)) }()
+	<-gated.entered
+	if err := e.Update([]authz.ProviderConfig{pc}, []authz.RuleConfig{{Require: authz.Require{Claims: map[string]string{"role": "admin"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	close(gated.release)
+	if d := <-done; !d.Allow {
+		t.Fatalf("under the old policy: %v", d.Reason)
+	}
+	if d := e.Check(context.Background(), bearerRequest(tok)); !d.Allow || d.Cached {
+		t.Fatalf("after the reload: allow %v (%v), cached %v: want verified again and allowed", d.Allow, d.Reason, d.Cached)
 	}
 }
