@@ -112,8 +112,10 @@ func runSource(t testing.TB, cfg jwks.Config, wait bool) *jwks.Source {
 	// ReadyC closes as the first set is published, a moment before that
 	// fetch stops taking joiners: wait until it is over, so that a test's
 	// Refresh makes a fetch of its own instead of joining it.
-	for src.Status().Fetches == 0 {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); src.Status().Fetches == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first fetch never ended")
+		}
 	}
 	return src
 }

@@ -72,7 +72,11 @@ func TestUpdateStopsAndSeedsReplacedSources(t *testing.T) {
 	s.start(ctx)
 	defer s.stop()
 	first := s.running["one"]
-	<-first.src.ReadyC()
+	select {
+	case <-first.src.ReadyC():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first source never had keys")
+	}
 	idp.SetFault(issuer.Fail)
 
 	timing := base
