@@ -177,7 +177,9 @@ func TestHTTPServiceConfig(t *testing.T) {
 		what  string
 		names []string
 	}{
-		{resp.GetAllowedUpstreamHeaders(), "allowed_upstream_headers", []string{"X-Auth-Subject", "X-Auth-Issuer"}},
+		// x-auth-email stands for a claim header: a managed header Envoy
+		// did not carry would keep the client's copy.
+		{resp.GetAllowedUpstreamHeaders(), "allowed_upstream_headers", []string{"X-Auth-Subject", "X-Auth-Issuer", "X-Auth-Email", "Cookie"}},
 		{resp.GetAllowedClientHeaders(), "allowed_client_headers", []string{"WWW-Authenticate", "Content-Type"}},
 		{az.GetAllowedHeaders(), "allowed_headers", []string{"X-Request-Id"}},
 	} {
