@@ -80,6 +80,9 @@ func serveCmd(ctx context.Context, cmd string, args []string, lookup func(string
 		return exitError
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	if memoryLimit != nil {
+		memoryLimit(log)
+	}
 	a, err := newApp(cfg, log, cmd == "dev")
 	if err != nil {
 		fmt.Fprintf(stderr, "jwtauthz %s: %v\n", cmd, err)

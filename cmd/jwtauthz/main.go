@@ -6,15 +6,19 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
 )
 
 func main() {
 	// Until run catches SIGHUP (a reload), one that comes early is ignored
 	// rather than fatal.
 	signal.Ignore(syscall.SIGHUP)
+	memoryLimit = func(log *slog.Logger) { setMemoryLimit(log, memlimit.FromCgroup) }
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
 	stop()
