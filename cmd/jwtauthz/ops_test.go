@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -225,5 +227,46 @@ func TestReloadOnFileChange(t *testing.T) {
 			t.Fatal("a changed config file was not reloaded")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestWarnsOfUnprefixedHeaders: with the HTTP forward-auth listener on, a
+// header jwtauthz sets upstream that the shipped proxy configurations do
+// not copy (not named x-auth-…) is logged, at start and at each reload.
+func TestWarnsOfUnprefixedHeaders(t *testing.T) {
+	idp := issuer.NewServer()
+	defer idp.Close()
+	file := func(email string) string {
+		return "providers:\n  - {name: one, issuer: " + idp.URL + ", claim_headers: {" + email + ": email, x-auth-name: name}, payload_header: x-jwt-payload}\n"
+	}
+	const warning = "header not named x-auth-"
+	warned := func(a *testApp) []string {
+		var hs []string
+		for _, line := range strings.Split(a.logs.String(), "\n") {
+			if strings.Contains(line, warning) {
+				var l struct{ Provider, Header string }
+				if err := json.Unmarshal([]byte(line), &l); err != nil || l.Provider != "one" {
+					t.Errorf("warning %s: want provider one", line)
+				}
+				hs = append(hs, l.Header)
+			}
+		}
+		return hs
+	}
+	path := writeFile(t, file("x-user-email"))
+	a := startApp(t, false, "--config", path)
+	if got, want := warned(a), []string{"x-user-email", "x-jwt-payload"}; !slices.Equal(got, want) {
+		t.Errorf("at start, warned of %q, want %q", got, want)
+	}
+	os.WriteFile(path, []byte(file("X-Auth-Email")), 0o600)
+	if err := a.reload("test"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := warned(a), []string{"x-user-email", "x-jwt-payload", "x-jwt-payload"}; !slices.Equal(got, want) {
+		t.Errorf("after a reload, warned of %q, want %q", got, want)
+	}
+	grpcOnly := startApp(t, false, "--config", writeFile(t, file("x-user-email")), "--http-addr", "")
+	if got := warned(grpcOnly); len(got) > 0 {
+		t.Errorf("without the HTTP listener, warned of %q", got)
 	}
 }

@@ -93,6 +93,7 @@ func (a *app) tryReload() error {
 		return fmt.Errorf("checked configuration refused: %w", err) // check() makes this unreachable
 	}
 	a.metrics.setProviders(providerNames(cfg))
+	a.warnUnprefixed(cfg)
 	for _, key := range restartOnly(a.cfg, cfg) {
 		a.log.Warn("setting changed; it takes effect at restart", "key", key)
 	}

@@ -107,7 +107,16 @@ func (a *app) build() error {
 	}
 	a.metrics.setProviders(providerNames(a.cfg))
 	a.metrics.reg.MustRegister(newStatsCollector(a.engine.Stats, a.sources.list))
+	a.warnUnprefixed(a.cfg)
 	return nil
+}
+
+// warnUnprefixed logs the headers of cfg that a forward-auth proxy set up
+// as the README shows would not copy (config.unprefixed).
+func (a *app) warnUnprefixed(cfg *config) {
+	for _, ph := range cfg.unprefixed() {
+		a.log.Warn("header not named x-auth-…: a forward-auth proxy must be told to copy it, or a client's copy reaches the upstream", "provider", ph[0], "header", ph[1])
+	}
 }
 
 // jwksConfigs are the key source configurations of cfg's providers.
