@@ -67,19 +67,10 @@ func TestIstio(t *testing.T) {
 	if len(m.deployments) != 1 || len(m.services) != 1 || len(m.hpas) != 1 || len(m.pdbs) != 1 || len(m.authzPols) != 1 || len(m.operators) != 1 {
 		t.Fatal("want one Deployment, Service, HPA, PodDisruptionBudget, AuthorizationPolicy and IstioOperator")
 	}
-	d, svc := m.deployments[0], m.services[0]
-	if len(m.namespaces) != 1 || m.namespaces[0].Labels["istio-injection"] != "enabled" {
-		t.Error("want the jwtauthz namespace, with istio-injection enabled")
-	}
-	for _, o := range []string{d.Namespace, svc.Namespace, m.hpas[0].Namespace, m.pdbs[0].Namespace} {
-		if o != m.namespaces[0].Name {
-			t.Errorf("namespace %q, want %q", o, m.namespaces[0].Name)
-		}
-	}
-	for _, cm := range m.configMaps {
-		if cm.Namespace != m.namespaces[0].Name {
-			t.Errorf("ConfigMap %s in namespace %q", cm.Name, cm.Namespace)
-		}
+	svc := m.services[0]
+	m.checkNamespace(t)
+	if m.namespaces[0].Labels["istio-injection"] != "enabled" {
+		t.Error("want the jwtauthz namespace with istio-injection enabled")
 	}
 	for _, want := range []string{"grpc", "http", "admin"} {
 		if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == want }) {

@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,12 +10,14 @@ import (
 	"strings"
 	"testing"
 
+	egv1a1 "github.com/envoyproxy/gateway/api/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwv1b1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -31,6 +34,8 @@ type manifests struct {
 	netpols     []*networkingv1.NetworkPolicy
 	authzPols   []*authorizationPolicy
 	operators   []*istioOperator
+	secPols     []*egv1a1.SecurityPolicy
+	refGrants   []*gwv1b1.ReferenceGrant
 }
 
 // kustomization is the part of kustomize's Kustomization the manifests use,
@@ -48,8 +53,9 @@ type kustomization struct {
 	} `json:"images"`
 }
 
-// load decodes every YAML file of dir; extra names the files that are not
-// kustomize resources (given to istioctl, say).
+// load decodes every YAML file of dir, and of the directories its
+// kustomization names (a base: kustomize builds it in); extra names the
+// files that are not kustomize resources (given to istioctl, say).
 func load(t *testing.T, dir string, extra ...string) *manifests {
 	t.Helper()
 	m := &manifests{dir: dir, configMaps: map[string]*corev1.ConfigMap{}}
@@ -73,11 +79,30 @@ func load(t *testing.T, dir string, extra ...string) *manifests {
 		}
 	}
 	for _, r := range m.kust.Resources {
-		if _, err := os.Stat(filepath.Join(dir, r)); err != nil {
+		fi, err := os.Stat(filepath.Join(dir, r))
+		if err != nil {
 			t.Errorf("kustomization resource %s: %v", r, err)
+		} else if fi.IsDir() {
+			m.merge(load(t, filepath.Join(dir, r)))
 		}
 	}
 	return m
+}
+
+// merge adds the objects and images of a base to m.
+func (m *manifests) merge(b *manifests) {
+	m.kust.Images = append(m.kust.Images, b.kust.Images...)
+	m.deployments = append(m.deployments, b.deployments...)
+	m.services = append(m.services, b.services...)
+	maps.Copy(m.configMaps, b.configMaps)
+	m.namespaces = append(m.namespaces, b.namespaces...)
+	m.pdbs = append(m.pdbs, b.pdbs...)
+	m.hpas = append(m.hpas, b.hpas...)
+	m.netpols = append(m.netpols, b.netpols...)
+	m.authzPols = append(m.authzPols, b.authzPols...)
+	m.operators = append(m.operators, b.operators...)
+	m.secPols = append(m.secPols, b.secPols...)
+	m.refGrants = append(m.refGrants, b.refGrants...)
 }
 
 func readFile(t *testing.T, path string) string {
@@ -125,6 +150,10 @@ func (m *manifests) add(t *testing.T, where string, doc []byte) {
 		m.authzPols = append(m.authzPols, decodeAuthorizationPolicy(t, where, into(&istioObject{}).(*istioObject)))
 	case "install.istio.io/v1alpha1/IstioOperator":
 		m.operators = append(m.operators, decodeIstioOperator(t, where, into(&istioObject{}).(*istioObject)))
+	case "gateway.envoyproxy.io/v1alpha1/SecurityPolicy":
+		m.secPols = append(m.secPols, into(&egv1a1.SecurityPolicy{}).(*egv1a1.SecurityPolicy))
+	case "gateway.networking.k8s.io/v1beta1/ReferenceGrant":
+		m.refGrants = append(m.refGrants, into(&gwv1b1.ReferenceGrant{}).(*gwv1b1.ReferenceGrant))
 	default:
 		t.Errorf("%s: %s %s: no type to check it against", where, tm.APIVersion, tm.Kind)
 	}
@@ -230,6 +259,35 @@ func (m *manifests) checkCommon(t *testing.T) {
 					t.Errorf("networkpolicy %s: port %s is no container port", np.Name, p.Port.String())
 				}
 			}
+		}
+	}
+}
+
+// checkNamespace wants one Namespace, and jwtauthz's objects in it.
+func (m *manifests) checkNamespace(t *testing.T) {
+	if len(m.namespaces) != 1 {
+		t.Fatalf("%d Namespaces, want jwtauthz's", len(m.namespaces))
+	}
+	ns := m.namespaces[0].Name
+	var objs []metav1.ObjectMeta
+	for _, d := range m.deployments {
+		objs = append(objs, d.ObjectMeta)
+	}
+	for _, s := range m.services {
+		objs = append(objs, s.ObjectMeta)
+	}
+	for _, h := range m.hpas {
+		objs = append(objs, h.ObjectMeta)
+	}
+	for _, p := range m.pdbs {
+		objs = append(objs, p.ObjectMeta)
+	}
+	for _, cm := range m.configMaps {
+		objs = append(objs, cm.ObjectMeta)
+	}
+	for _, o := range objs {
+		if o.Namespace != ns {
+			t.Errorf("%s in namespace %q, want %q", o.Name, o.Namespace, ns)
 		}
 	}
 }

@@ -549,7 +549,7 @@ func ignored(p *regexp.Regexp, f string) bool {
 // container of each Kubernetes Deployment, so that a misspelt flag or
 // config key fails here rather than in a crash-looping pod.
 func TestKubernetesConfig(t *testing.T) {
-	for _, dir := range []string{"sidecar", "istio"} {
+	for _, dir := range []string{"sidecar", "jwtauthz"} {
 		t.Run(dir, func(t *testing.T) {
 			var dep appsv1.Deployment
 			cms := map[string]corev1.ConfigMap{}
