@@ -34,6 +34,7 @@ import (
 const (
 	root         = "../.."
 	nginxConf    = root + "/testdata/nginx.conf"
+	caddyfile    = root + "/testdata/Caddyfile"
 	dockerfile   = root + "/Dockerfile"
 	dockerignore = root + "/.dockerignore"
 )
@@ -84,10 +85,32 @@ type step struct {
 	header      []string
 	wantStatus  int
 	wantSubject []string // what the app sees; nil: the app is not reached
+	absent      []string // headers the app must not see
 }
 
 func TestNginxForwardAuth(t *testing.T) {
-	bin := findNginx(t)
+	bin := findProxy(t, "nginx", "apt-get install -y nginx; macOS: brew install nginx", "/usr/sbin/nginx", "/usr/local/sbin/nginx")
+	testForwardAuth(t, func(authAddr, appAddr string) *http.Client { return startNginx(t, bin, authAddr, appAddr) })
+}
+
+// TestCaddyForwardAuth runs the README's Caddyfile (testdata/Caddyfile) as
+// TestNginxForwardAuth runs nginx's.
+func TestCaddyForwardAuth(t *testing.T) {
+	bin := findProxy(t, "caddy", "apt-get install -y caddy; macOS: brew install caddy")
+	testForwardAuth(t, func(authAddr, appAddr string) *http.Client { return startCaddy(t, bin, authAddr, appAddr) },
+		// Every X-Auth-* header of the client's is stripped, a claim
+		// header's too (nginx sets only those it is told of).
+		step{"valid token, spoofed claim header", []string{"Authorization", "Bearer " + tokenFor, "X-Auth-Email", "mallory@example.com"}, 200, []string{"alice"}, []string{"X-Auth-Email"}})
+}
+
+// tokenFor, in a step's header value, is replaced by a valid token.
+const tokenFor = "<alice's token>"
+
+// testForwardAuth puts a proxy (started by start, in front of jwtauthz's
+// forward-auth listener and an app) through its steps: a valid token
+// reaches the app with jwtauthz's identity headers, anything else is
+// denied before it, and a client's own identity headers never arrive.
+func testForwardAuth(t *testing.T, start func(authAddr, appAddr string) *http.Client, extra ...step) {
 	idp := issuer.NewServer()
 	defer idp.Close()
 	a := startApp(t, true, "--issuer", idp.URL)
@@ -101,20 +124,20 @@ func TestNginxForwardAuth(t *testing.T) {
 		io.WriteString(w, "app")
 	}))
 	defer app.Close()
-	client := startNginx(t, bin, a.httpLis.Addr().String(), app.Listener.Addr().String())
+	client := start(a.httpLis.Addr().String(), app.Listener.Addr().String())
 
-	for _, s := range []step{
-		{"valid token", []string{"Authorization", "Bearer " + tok}, 200, []string{"alice"}},
-		{"no token", nil, 401, nil},
-		{"invalid token", []string{"Authorization", "Bearer x.y.z"}, 401, nil},
-		{"valid token, spoofed subject", []string{"Authorization", "Bearer " + tok, "X-Auth-Subject", "mallory"}, 200, []string{"alice"}},
-		{"no token, spoofed subject", []string{"X-Auth-Subject", "mallory"}, 401, nil},
-		{"no token, spoofed original URI", []string{"X-Forwarded-Uri", "/public/", "X-Forwarded-Method", "OPTIONS"}, 401, nil},
-	} {
+	for _, s := range append([]step{
+		{"valid token", []string{"Authorization", "Bearer " + tok}, 200, []string{"alice"}, nil},
+		{"no token", nil, 401, nil, nil},
+		{"invalid token", []string{"Authorization", "Bearer x.y.z"}, 401, nil, nil},
+		{"valid token, spoofed subject", []string{"Authorization", "Bearer " + tok, "X-Auth-Subject", "mallory"}, 200, []string{"alice"}, nil},
+		{"no token, spoofed subject", []string{"X-Auth-Subject", "mallory"}, 401, nil, nil},
+		{"no token, spoofed original URI", []string{"X-Forwarded-Uri", "/public/", "X-Forwarded-Method", "OPTIONS"}, 401, nil, nil},
+	}, extra...) {
 		t.Run(s.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodGet, "http://nginx/v1/things?x=1", nil)
+			req, _ := http.NewRequest(http.MethodGet, "http://proxy/v1/things?x=1", nil)
 			for i := 0; i+1 < len(s.header); i += 2 {
-				req.Header.Set(s.header[i], s.header[i+1])
+				req.Header.Set(s.header[i], strings.ReplaceAll(s.header[i+1], tokenFor, tok))
 			}
 			resp, err := client.Do(req)
 			if err != nil {
@@ -138,6 +161,11 @@ func TestNginxForwardAuth(t *testing.T) {
 				if got := h.Values("X-Auth-Issuer"); !slices.Equal(got, []string{idp.URL}) {
 					t.Errorf("the app saw X-Auth-Issuer %q, want [%s]", got, idp.URL)
 				}
+				for _, name := range s.absent {
+					if got := h.Values(name); len(got) > 0 {
+						t.Errorf("the app saw the client's %s %q", name, got)
+					}
+				}
 			default:
 				if s.wantSubject != nil {
 					t.Fatal("the app was not reached")
@@ -147,17 +175,19 @@ func TestNginxForwardAuth(t *testing.T) {
 	}
 }
 
-func findNginx(t *testing.T) string {
+// findProxy finds a proxy's binary on PATH or at one of paths, or skips the
+// test saying how to install it.
+func findProxy(t *testing.T, name, install string, paths ...string) string {
 	t.Helper()
-	if p, err := exec.LookPath("nginx"); err == nil {
+	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
-	for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/bin/nginx"} {
+	for _, p := range paths {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
 	}
-	t.Skip("nginx is not installed; to run this test install it (Debian/Ubuntu: apt-get install -y nginx; macOS: brew install nginx). It runs as the current user, in a temporary directory.")
+	t.Skipf("%s is not installed; to run this test install it (Debian/Ubuntu: %s). It runs as the current user, in a temporary directory.", name, install)
 	return ""
 }
 
@@ -168,31 +198,64 @@ func startNginx(t *testing.T, bin, authAddr, appAddr string) *http.Client {
 	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "nginx.sock")
-	conf := readText(t, nginxConf)
-	for _, r := range [][2]string{
+	path := filepath.Join(dir, "nginx.conf")
+	writeReplaced(t, nginxConf, path, [][2]string{
 		{"server 127.0.0.1:9002;", "server " + authAddr + ";"},
 		{"server 127.0.0.1:8081;", "server " + appAddr + ";"},
 		{"listen 127.0.0.1:8080;", "listen unix:" + sock + ";"},
 		{"http {\n", "http {\n" + scratchPaths(dir)},
-	} {
+	})
+	cmd := exec.Command(bin, "-p", dir, "-c", path, "-e", "stderr",
+		"-g", "daemon off; master_process off; pid "+filepath.Join(dir, "nginx.pid")+"; error_log stderr notice;")
+	return runProxy(t, "nginx", cmd, sock)
+}
+
+// startCaddy runs testdata/Caddyfile, its addresses replaced, as
+// startNginx runs nginx: on a Unix socket, with no admin endpoint, its
+// files in a temporary directory.
+func startCaddy(t *testing.T, bin, authAddr, appAddr string) *http.Client {
+	t.Helper()
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "caddy.sock")
+	path := filepath.Join(dir, "Caddyfile")
+	writeReplaced(t, caddyfile, path, [][2]string{
+		{"app.example.com {\n", "{\n\tadmin off\n}\n\nhttp:// {\n\tbind unix/" + sock + "\n"},
+		{"forward_auth jwtauthz:9002 {", "forward_auth " + authAddr + " {"},
+		{"reverse_proxy app:8081", "reverse_proxy " + appAddr},
+	})
+	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	return runProxy(t, "caddy", cmd, sock)
+}
+
+// writeReplaced writes src to dst with each old string, which must occur
+// once, replaced by its new one.
+func writeReplaced(t *testing.T, src, dst string, replace [][2]string) {
+	t.Helper()
+	conf := readText(t, src)
+	for _, r := range replace {
 		if strings.Count(conf, r[0]) != 1 {
-			t.Fatalf("%s: want exactly one %q to replace", nginxConf, r[0])
+			t.Fatalf("%s: want exactly one %q to replace", src, r[0])
 		}
 		conf = strings.Replace(conf, r[0], r[1], 1)
 	}
-	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+	if err := os.WriteFile(dst, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// runProxy starts cmd, stops it when the test ends, waits until it listens
+// on the Unix socket sock and returns a client for that socket.
+func runProxy(t *testing.T, name string, cmd *exec.Cmd, sock string) *http.Client {
+	t.Helper()
 	logs := &syncBuffer{}
-	cmd := exec.Command(bin, "-p", dir, "-c", path, "-e", "stderr",
-		"-g", "daemon off; master_process off; pid "+filepath.Join(dir, "nginx.pid")+"; error_log stderr notice;")
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	var waitErr error
+	exited := make(chan struct{}) // closed once cmd has exited, waitErr set
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -202,10 +265,24 @@ func startNginx(t *testing.T, bin, authAddr, appAddr string) *http.Client {
 			<-exited
 		}
 		if t.Failed() {
-			t.Logf("nginx:\n%s", logs)
+			t.Logf("%s:\n%s", name, logs)
 		}
 	})
-	waitDial(t, sock, exited, logs)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("%s exited: %v", name, waitErr)
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not listening within 10s", name)
+		}
+	}
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}
@@ -224,41 +301,20 @@ func scratchPaths(dir string) string {
 	return b.String()
 }
 
-func waitDial(t *testing.T, sock string, exited <-chan error, logs *syncBuffer) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("nginx exited: %v\n%s", err, logs)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	t.Fatalf("nginx not listening within 10s\n%s", logs)
-}
-
-// TestReadmeNginxConfig keeps the README's nginx example the file the
-// nginx test runs.
-func TestReadmeNginxConfig(t *testing.T) {
-	readme, err := os.ReadFile(root + "/README.md")
-	if err != nil {
-		t.Skip("no README.md")
-	}
-	blocks := regexp.MustCompile("(?s)```nginx\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
-	if len(blocks) == 0 {
-		t.Skip("README.md shows no nginx configuration yet")
-	}
-	want := readText(t, nginxConf)
-	for _, b := range blocks {
-		if b[1] == want {
-			return
+// TestReadmeProxyConfigs keeps the README's nginx and Caddy examples the
+// files the forward-auth tests run.
+func TestReadmeProxyConfigs(t *testing.T) {
+	readme := readText(t, root+"/README.md")
+	for _, c := range []struct{ lang, file, test string }{
+		{"nginx", nginxConf, "TestNginxForwardAuth"},
+		{"caddyfile", caddyfile, "TestCaddyForwardAuth"},
+	} {
+		want := readText(t, c.file)
+		blocks := regexp.MustCompile("(?s)```"+c.lang+"\n(.*?)```").FindAllStringSubmatch(readme, -1)
+		if !slices.ContainsFunc(blocks, func(b []string) bool { return b[1] == want }) {
+			t.Errorf("README.md has no %s block identical to %s, which %s runs: copy the file into the README", c.lang, c.file, c.test)
 		}
 	}
-	t.Errorf("README.md's nginx configuration differs from %s, which TestNginxForwardAuth runs: copy the file into the README", nginxConf)
 }
 
 // instruction is one Dockerfile instruction, continuation lines joined.
