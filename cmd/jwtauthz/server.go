@@ -112,8 +112,13 @@ func (a *app) build() error {
 }
 
 // warnUnprefixed logs the headers of cfg that a forward-auth proxy set up
-// as the README shows would not copy (config.unprefixed).
+// as the README shows would not copy (config.unprefixed), while the HTTP
+// forward-auth listener is on (http_addr of the running configuration: a
+// reload does not change it).
 func (a *app) warnUnprefixed(cfg *config) {
+	if a.cfg.HTTPAddr == "" {
+		return
+	}
 	for _, ph := range cfg.unprefixed() {
 		a.log.Warn("header not named x-auth-…: a forward-auth proxy must be told to copy it, or a client's copy reaches the upstream", "provider", ph[0], "header", ph[1])
 	}

@@ -121,16 +121,12 @@ func (p *providerConfig) checkForwardAuth(key string) error {
 }
 
 // unprefixed names, per provider, the headers it sets upstream (its
-// claim_headers and payload_header) that are not named x-auth-…, when the
-// HTTP forward-auth listener is on. A forward-auth proxy copies only the
-// headers it is told to from jwtauthz's answer, and the shipped
-// envoy-http.yaml and the README's Traefik example copy that prefix: a
-// header they do not copy keeps the client's copy whenever jwtauthz sets
-// it. gRPC ext_authz sets every one itself.
+// claim_headers and payload_header) that are not named x-auth-…. A
+// forward-auth proxy copies only the headers it is told to from jwtauthz's
+// answer, and the shipped envoy-http.yaml and the README's Traefik example
+// copy that prefix: a header they do not copy keeps the client's copy
+// whenever jwtauthz sets it. (gRPC ext_authz sets every one itself.)
 func (c *config) unprefixed() [][2]string {
-	if c.HTTPAddr == "" {
-		return nil
-	}
 	var out [][2]string
 	for _, p := range c.providers() {
 		hs := slices.Sorted(maps.Keys(p.ClaimHeaders))
