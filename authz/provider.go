@@ -243,36 +243,42 @@ func (p *provider) verify(ctx context.Context, tok string, h header) (*claims, e
 // no longer than refreshContext(ctx) allows) and returns the key the
 // token's kid names now if it is another than old, else nil.
 func (p *provider) replacedKey(ctx context.Context, h header, old any) any {
-	key, alg, ok := p.refreshedKey(ctx, h.KID)
-	if !ok || jwks.SameKey(key, old) || alg != "" && alg != h.Alg {
+	key, err := p.refreshedKey(ctx, h)
+	if err != nil || jwks.SameKey(key, old) {
 		return nil
 	}
 	return key
 }
 
 // refreshedKey asks for a refresh of the key set, waiting no longer than
-// refreshContext(ctx) allows, and looks kid up again whatever Refresh says:
-// a fetch that ended between the caller's look and the call has the key,
-// though the cooldown then refuses another.
-func (p *provider) refreshedKey(ctx context.Context, kid string) (crypto.PublicKey, string, bool) {
+// refreshContext(ctx) allows, and looks the kid up again whatever Refresh
+// says: a fetch that ended between the caller's look and the call has the
+// key, though the cooldown then refuses another.
+func (p *provider) refreshedKey(ctx context.Context, h header) (any, error) {
 	wctx, cancel := refreshContext(ctx)
 	p.keys.Refresh(wctx)
 	cancel()
-	return p.keys.Key(kid)
+	return p.lookup(h)
 }
 
 // key finds the key that should have signed the token: by kid in the
-// current set, refreshing it once if the kid is unknown; a JWK that names
-// another alg than the token's is refused.
+// current set, refreshing it once if the kid is unknown.
 func (p *provider) key(ctx context.Context, h header) (any, error) {
+	key, err := p.lookup(h)
+	if errors.Is(err, errUnknownKID) && h.KID != "" {
+		key, err = p.refreshedKey(ctx, h)
+	}
+	return key, err
+}
+
+// lookup finds the token's kid in the current set; a JWK that names
+// another alg than the token's is refused.
+func (p *provider) lookup(h header) (any, error) {
 	key, alg, ok := p.keys.Key(h.KID)
-	if !ok && h.KID != "" {
-		key, alg, ok = p.refreshedKey(ctx, h.KID)
-	}
-	if !ok {
+	switch {
+	case !ok:
 		return nil, errUnknownKID
-	}
-	if alg != "" && alg != h.Alg {
+	case alg != "" && alg != h.Alg:
 		return nil, errKeyMismatch
 	}
 	return key, nil
