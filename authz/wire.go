@@ -202,10 +202,11 @@ func next(b []byte) (num protowire.Number, typ protowire.Type, v []byte, n int) 
 }
 
 // addHeader reads a map entry (key 1, value 2) that readHeaders did not
-// take, or a HeaderValue (key 1, value 2, raw_value 3). Header names and values are not checked for UTF-8
-// here: a name is only compared with ASCII names, a token is held to
-// base64url by peek, and checking every header (a 1.5 KB cookie included)
-// was the largest part of reading a browser's request.
+// take, or a HeaderValue (key 1, value 2, raw_value 3). Header names and
+// values are not checked for UTF-8 here: a name is only compared with ASCII
+// names, a token is held to base64url by peek, and checking every header
+// (a 1.5 KB cookie included) was the largest part of reading a browser's
+// request.
 func (w *wireRequest) addHeader(b []byte, raw bool) error {
 	var k, v, rawV []byte
 	for len(b) > 0 {
