@@ -47,13 +47,21 @@ func TestEncodedResponseIsCheckResponse(t *testing.T) {
 	}
 }
 
-// An allow written into a buffer a longer allow used before is that allow's
-// bytes alone: allowPool does not clear what it hands out again.
+// An allow written into a buffer used before is that allow's bytes alone:
+// allowPool does not clear what it hands out again. The used buffer is
+// filled with 0xff, so that no byte of the allow (zeros included) may be
+// left unwritten.
 func TestAllowBufferReusedIsWrittenOver(t *testing.T) {
 	long := Decision{Allow: true, Subject: "s", CookieSet: true, Cookie: strings.Repeat("c", 900)}
 	short := Decision{Allow: true, Subject: "u"}
 	for range 3 {
-		encodeResponse(&long).data.Free()
+		l := encodeResponse(&long)
+		used := l.bytes()
+		used = used[:cap(used)]
+		for i := range used {
+			used[i] = 0xff
+		}
+		l.data.Free()
 		e := encodeResponse(&short)
 		b, err := proto.Marshal(CheckResponse(&short))
 		if err != nil {

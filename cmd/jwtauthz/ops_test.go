@@ -269,4 +269,15 @@ func TestWarnsOfUnprefixedHeaders(t *testing.T) {
 	if got := warned(grpcOnly); len(got) > 0 {
 		t.Errorf("without the HTTP listener, warned of %q", got)
 	}
+	// A reload does not change http_addr: the running listener decides.
+	off, on := *a.cfg, *grpcOnly.cfg
+	off.HTTPAddr, on.HTTPAddr = "", ":9002"
+	a.warnUnprefixed(&off)
+	grpcOnly.warnUnprefixed(&on)
+	if got := warned(a); len(got) != 5 {
+		t.Errorf("a reload turning http_addr off: warned of %q, want the running listener's warnings again", got)
+	}
+	if got := warned(grpcOnly); len(got) > 0 {
+		t.Errorf("a reload turning http_addr on: warned of %q, though no HTTP listener runs", got)
+	}
 }
