@@ -1,9 +1,9 @@
 package envoy
 
 import (
+	"errors"
 	"net"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -157,19 +157,27 @@ func checkComposeEnvoy(t *testing.T, env composeService, cf composeFile) {
 }
 
 // checkHealthcheckRuns runs the health check's command (CMD bash -c …)
-// against an AdminStub in place of the admin listener at tcp: it must
-// pass, which an HTTP/1.0 request (answered 426, as Envoy does) does not.
+// against an AdminStub in place of the admin listener at tcp: it must pass
+// while /ready says LIVE, which an HTTP/1.0 request (answered 426, as Envoy
+// does) does not, and fail while /ready says 503.
 func checkHealthcheckRuns(t *testing.T, test []string, tcp string) {
+	t.Helper()
 	if len(test) != 4 || test[1] != "bash" || test[2] != "-c" {
-		t.Fatalf("envoy health check %q: want CMD bash -c SCRIPT", test)
-	}
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash here to run the health check with")
+		t.Errorf("envoy health check %q: want CMD bash -c SCRIPT", test)
+		return
 	}
 	stub := NewAdminStub()
 	defer stub.Close()
-	out, err := exec.Command("bash", "-c", strings.ReplaceAll(test[3], tcp, stub.TCPPath())).CombinedOutput()
+	out, err := stub.RunScript(test[3], tcp)
+	if errors.Is(err, ErrNoBash) {
+		t.Log("no bash here: the health check is not run")
+		return
+	}
 	if err != nil || !slices.Equal(stub.Answered(), []string{"GET /ready"}) {
 		t.Errorf("envoy health check against a stub admin listener: %v %s; answered %q", err, out, stub.Answered())
+	}
+	stub.SetReady(false)
+	if out, err := stub.RunScript(test[3], tcp); err == nil {
+		t.Errorf("envoy health check passes while /ready answers 503: %s", out)
 	}
 }

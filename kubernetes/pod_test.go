@@ -1,8 +1,9 @@
 package kubernetes
 
 import (
+	"errors"
+	"fmt"
 	"net"
-	"os/exec"
 	"path"
 	"slices"
 	"strconv"
@@ -217,28 +218,42 @@ func checkEnvoyInPod(t *testing.T, spec corev1.PodSpec, c corev1.Container, data
 	checkEnvoyPreStop(t, c, "/dev/tcp/"+host+"/"+port)
 }
 
-// checkEnvoyPreStop runs Envoy's preStop hook (bash -c …), its sleep made
-// a no-op, against an AdminStub in place of the admin listener at tcp: it
+// checkEnvoyPreStop runs Envoy's preStop hook (bash -c …), its sleep only
+// printed, against an AdminStub in place of the admin listener at tcp: it
 // must fail the health check and drain the listeners, which a request the
-// admin listener refuses (HTTP/1.0: 426) does not.
+// admin listener refuses (HTTP/1.0: 426) does not, and then wait out the
+// drain (--drain-time-s) before SIGTERM comes.
 func checkEnvoyPreStop(t *testing.T, c corev1.Container, tcp string) {
+	t.Helper()
 	var cmd []string
 	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Exec != nil {
 		cmd = c.Lifecycle.PreStop.Exec.Command
 	}
 	if len(cmd) != 3 || cmd[0] != "bash" || cmd[1] != "-c" || !strings.Contains(cmd[2], tcp) {
-		t.Fatalf("Envoy preStop %q: want bash -c SCRIPT, the script talking to the admin listener at %s", cmd, tcp)
-	}
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash here to run the preStop hook with")
+		t.Errorf("Envoy preStop %q: want bash -c SCRIPT, the script talking to the admin listener at %s", cmd, tcp)
+		return
 	}
 	stub := envoy.NewAdminStub()
 	defer stub.Close()
-	script := "sleep() { :; }\n" + strings.ReplaceAll(cmd[2], tcp, stub.TCPPath())
-	out, err := exec.Command("bash", "-c", script).CombinedOutput()
+	out, err := stub.RunScript(cmd[2], tcp)
+	if errors.Is(err, envoy.ErrNoBash) {
+		t.Log("no bash here: the preStop hook is not run")
+		return
+	}
 	want := []string{"POST /healthcheck/fail", "POST /drain_listeners?graceful"}
 	if err != nil || !slices.Equal(stub.Answered(), want) {
 		t.Errorf("Envoy preStop against a stub admin listener: %v %s; answered %q, want %q", err, out, stub.Answered(), want)
+	}
+	drain := 0
+	if i := slices.Index(c.Args, "--drain-time-s"); i >= 0 && i+1 < len(c.Args) {
+		drain, _ = strconv.Atoi(c.Args[i+1])
+	}
+	slept := 0
+	if i := strings.LastIndex(out, "sleep "); i >= 0 {
+		fmt.Sscanf(out[i:], "sleep %d", &slept)
+	}
+	if drain == 0 || slept <= drain {
+		t.Errorf("Envoy preStop sleeps %d s (%s), want longer than --drain-time-s (%d)", slept, strings.TrimSpace(out), drain)
 	}
 }
 
