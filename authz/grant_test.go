@@ -45,6 +45,16 @@ func (k *staticKeys) Key(kid string) (crypto.PublicKey, string, bool) {
 func (k *staticKeys) Ready() bool                  { return true }
 func (k *staticKeys) Refresh(context.Context) bool { return false }
 
+// sign signs claims with s, failing t if it cannot.
+func sign(t testing.TB, s *issuer.Signer, claims jwt.MapClaims) string {
+	t.Helper()
+	tok, err := s.Sign(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 func bearerRequest(tok string) *authz.Request {
 	return &authz.Request{Method: "GET", Host: "api.example.com", Path: "/v1/things",
 		Headers: authz.MapHeaders{"authorization": "Bearer " + tok}}
@@ -64,7 +74,7 @@ func TestAnyIssuerGrantEndsWhenItsIssuerGetsAProvider(t *testing.T) {
 	}
 	t.Cleanup(e.Close)
 	now := clk.Now()
-	tok, _ := sa.Sign(jwt.MapClaims{"iss": "https://corp.example", "sub": "mallory", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+	tok := sign(t, sa, jwt.MapClaims{"iss": "https://corp.example", "sub": "mallory", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
 	if d := e.Check(t.Context(), bearerRequest(tok)); !d.Allow {
 		t.Fatalf("before the reload: %v", d.Reason)
 	}
@@ -86,7 +96,7 @@ func TestFarExpIsCached(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	tok, _ := s.Sign(jwt.MapClaims{"iss": "https://p", "sub": "svc", "iat": clk.Now().Unix(), "exp": int64(9999999999)})
+	tok := sign(t, s, jwt.MapClaims{"iss": "https://p", "sub": "svc", "iat": clk.Now().Unix(), "exp": int64(9999999999)})
 	for range 3 {
 		if d := e.Check(t.Context(), bearerRequest(tok)); !d.Allow {
 			t.Fatal(d.Reason)
@@ -112,8 +122,10 @@ func TestUnusableGrantIsAMiss(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	tok, _ := s1.Sign(jwt.MapClaims{"iss": "https://p", "sub": "u", "iat": clk.Now().Unix(), "exp": clk.Now().Add(time.Hour).Unix()})
-	e.Check(t.Context(), bearerRequest(tok))
+	tok := sign(t, s1, jwt.MapClaims{"iss": "https://p", "sub": "u", "iat": clk.Now().Unix(), "exp": clk.Now().Add(time.Hour).Unix()})
+	if d := e.Check(t.Context(), bearerRequest(tok)); !d.Allow || e.Stats().Tokens.Size != 1 {
+		t.Fatalf("before the withdrawal: allow %v (%v), %d cached", d.Allow, d.Reason, e.Stats().Tokens.Size)
+	}
 	ks.set(s2) // s1 withdrawn
 	for range 5 {
 		if d := e.Check(t.Context(), bearerRequest(tok)); d.Allow || d.Cached {
@@ -140,9 +152,10 @@ func TestReloadsDoNotDenyAValidToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	tok, _ := s.Sign(jwt.MapClaims{"iss": "https://p", "aud": "api", "sub": "u", "iat": clk.Now().Unix(), "exp": clk.Now().Add(time.Hour).Unix()})
+	tok := sign(t, s, jwt.MapClaims{"iss": "https://p", "aud": "api", "sub": "u", "iat": clk.Now().Unix(), "exp": clk.Now().Add(time.Hour).Unix()})
 	stop := make(chan struct{})
 	var reloader, checkers sync.WaitGroup
+	configs := [][]authz.ProviderConfig{{pa}, {pb}}
 	reloader.Go(func() {
 		for i := 0; ; i++ {
 			select {
@@ -150,7 +163,10 @@ func TestReloadsDoNotDenyAValidToken(t *testing.T) {
 				return
 			default:
 			}
-			e.Update([]authz.ProviderConfig{[]authz.ProviderConfig{pa, pb}[i%2]}, nil)
+			if err := e.Update(configs[i%2], nil); err != nil {
+				t.Error(err)
+				return
+			}
 		}
 	})
 	var mu sync.Mutex
@@ -187,7 +203,7 @@ func TestSharedVerificationAcrossAReloadIsDoneAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer e.Close()
-		tok, _ := s.Sign(jwt.MapClaims{"iss": "https://p", "sub": "u", "exp": time.Now().Add(time.Hour).Unix()})
+		tok := sign(t, s, jwt.MapClaims{"iss": "https://p", "sub": "u", "exp": time.Now().Add(time.Hour).Unix()})
 		first, second := make(chan authz.Decision), make(chan authz.Decision)
 		go func() { first <- e.Check(context.Background(), bearerRequest(tok)) }()
 		<-gated.entered
@@ -218,7 +234,7 @@ func TestGrantRacingAReloadIsNotCached(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	tok, _ := s.Sign(jwt.MapClaims{"iss": "https://p", "sub": "u", "role": "admin", "exp": time.Now().Add(time.Hour).Unix()})
+	tok := sign(t, s, jwt.MapClaims{"iss": "https://p", "sub": "u", "role": "admin", "exp": time.Now().Add(time.Hour).Unix()})
 	done := make(chan authz.Decision)
 	go func() { done <- e.Check(context.Background(), bearerRequest(tok)) }()
 	<-gated.entered

@@ -265,29 +265,32 @@ func (m *manifests) checkCommon(t *testing.T) {
 
 // checkNamespace wants one Namespace, and jwtauthz's objects in it.
 func (m *manifests) checkNamespace(t *testing.T) {
+	t.Helper()
 	if len(m.namespaces) != 1 {
 		t.Fatalf("%d Namespaces, want jwtauthz's", len(m.namespaces))
 	}
 	ns := m.namespaces[0].Name
-	var objs []metav1.ObjectMeta
+	objs := map[string][]metav1.ObjectMeta{}
 	for _, d := range m.deployments {
-		objs = append(objs, d.ObjectMeta)
+		objs["Deployment"] = append(objs["Deployment"], d.ObjectMeta)
 	}
 	for _, s := range m.services {
-		objs = append(objs, s.ObjectMeta)
+		objs["Service"] = append(objs["Service"], s.ObjectMeta)
 	}
 	for _, h := range m.hpas {
-		objs = append(objs, h.ObjectMeta)
+		objs["HorizontalPodAutoscaler"] = append(objs["HorizontalPodAutoscaler"], h.ObjectMeta)
 	}
 	for _, p := range m.pdbs {
-		objs = append(objs, p.ObjectMeta)
+		objs["PodDisruptionBudget"] = append(objs["PodDisruptionBudget"], p.ObjectMeta)
 	}
 	for _, cm := range m.configMaps {
-		objs = append(objs, cm.ObjectMeta)
+		objs["ConfigMap"] = append(objs["ConfigMap"], cm.ObjectMeta)
 	}
-	for _, o := range objs {
-		if o.Namespace != ns {
-			t.Errorf("%s in namespace %q, want %q", o.Name, o.Namespace, ns)
+	for kind, metas := range objs {
+		for _, o := range metas {
+			if o.Namespace != ns {
+				t.Errorf("%s %s in namespace %q, want %q", kind, o.Name, o.Namespace, ns)
+			}
 		}
 	}
 }

@@ -16,7 +16,8 @@ import (
 // 1000 MiB as serve does from its cgroup's: 90 % of it, unless GOMEMLIMIT
 // or AUTOMEMLIMIT say otherwise, and nothing without a limit.
 func TestMemoryLimit(t *testing.T) {
-	t.Cleanup(func() { debug.SetMemoryLimit(math.MaxInt64) })
+	old := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(old) })
 	const limit = 1000 << 20
 	for _, tc := range []struct {
 		name                     string
