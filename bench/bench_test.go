@@ -138,11 +138,22 @@ func TestParseProcStat(t *testing.T) {
 }
 
 func TestParseCallgrindTotal(t *testing.T) {
-	out := "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nfl=(1) a.go\nfn=(1) main\n16 3\nsummary: 42530391\n\n\ntotals: 42530391\n"
-	if n, err := parseCallgrindTotal(out); err != nil || n != 42530391 {
-		t.Fatalf("got %v, %v", n, err)
-	}
-	if _, err := parseCallgrindTotal("events: Ir\n"); err == nil {
-		t.Fatal("no totals: no error")
+	// The layout callgrind 3.19 writes for a dump (-d), summary and totals
+	// made to differ: totals is what counts.
+	dump := "# callgrind format\nversion: 1\ncreator: callgrind-3.19.0\npid: 4242\ncmd:  ./jwtauthz serve\npart: 1\n\n" +
+		"desc: I1 cache: \ndesc: Trigger: Client Request: dump\n\npositions: line\nevents: Ir\nsummary: 99\n\n\nob=(1) ./jwtauthz\nfl=(1) a.go\nfn=(1) main\n16 3\n\ntotals: 42530391\n"
+	for _, tc := range []struct {
+		out  string
+		want float64 // 0: an error
+	}{
+		{dump, 42530391},
+		{strings.Replace(dump, "totals: 42530391", "totals: 0", 1), 0}, // --toggle-collect matched nothing
+		{"events: Ir\nsummary: 99\n", 0},
+		{strings.Replace(dump, "totals: 42530391", "totals: x", 1), 0},
+	} {
+		n, err := parseCallgrindTotal(tc.out)
+		if tc.want == 0 && err == nil || tc.want != 0 && (err != nil || n != tc.want) {
+			t.Errorf("%q: got %v, %v; want %v", tc.out[len(tc.out)-20:], n, err, tc.want)
+		}
 	}
 }

@@ -65,7 +65,7 @@ func instructions(o *options) error {
 	es, rs := issuer.MustSigner("ES256"), issuer.MustSigner("RS256")
 	idp := issuer.NewServer(es, rs)
 	defer idp.Close()
-	n := 2 * o.checks
+	n := o.warm + o.checks // c's tokens are each new
 	one, err := mint(es, idp.URL, "one", 1, tokenTTL)
 	if err != nil {
 		return err
@@ -87,39 +87,38 @@ func instructions(o *options) error {
 	type scenario struct {
 		name, alg string
 		toks      []string
-		floor     bool
+		cacheSize int // 0: the floor
 	}
+	// The caches of the timed harness's servers (env.start).
 	scenarios := []scenario{
-		{name: "floor", toks: one, floor: true},
-		{name: "a-cached", toks: one},
-		{name: "c-new-ES256", alg: "ES256", toks: newES},
-		{name: "c-new-RS256", alg: "RS256", toks: newRS},
+		{name: "floor", toks: one},
+		{name: "a-cached", toks: one, cacheSize: 100_000},
+		{name: "c-new-ES256", alg: "ES256", toks: newES, cacheSize: newCache},
+		{name: "c-new-RS256", alg: "RS256", toks: newRS, cacheSize: newCache},
 	}
 	counts := map[string]float64{}
 	for _, s := range scenarios {
 		out := filepath.Join(tmp, s.name+".callgrind")
-		wrap := []string{"valgrind", "--tool=callgrind", "--callgrind-out-file=" + out}
-		var srv *server
+		// env(1) execs valgrind: the pid stays the one callgrind_control
+		// needs.
+		wrap := append([]string{"env"}, callgrindEnv...)
+		wrap = append(wrap, "valgrind", "--tool=callgrind", "--callgrind-out-file="+out)
 		addr, err := freeAddr()
 		if err != nil {
 			return err
 		}
-		if s.floor {
-			srv, err = startWrapped(s.name, tmp, addr, "", append(wrap, self, "-role", "floor", "-addr", addr))
+		var srv *server
+		if s.cacheSize == 0 {
+			srv, err = launch(s.name, tmp, addr, "", valgrindWait, append(wrap, self, "-role", "floor", "-addr", addr))
 		} else {
-			var admin string
-			if admin, err = freeAddr(); err != nil {
-				return err
-			}
-			srv, err = startWrapped(s.name, tmp, addr, "http://"+admin, append(wrap, bin, "serve", "--issuer", idp.URL,
-				"--jwks-url", idp.JWKSURL(), "--grpc-addr", addr, "--http-addr", "", "--admin-addr", admin,
-				"--cache-size", strconv.Itoa(newCache), "--cache-ttl", cacheTTL.String(), "--log-level", "warn", "--shutdown-delay", "0s"))
+			srv, err = startJwtauthz(bin, tmp, jwtauthzOpts{name: s.name, grpcAddr: addr, issuer: idp.URL, jwksURL: idp.JWKSURL(),
+				cacheSize: s.cacheSize, cacheTTL: cacheTTL, wrap: wrap, wait: valgrindWait})
 		}
 		if err != nil {
 			return err
 		}
-		total, err := countChecks(srv, out, tmpl, s.toks, o.checks, o.checks)
-		srv.cmd.Process.Kill()
+		total, err := countChecks(srv, out, tmpl, s.toks, o.warm, o.checks, s.alg == "")
+		srv.cmd.Process.Kill() // callgrind does not survive SIGTERM
 		srv.cmd.Wait()
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
@@ -127,13 +126,13 @@ func instructions(o *options) error {
 		counts[s.name] = total / float64(o.checks)
 		fmt.Fprintf(os.Stderr, "%s: %.0f instructions per check\n", s.name, counts[s.name])
 	}
-	fmt.Printf("\nUser-space instructions per check (callgrind), 1 stream, %d checks after %d warm ones; servers with GOMAXPROCS=1, GODEBUG=asyncpreemptoff=1.\n\n", o.checks, o.checks)
+	fmt.Printf("\nUser-space instructions per check (callgrind), 1 stream, %d checks after %d warm ones; servers with GOMAXPROCS=1, GODEBUG=asyncpreemptoff=1.\n\n", o.checks, o.warm)
 	fmt.Println("| scenario | instructions per check | ÷ floor | beyond the floor ÷ bare verification |")
 	fmt.Println("|---|---:|---:|---:|")
 	floor := counts["floor"]
 	for _, s := range scenarios {
 		c, ratio, beyond := counts[s.name], "—", "—"
-		if !s.floor {
+		if s.cacheSize != 0 {
 			ratio = fmt.Sprintf("%.2f", c/floor)
 		}
 		if s.alg != "" {
@@ -150,38 +149,15 @@ func instructions(o *options) error {
 // callgrind's signal handling does not survive.
 var callgrindEnv = []string{"GOMAXPROCS=1", "GODEBUG=asyncpreemptoff=1"}
 
-// startWrapped starts argv (a server under valgrind) and waits up to 3
-// minutes for it to answer: readiness on adminURL if set, else a Check.
-func startWrapped(name, logDir, target, adminURL string, argv []string) (*server, error) {
-	// env(1) execs valgrind: the pid stays the one callgrind_control needs.
-	s, err := start(name, logDir, "env", append(callgrindEnv, argv...)...)
-	if err != nil {
-		return nil, err
-	}
-	s.target, s.adminURL = target, adminURL
-	up := func() error { return pingCheck(target) }
-	if adminURL != "" {
-		up = func() error { return ready(adminURL) }
-	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		err := up()
-		if err == nil {
-			return s, nil
-		}
-		if time.Now().After(deadline) {
-			s.cmd.Process.Kill()
-			tail, _ := os.ReadFile(s.log)
-			return nil, fmt.Errorf("%s not ready: %v\n%s", name, err, tail)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
+// valgrindWait is how long a server under callgrind may take to come up.
+const valgrindWait = 3 * time.Minute
 
 // countChecks sends warm checks, zeroes srv's counters, sends counted
 // checks and returns the instructions callgrind counted over them. The
 // i-th check carries toks[i % len(toks)] and an x-request-id of its own.
-func countChecks(srv *server, out string, tmpl *authv3.CheckRequest, toks []string, warm, counted int) (float64, error) {
+// Of a jwtauthz server, it wants every counted check answered by the token
+// cache if cached, and none if not.
+func countChecks(srv *server, out string, tmpl *authv3.CheckRequest, toks []string, warm, counted int, cached bool) (float64, error) {
 	cc, err := grpc.NewClient(srv.target, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return 0, err
@@ -191,8 +167,14 @@ func countChecks(srv *server, out string, tmpl *authv3.CheckRequest, toks []stri
 	req := proto.Clone(tmpl).(*authv3.CheckRequest)
 	h := req.Attributes.Request.Http.Headers
 	ids := newRequestIDs(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
+	var hits, misses uint64
 	for i := range warm + counted {
 		if i == warm {
+			if srv.adminURL != "" {
+				if hits, misses, err = srv.tokenCache(); err != nil {
+					return 0, err
+				}
+			}
 			if err := callgrindControl("-z", srv.pid); err != nil {
 				return 0, err
 			}
@@ -212,11 +194,30 @@ func countChecks(srv *server, out string, tmpl *authv3.CheckRequest, toks []stri
 	if err := callgrindControl("-d", srv.pid); err != nil {
 		return 0, err
 	}
+	if srv.adminURL != "" {
+		h, m, err := srv.tokenCache()
+		if err != nil {
+			return 0, err
+		}
+		want := [2]uint64{hits + uint64(counted), misses}
+		if !cached {
+			want = [2]uint64{hits, misses + uint64(counted)}
+		}
+		if got := [2]uint64{h, m}; got != want {
+			return 0, fmt.Errorf("token cache hits and misses %v after the counted checks, want %v", got, want)
+		}
+	}
 	return callgrindTotal(out + ".1")
 }
 
+// callgrindControl runs callgrind_control, which exits 0 also when it
+// finds no such process: only its "OK" says it did what was asked.
 func callgrindControl(flag, pid string) error {
-	if b, err := exec.Command("callgrind_control", flag, pid).CombinedOutput(); err != nil {
+	b, err := exec.Command("callgrind_control", flag, pid).CombinedOutput()
+	if err == nil && !strings.Contains(string(b), "OK") {
+		err = errors.New("no OK")
+	}
+	if err != nil {
 		return fmt.Errorf("callgrind_control %s %s: %v: %s", flag, pid, err, b)
 	}
 	return nil
@@ -235,19 +236,19 @@ func callgrindTotal(path string) (float64, error) {
 	return n, nil
 }
 
-// parseCallgrindTotal finds the count of a callgrind output's "totals:"
-// (or "summary:") line.
+// parseCallgrindTotal reads the instructions of a callgrind output's
+// "totals:" line: a count of 0 means nothing was collected (a
+// --toggle-collect that matched no function), and is an error.
 func parseCallgrindTotal(out string) (float64, error) {
-	for _, line := range strings.Split(out, "\n") {
-		for _, key := range []string{"totals:", "summary:"} {
-			if v, ok := strings.CutPrefix(line, key); ok {
-				if f := strings.Fields(v); len(f) > 0 {
-					return strconv.ParseFloat(f[0], 64)
-				}
-			}
-		}
+	v := field([]byte(out), "totals", ":")
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err == nil && n == 0 {
+		err = errors.New("nothing counted")
 	}
-	return 0, errors.New("no totals")
+	if err != nil {
+		return 0, fmt.Errorf("callgrind totals %q: %w", v, err)
+	}
+	return float64(n), nil
 }
 
 // bareInstructions counts the instructions of n bare verifications of one

@@ -36,6 +36,7 @@ type options struct {
 
 	instructions bool // count instructions under callgrind instead of timing
 	checks       int
+	warm         int
 
 	duration   time.Duration
 	rounds     int
@@ -90,7 +91,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.addr, "addr", "", "internal: the floor's listen address, host:port or unix:///path")
 	fs.StringVar(&o.alg, "alg", "ES256", `internal: the algorithm of -role verify`)
 	fs.BoolVar(&o.instructions, "instructions", false, "run nothing timed: count each server's instructions per check under valgrind's callgrind (see bench/README.md)")
-	fs.IntVar(&o.checks, "checks", 300, "-instructions: checks counted per server, after as many warm ones")
+	fs.IntVar(&o.checks, "checks", 300, "-instructions: checks counted per server")
+	fs.IntVar(&o.warm, "warm", 3000, "-instructions: checks per server before the counted ones")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of one fixed-time run")
 	fs.IntVar(&o.rounds, "rounds", 3, "alternations: how many times every scenario runs at every stream count")
 	streams := fs.String("streams", "1,16,64", "concurrent streams, comma-separated")
@@ -122,8 +124,8 @@ func parseFlags(args []string) (*options, error) {
 	if o.memSizes, err = ints(*memSizes); err != nil {
 		return nil, fmt.Errorf("-mem-sizes: %w", err)
 	}
-	if o.rounds < 1 || o.conns < 1 || o.pool < 1 || o.newPool < 1 || o.checks < 1 {
-		return nil, fmt.Errorf("-rounds, -conns, -pool, -new-pool and -checks must be positive")
+	if o.rounds < 1 || o.conns < 1 || o.pool < 1 || o.newPool < 1 || o.checks < 1 || o.warm < 0 {
+		return nil, fmt.Errorf("-rounds, -conns, -pool, -new-pool and -checks must be positive, -warm not negative")
 	}
 	return o, nil
 }

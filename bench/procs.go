@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -67,6 +69,10 @@ type jwtauthzOpts struct {
 	jwksURL   string
 	cacheSize int
 	cacheTTL  time.Duration
+	// wrap, if set, runs bin under another program (valgrind), which then
+	// gets wait to come up instead of 30 s.
+	wrap []string
+	wait time.Duration
 }
 
 // startJwtauthz starts bin serve and waits for /readyz.
@@ -79,16 +85,8 @@ func startJwtauthz(bin, logDir string, o jwtauthzOpts) (*server, error) {
 		"--grpc-addr", o.grpcAddr, "--http-addr", "", "--admin-addr", admin,
 		"--cache-size", strconv.Itoa(o.cacheSize), "--cache-ttl", o.cacheTTL.String(),
 		"--log-level", "warn", "--pprof", "--shutdown-delay", "0s"}
-	s, err := start(o.name, logDir, bin, args...)
-	if err != nil {
-		return nil, err
-	}
-	s.target, s.adminURL = o.grpcAddr, "http://"+admin
-	if err := waitFor(s, func() error { return ready(s.adminURL) }); err != nil {
-		s.stop()
-		return nil, err
-	}
-	return s, nil
+	argv := append(slices.Clip(o.wrap), bin)
+	return launch(o.name, logDir, o.grpcAddr, "http://"+admin, o.wait, append(argv, args...))
 }
 
 // startFloor re-executes this program as the floor on addr and waits until
@@ -98,12 +96,23 @@ func startFloor(name, logDir, addr string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := start(name, logDir, self, "-role", "floor", "-addr", addr)
+	return launch(name, logDir, addr, "", 0, []string{self, "-role", "floor", "-addr", addr})
+}
+
+// launch starts argv as server name on target and waits up to wait (30 s
+// if 0) until it is ready: /readyz on adminURL if set, else an answered
+// Check. It stops the server if it never is.
+func launch(name, logDir, target, adminURL string, wait time.Duration, argv []string) (*server, error) {
+	s, err := start(name, logDir, argv[0], argv[1:]...)
 	if err != nil {
 		return nil, err
 	}
-	s.target = addr
-	if err := waitFor(s, func() error { return pingCheck(addr) }); err != nil {
+	s.target, s.adminURL = target, adminURL
+	up := func() error { return pingCheck(target) }
+	if adminURL != "" {
+		up = func() error { return ready(adminURL) }
+	}
+	if err := waitFor(s, up, cmp.Or(wait, 30*time.Second)); err != nil {
 		s.stop()
 		return nil, err
 	}
@@ -127,9 +136,9 @@ func start(name, logDir, bin string, args ...string) (*server, error) {
 	return &server{name: name, cmd: cmd, pid: strconv.Itoa(cmd.Process.Pid), log: logPath}, nil
 }
 
-// waitFor polls ok for up to 30 s.
-func waitFor(s *server, ok func() error) error {
-	deadline := time.Now().Add(30 * time.Second)
+// waitFor polls ok for up to wait.
+func waitFor(s *server, ok func() error, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
 	for {
 		err := ok()
 		if err == nil {
