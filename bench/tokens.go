@@ -56,13 +56,8 @@ func claims(iss, prefix string, i int, now time.Time, ttl time.Duration) jwt.Map
 // one goroutine for at least a second of CPU so the tick resolution of
 // /proc/self/stat stays under 1%.
 func bareVerify(s *issuer.Signer, tok string) (time.Duration, error) {
-	i := strings.LastIndexByte(tok, '.')
-	sig, err := base64.RawURLEncoding.DecodeString(tok[i+1:])
+	verify, err := bareVerifier(s, tok)
 	if err != nil {
-		return 0, err
-	}
-	m, input, pub := jwt.GetSigningMethod(s.Alg), tok[:i], s.Private.Public()
-	if err := m.Verify(input, sig, pub); err != nil {
 		return 0, err
 	}
 	runtime.GC()
@@ -72,11 +67,24 @@ func bareVerify(s *issuer.Signer, tok string) (time.Duration, error) {
 	}
 	var n int
 	for start := time.Now(); time.Since(start) < 1500*time.Millisecond; n++ {
-		m.Verify(input, sig, pub)
+		verify()
 	}
 	c1, err := cpuTime("self")
 	if err != nil {
 		return 0, err
 	}
 	return (c1 - c0) / time.Duration(n), nil
+}
+
+// bareVerifier returns golang-jwt's SigningMethod.Verify of tok, signed by
+// s, on its decoded signature, and fails unless it verifies once.
+func bareVerifier(s *issuer.Signer, tok string) (func() error, error) {
+	i := strings.LastIndexByte(tok, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(tok[i+1:])
+	if err != nil {
+		return nil, err
+	}
+	m, input, pub := jwt.GetSigningMethod(s.Alg), tok[:i], s.Private.Public()
+	verify := func() error { return m.Verify(input, sig, pub) }
+	return verify, verify()
 }
