@@ -36,14 +36,10 @@ func instructions(o *options) error {
 			return fmt.Errorf("-instructions needs valgrind (Debian: apt-get install -y valgrind): %w", err)
 		}
 	}
-	root, err := moduleRoot()
-	if err != nil {
-		return err
-	}
-	o.defaults(root)
 	// The servers' logs go to the results, where they outlive a failed
 	// count; binaries and callgrind's files to tmp.
-	if err := os.MkdirAll(o.results, 0o755); err != nil {
+	root, err := resultsAt(o)
+	if err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp("", "jwtauthz-bench-")

@@ -142,14 +142,20 @@ func ints(s string) ([]int, error) {
 	return out, nil
 }
 
-// harness is the whole run but for the floor role.
-func harness(o *options) error {
-	root, err := moduleRoot()
-	if err != nil {
-		return err
+// resultsAt finds the module's root, fills in o's defaults from it and
+// makes the results directory.
+func resultsAt(o *options) (root string, err error) {
+	if root, err = moduleRoot(); err != nil {
+		return "", err
 	}
 	o.defaults(root)
-	if err := os.MkdirAll(o.results, 0o755); err != nil {
+	return root, os.MkdirAll(o.results, 0o755)
+}
+
+// harness is the whole run but for the floor role.
+func harness(o *options) error {
+	root, err := resultsAt(o)
+	if err != nil {
 		return err
 	}
 	if o.replot != "" {
