@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +155,22 @@ func TestParseCallgrindTotal(t *testing.T) {
 		n, err := parseCallgrindTotal(tc.out)
 		if tc.want == 0 && err == nil || tc.want != 0 && (err != nil || n != tc.want) {
 			t.Errorf("%q: got %v, %v; want %v", tc.out[len(tc.out)-20:], n, err, tc.want)
+		}
+	}
+}
+
+func TestTableNamesGOMAXPROCS(t *testing.T) {
+	// As this run records it, as a replotted results.json gives it back,
+	// and as older results (without it) and Go's default leave it.
+	for v, want := range map[any]bool{1: true, float64(2): true, 0: false, nil: false} {
+		res := &Results{Options: map[string]any{}}
+		if v != nil {
+			res.Options["gomaxprocs"] = v
+		}
+		var b strings.Builder
+		printTable(&b, res)
+		if got := strings.Contains(b.String(), "jwtauthz with GOMAXPROCS="+fmt.Sprint(v)); got != want {
+			t.Errorf("gomaxprocs %v: named %v, want %v:\n%s", v, got, want, b.String())
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -147,6 +148,10 @@ func (e *env) start(name string) (*server, error) {
 	}
 	sock := func(f string) string { return "unix://" + filepath.Join(e.tmp, f) }
 	o := jwtauthzOpts{name: name, grpcAddr: tcp, issuer: e.idp.URL, jwksURL: e.idp.JWKSURL(), cacheTTL: cacheTTL}
+	if e.o.gomaxprocs > 0 {
+		// env(1) execs jwtauthz: the pid whose CPU is read stays its.
+		o.wrap = []string{"env", "GOMAXPROCS=" + strconv.Itoa(e.o.gomaxprocs)}
+	}
 	switch name {
 	case srvFloor:
 		return startFloor(name, e.o.results, tcp)

@@ -50,6 +50,7 @@ type options struct {
 	idleWait   time.Duration
 	retries    int
 	uds        bool
+	gomaxprocs int
 	profile    string
 	mem        bool
 	memSizes   []int
@@ -105,6 +106,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.idleWait, "idle-wait", 30*time.Second, "longest wait for -idle before running anyway")
 	fs.IntVar(&o.retries, "retries", 3, "runs again a run during which the rest of the machine used -idle cores or more, up to this many times")
 	fs.BoolVar(&o.uds, "uds", false, "also run scenario a and the floor over Unix sockets")
+	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the harness's jwtauthz servers, e.g. 1 as kubernetes/sidecar sets it (0: Go's default; the floor always keeps it)")
 	fs.StringVar(&o.profile, "profile", "", "after the runs, take a 5 s CPU profile of the server of each of these scenarios (comma-separated, e.g. a-cached) at 16 streams into the results")
 	fs.BoolVar(&o.mem, "mem", false, "measure memory per cached token (1M tokens take minutes)")
 	memSizes := fs.String("mem-sizes", "100000,1000000", "cached-token counts of -mem, ascending")
@@ -124,8 +126,8 @@ func parseFlags(args []string) (*options, error) {
 	if o.memSizes, err = ints(*memSizes); err != nil {
 		return nil, fmt.Errorf("-mem-sizes: %w", err)
 	}
-	if o.rounds < 1 || o.conns < 1 || o.pool < 1 || o.newPool < 1 || o.checks < 1 || o.warm < 0 {
-		return nil, fmt.Errorf("-rounds, -conns, -pool, -new-pool and -checks must be positive, -warm not negative")
+	if o.rounds < 1 || o.conns < 1 || o.pool < 1 || o.newPool < 1 || o.checks < 1 || o.warm < 0 || o.gomaxprocs < 0 {
+		return nil, fmt.Errorf("-rounds, -conns, -pool, -new-pool and -checks must be positive, -warm and -gomaxprocs not negative")
 	}
 	return o, nil
 }
@@ -205,7 +207,7 @@ func (o *options) defaults(root string) {
 func (o *options) record() map[string]any {
 	return map[string]any{"duration": o.duration.String(), "rounds": o.rounds, "streams": o.streams,
 		"conns": o.conns, "pool": o.pool, "new_pool": o.newPool, "timeout": o.timeout.String(), "uds": o.uds,
-		"idle": o.idle, "retries": o.retries}
+		"idle": o.idle, "retries": o.retries, "gomaxprocs": o.gomaxprocs}
 }
 
 func moduleRoot() (string, error) {

@@ -69,8 +69,8 @@ type jwtauthzOpts struct {
 	jwksURL   string
 	cacheSize int
 	cacheTTL  time.Duration
-	// wrap, if set, runs bin under another program (valgrind), which then
-	// gets wait to come up instead of 30 s.
+	// wrap, if set, runs bin under another program (env, valgrind), which
+	// then gets wait to come up instead of 30 s.
 	wrap []string
 	wait time.Duration
 }

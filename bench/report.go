@@ -107,8 +107,14 @@ func cellOf(name string, n int, runs []Run) *Cell {
 
 // printTable prints the summary as markdown, then the targets.
 func printTable(w io.Writer, res *Results) {
-	fmt.Fprintf(w, "\nMachine: %s. Medians of %v runs of %v per cell, %v gRPC connections; ratios are to the floor on the same transport at the same streams.\n\n",
-		res.Machine, res.Options["rounds"], res.Options["duration"], res.Options["conns"])
+	procs := ""
+	// An int in this run's results, a float64 in a replotted one's, absent
+	// in older ones.
+	if n := fmt.Sprint(res.Options["gomaxprocs"]); n != "0" && n != "<nil>" {
+		procs = ", jwtauthz with GOMAXPROCS=" + n
+	}
+	fmt.Fprintf(w, "\nMachine: %s. Medians of %v runs of %v per cell, %v gRPC connections%s; ratios are to the floor on the same transport at the same streams.\n\n",
+		res.Machine, res.Options["rounds"], res.Options["duration"], res.Options["conns"], procs)
 	fmt.Fprintln(w, "| scenario | streams | checks/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/check | server cores | CPU ÷ floor | checks/s ÷ floor | client CPU µs/check | cache hits | other cores |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, c := range res.Summary {
