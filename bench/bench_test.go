@@ -174,3 +174,13 @@ func TestTableNamesGOMAXPROCS(t *testing.T) {
 		}
 	}
 }
+
+func TestTargetsBelowTheFloor(t *testing.T) {
+	// An uncached check that costs less CPU than the floor's no-op.
+	res := &Results{Summary: []Cell{{Scenario: "c-new-RS256", Streams: 1, BeyondFloor: -79.7, VsVerify: -1.12}}}
+	var b strings.Builder
+	printTargets(&b, res)
+	if want := "- c-new-RS256 @1: CPU beyond the floor -79.7 µs = -1.12 × bare verify (≤ 1.20) MET"; !strings.Contains(b.String(), want) {
+		t.Errorf("targets:\n%s\nwant the line %q", b.String(), want)
+	}
+}
