@@ -258,12 +258,22 @@ func checkEnvoyPreStop(t *testing.T, c corev1.Container, tcp string) {
 }
 
 // checkJWTAuthz wants jwtauthz's listeners on the ports named for them,
-// its gRPC readiness probe asking for the Authorization service, and no
+// its gRPC readiness probe asking for the Authorization service, no
 // GOMEMLIMIT to override the soft memory limit jwtauthz sets from the
-// container's memory limit (which checkContainer wants every container to have).
+// container's memory limit (which checkContainer wants every container to
+// have), and, with no CPU limit, a GOMAXPROCS.
 func checkJWTAuthz(t *testing.T, c corev1.Container) {
 	if slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" }) {
 		t.Errorf("env %v: GOMEMLIMIT would replace the 90 %% of the container's limit jwtauthz sets", c.Env)
+	}
+	if _, limited := c.Resources.Limits[corev1.ResourceCPU]; !limited {
+		procs := ""
+		if i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMAXPROCS" }); i >= 0 {
+			procs = c.Env[i].Value
+		}
+		if n, err := strconv.Atoi(procs); err != nil || n < 1 {
+			t.Errorf("env %v: no CPU limit and no GOMAXPROCS: Go would run on every core of the node (README, \"CPU\")", c.Env)
+		}
 	}
 	if len(c.Args) == 0 || c.Args[0] != "serve" {
 		t.Errorf("args %v: want serve", c.Args)
