@@ -106,7 +106,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.idleWait, "idle-wait", 30*time.Second, "longest wait for -idle before running anyway")
 	fs.IntVar(&o.retries, "retries", 3, "runs again a run during which the rest of the machine used -idle cores or more, up to this many times")
 	fs.BoolVar(&o.uds, "uds", false, "also run scenario a and the floor over Unix sockets")
-	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the harness's jwtauthz servers, e.g. 1 as kubernetes/sidecar sets it (0: Go's default; the floor always keeps it)")
+	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the harness's jwtauthz servers, e.g. 1 as kubernetes/sidecar sets it (0: Go's default; the floor always keeps it, and -instructions runs every server with 1)")
 	fs.StringVar(&o.profile, "profile", "", "after the runs, take a 5 s CPU profile of the server of each of these scenarios (comma-separated, e.g. a-cached) at 16 streams into the results")
 	fs.BoolVar(&o.mem, "mem", false, "measure memory per cached token (1M tokens take minutes)")
 	memSizes := fs.String("mem-sizes", "100000,1000000", "cached-token counts of -mem, ascending")
