@@ -80,6 +80,7 @@ func serveCmd(ctx context.Context, cmd string, args []string, lookup func(string
 		return exitError
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	log.Info("starting", "version", versionString(), "go", runtime.Version(), "gomaxprocs", runtime.GOMAXPROCS(0))
 	if memoryLimit != nil {
 		memoryLimit(log)
 	}

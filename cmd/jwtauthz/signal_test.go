@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -145,5 +146,24 @@ func TestSignals(t *testing.T) {
 	}
 	if err := c.cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, c.logs())
+	}
+}
+
+// TestStartLogsRuntime wants the first line to say which Go and how many
+// threads of Go code (GOMAXPROCS) the process runs with (README, "CPU").
+func TestStartLogsRuntime(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "3")
+	idp := issuer.NewServer()
+	defer idp.Close()
+	c := startChild(t, "serve", "--config", writeFile(t, "issuer: "+idp.URL+"\n"), "--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", "127.0.0.1:0")
+	var l struct {
+		Msg, Go    string
+		Gomaxprocs int
+	}
+	c.mu.Lock()
+	first := c.lines[0]
+	c.mu.Unlock()
+	if err := json.Unmarshal([]byte(first), &l); err != nil || l.Msg != "starting" || l.Go != runtime.Version() || l.Gomaxprocs != 3 {
+		t.Errorf("first line %s: want starting, go %s, gomaxprocs 3", first, runtime.Version())
 	}
 }
