@@ -169,7 +169,11 @@ func TestTableNamesGOMAXPROCS(t *testing.T) {
 		}
 		var b strings.Builder
 		printTable(&b, res)
-		if got := strings.Contains(b.String(), "jwtauthz with GOMAXPROCS="+fmt.Sprint(v)); got != want {
+		got := strings.Contains(b.String(), "jwtauthz with GOMAXPROCS="+fmt.Sprint(v))
+		if !want {
+			got = strings.Contains(b.String(), "GOMAXPROCS")
+		}
+		if got != want {
 			t.Errorf("gomaxprocs %v: named %v, want %v:\n%s", v, got, want, b.String())
 		}
 	}

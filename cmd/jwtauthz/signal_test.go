@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -152,18 +153,21 @@ func TestSignals(t *testing.T) {
 // TestStartLogsRuntime wants the first line to say which Go and how many
 // threads of Go code (GOMAXPROCS) the process runs with (README, "CPU").
 func TestStartLogsRuntime(t *testing.T) {
-	t.Setenv("GOMAXPROCS", "3")
 	idp := issuer.NewServer()
 	defer idp.Close()
-	c := startChild(t, "serve", "--config", writeFile(t, "issuer: "+idp.URL+"\n"), "--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", "127.0.0.1:0")
-	var l struct {
-		Msg, Go    string
-		Gomaxprocs int
-	}
-	c.mu.Lock()
-	first := c.lines[0]
-	c.mu.Unlock()
-	if err := json.Unmarshal([]byte(first), &l); err != nil || l.Msg != "starting" || l.Go != runtime.Version() || l.Gomaxprocs != 3 {
-		t.Errorf("first line %s: want starting, go %s, gomaxprocs 3", first, runtime.Version())
+	path := writeFile(t, "issuer: "+idp.URL+"\n")
+	for _, procs := range []int{3, 5} {
+		t.Setenv("GOMAXPROCS", strconv.Itoa(procs))
+		c := startChild(t, "serve", "--config", path, "--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", "127.0.0.1:0")
+		var l struct {
+			Msg, Version, Go string
+			Gomaxprocs       int
+		}
+		c.mu.Lock()
+		first := c.lines[0] // startChild waited for a later line
+		c.mu.Unlock()
+		if err := json.Unmarshal([]byte(first), &l); err != nil || l.Msg != "starting" || l.Version != versionString() || l.Go != runtime.Version() || l.Gomaxprocs != procs {
+			t.Errorf("first line %s: want starting, version %s, go %s, gomaxprocs %d", first, versionString(), runtime.Version(), procs)
+		}
 	}
 }
