@@ -159,7 +159,7 @@ func TestParseCallgrindTotal(t *testing.T) {
 	}
 }
 
-func TestTableNamesGOMAXPROCS(t *testing.T) {
+func TestResultsNameGOMAXPROCS(t *testing.T) {
 	// As this run records it, as a replotted results.json gives it back,
 	// and as older results (without it) and Go's default leave it.
 	for v, want := range map[any]bool{1: true, float64(2): true, 0: false, nil: false} {
@@ -169,12 +169,14 @@ func TestTableNamesGOMAXPROCS(t *testing.T) {
 		}
 		var b strings.Builder
 		printTable(&b, res)
-		got := strings.Contains(b.String(), "jwtauthz with GOMAXPROCS="+fmt.Sprint(v))
-		if !want {
-			got = strings.Contains(b.String(), "GOMAXPROCS")
-		}
-		if got != want {
-			t.Errorf("gomaxprocs %v: named %v, want %v:\n%s", v, got, want, b.String())
+		for what, out := range map[string]string{"table": b.String(), "plot": string(plotSVG(res))} {
+			got := strings.Contains(out, "jwtauthz with GOMAXPROCS="+fmt.Sprint(v))
+			if !want {
+				got = strings.Contains(out, "GOMAXPROCS")
+			}
+			if got != want {
+				t.Errorf("gomaxprocs %v: the %s names it %v, want %v:\n%s", v, what, got, want, out)
+			}
 		}
 	}
 }

@@ -77,8 +77,8 @@ func plotSVG(res *Results) []byte {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="sans-serif" font-size="11">`+"\n", plotW, plotH, plotW, plotH)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="%.0f" y="22" font-size="15" font-weight="bold">jwtauthz vs the floor: latency and server CPU per Check</text>`+"\n", plotLeft)
-	fmt.Fprintf(&b, `<text x="%.0f" y="40" fill="#555">%s; jwtauthz %s; medians of %v runs of %v</text>`+"\n",
-		plotLeft, html.EscapeString(res.Machine.String()), html.EscapeString(res.Commit), res.Options["rounds"], res.Options["duration"])
+	fmt.Fprintf(&b, `<text x="%.0f" y="40" fill="#555">%s; jwtauthz %s%s; medians of %v runs of %v</text>`+"\n",
+		plotLeft, html.EscapeString(res.Machine.String()), html.EscapeString(res.Commit), res.procs(), res.Options["rounds"], res.Options["duration"])
 	latencyPanel(&b, res, l)
 	cpuPanel(&b, res, l)
 	legend(&b, l)

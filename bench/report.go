@@ -107,14 +107,8 @@ func cellOf(name string, n int, runs []Run) *Cell {
 
 // printTable prints the summary as markdown, then the targets.
 func printTable(w io.Writer, res *Results) {
-	procs := ""
-	// An int in this run's results, a float64 in a replotted one's, absent
-	// in older ones.
-	if n := fmt.Sprint(res.Options["gomaxprocs"]); n != "0" && n != "<nil>" {
-		procs = ", jwtauthz with GOMAXPROCS=" + n
-	}
 	fmt.Fprintf(w, "\nMachine: %s. Medians of %v runs of %v per cell, %v gRPC connections%s; ratios are to the floor on the same transport at the same streams.\n\n",
-		res.Machine, res.Options["rounds"], res.Options["duration"], res.Options["conns"], procs)
+		res.Machine, res.Options["rounds"], res.Options["duration"], res.Options["conns"], res.procs())
 	fmt.Fprintln(w, "| scenario | streams | checks/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/check | server cores | CPU ÷ floor | checks/s ÷ floor | client CPU µs/check | cache hits | other cores |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, c := range res.Summary {
@@ -135,6 +129,16 @@ func printTable(w io.Writer, res *Results) {
 	fmt.Fprintf(w, "\nBare signature verification (golang-jwt SigningMethod.Verify, one goroutine, idle machine; median of %d, once per round): ES256 %.1f µs, RS256 %.1f µs of CPU.\n",
 		len(res.VerifyRuns["ES256"]), res.Verify["ES256"], res.Verify["RS256"])
 	printTargets(w, res)
+}
+
+// procs is ", jwtauthz with GOMAXPROCS=N" if the run set it, else "". It
+// is an int in this run's results, a float64 in a replotted one's, and
+// absent in older ones.
+func (res *Results) procs() string {
+	if n := fmt.Sprint(res.Options["gomaxprocs"]); n != "0" && n != "<nil>" {
+		return ", jwtauthz with GOMAXPROCS=" + n
+	}
+	return ""
 }
 
 // printTargets checks the load targets of issue 8.
