@@ -54,7 +54,7 @@ func instructions(o *options) error {
 	}
 	// This program, built with its symbols (go run strips them), for
 	// callgrind's --toggle-collect.
-	self, err := build(root, tmp, "./bench")
+	self, err := build(filepath.Join(root, "bench"), tmp, ".", "bench")
 	if err != nil {
 		return err
 	}

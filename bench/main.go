@@ -1,4 +1,4 @@
-// Command bench is jwtauthz's end-to-end load harness (issue 8). In one run
+// Command bench is jwtauthz's end-to-end load harness. In one run
 // on one machine it builds jwtauthz, starts it with a test IdP and, beside
 // it, a no-op Authorization server with grpc-go's defaults (the floor),
 // each in its own process; drives each over real gRPC with realistic
@@ -7,10 +7,11 @@
 // /proc/<pid>/stat) with the ratios to the floor. -mem measures the memory
 // per cached token.
 //
-//	go run ./bench                 # the table, bench/results/{results.json,plot.svg}
-//	go run ./bench -uds -mem -out bench/plot.svg
+//	go run -C bench .                 # the table, bench/results/{results.json,plot.svg}
+//	go run -C bench . -uds -mem -out plot.svg
 //
-// See bench/README.md.
+// It is a module of its own (bench/go.mod), so that the main module needs
+// none of its dependencies. See bench/README.md.
 package main
 
 import (
@@ -115,7 +116,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.request, "request", "", "protojson CheckRequest with REPLACE_WITH_TOKEN (default testdata/checkrequest-browser.json)")
 	fs.StringVar(&o.results, "results", "", "results directory (default bench/results)")
 	fs.StringVar(&o.replot, "replot", "", "run nothing: print the tables of this results.json and redraw its plot")
-	fs.StringVar(&o.out, "out", "", "also write the plot here, e.g. bench/plot.svg (committed)")
+	fs.StringVar(&o.out, "out", "", "also write the plot here, e.g. plot.svg (the committed one, in bench/)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -210,12 +211,18 @@ func (o *options) record() map[string]any {
 		"idle": o.idle, "retries": o.retries, "gomaxprocs": o.gomaxprocs}
 }
 
+// moduleRoot is the jwtauthz checkout the harness builds from: the
+// directory above the bench module's own go.mod.
 func moduleRoot() (string, error) {
 	gomod, err := goEnv("GOMOD")
 	if err != nil || gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("run the harness inside the jwtauthz module (go env GOMOD: %q, %v)", gomod, err)
+		return "", fmt.Errorf("run the harness inside the jwtauthz bench module (go env GOMOD: %q, %v)", gomod, err)
 	}
-	return filepath.Dir(gomod), nil
+	root := filepath.Dir(filepath.Dir(gomod))
+	if _, err := os.Stat(filepath.Join(root, "cmd", "jwtauthz")); err != nil {
+		return "", fmt.Errorf("%s holds no cmd/jwtauthz: run the harness from the bench module of a jwtauthz checkout", root)
+	}
+	return root, nil
 }
 
 // commit names the revision of the checkout that is built, and says if

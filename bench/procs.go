@@ -32,14 +32,17 @@ type server struct {
 	log      string // the file its stderr goes to
 }
 
-// buildJwtauthz builds ./cmd/jwtauthz of the module at root into dir.
-func buildJwtauthz(root, dir string) (string, error) { return build(root, dir, "./cmd/jwtauthz") }
+// buildJwtauthz builds ./cmd/jwtauthz of the checkout at root into dir.
+func buildJwtauthz(root, dir string) (string, error) {
+	return build(root, dir, "./cmd/jwtauthz", "jwtauthz")
+}
 
-// build builds the main package pkg of the module at root into dir.
-func build(root, dir, pkg string) (string, error) {
-	bin := filepath.Join(dir, filepath.Base(pkg))
+// build builds the main package pkg of the module in moduleDir into
+// dir/name.
+func build(moduleDir, dir, pkg, name string) (string, error) {
+	bin := filepath.Join(dir, name)
 	cmd := exec.Command("go", "build", "-o", bin, pkg)
-	cmd.Dir = root
+	cmd.Dir = moduleDir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 	}
