@@ -133,6 +133,7 @@ func newAttackEnvWith(t *testing.T, cfg func(*authz.Config)) *attackEnv {
 	a.env = newEnv(t, []*issuer.Signer{a.es, a.rs, a.ps, a.ed, a.es384}, withConfig(func(c *authz.Config, p *authz.ProviderConfig) {
 		p.Audiences = []string{"api"}
 		p.Algorithms = []string{"ES256", "RS256", "PS256", "EdDSA"} // ES384 is published but not allowed
+		p.TokenSources = []authz.TokenSource{authz.BearerSource, {Cookie: "__session"}, {Query: "access_token"}} // for tokenSourceCases
 		c.Providers = append(c.Providers, authz.ProviderConfig{Name: "other", Issuer: a.otherIss, Keys: otherSrc})
 		if cfg != nil {
 			cfg(c)
@@ -310,6 +311,7 @@ func TestAttackBattery(t *testing.T) {
 	for _, group := range []func(*testing.T) []attackCase{
 		a.algCases, a.keyCases, a.embeddedKeyCases, a.critCases, a.claimCases,
 		a.encodingCases, a.signatureCases, a.headerCases,
+		a.tokenSourceCases,
 	} {
 		cases = append(cases, group(t)...)
 	}
@@ -933,5 +935,69 @@ func TestSharedDecisionKeepsTheRequestsOwnCookies(t *testing.T) {
 	resp := send("__session="+tok+"; csrf=second", "req-1")
 	if got := okHeaders(resp)["cookie"]; got != "csrf=second" {
 		t.Fatalf("cookie header set to %q, want %q", got, "csrf=second")
+	}
+}
+
+// tokenSourceCases are about a token cookie or query parameter that the
+// request holds twice, or under a name some server reads as the source's:
+// the request is ambiguous, and denied as malformed, whichever copy is the
+// valid one, and although the valid token is in the token cache (the
+// controls come first and put it there).
+func (a *attackEnv) tokenSourceCases(t *testing.T) []attackCase {
+	valid := a.sign(t, a.es, a.claims())
+	forged := a.sign(t, a.attacker, a.claims())
+	cookie := func(cookies ...string) func(testing.TB) *authv3.CheckRequest {
+		return func(t testing.TB) *authv3.CheckRequest {
+			req := browserRequest(t, "", "")
+			h := req.Attributes.Request.Http
+			if len(cookies) == 1 {
+				h.Headers["cookie"] = cookies[0]
+				return req
+			}
+			hm := &corev3.HeaderMap{} // cookie headers apart, as encode_raw_headers sends them
+			for k, v := range h.Headers {
+				if k != "cookie" {
+					hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: k, Value: v})
+				}
+			}
+			for _, c := range cookies {
+				hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: "cookie", RawValue: []byte(c)})
+			}
+			h.Headers, h.HeaderMap = nil, hm
+			return req
+		}
+	}
+	query := func(q string) func(testing.TB) *authv3.CheckRequest {
+		return func(t testing.TB) *authv3.CheckRequest {
+			req := browserRequest(t, "", "")
+			h := req.Attributes.Request.Http
+			h.Path = "/v1/things?" + q
+			h.Headers[":path"] = h.Path
+			return req
+		}
+	}
+	return []attackCase{
+		{name: "control: one __session cookie", req: cookie("a=b; __session=" + valid + "; c=d"), want: "ok"},
+		{name: "control: one access_token parameter", req: query("a=1&access_token=" + valid), want: "ok"},
+		{name: "cookie twice, the valid one first", req: cookie("__session=" + valid + "; __session=" + forged), want: "malformed"},
+		{name: "cookie twice, the forged one first", req: cookie("__session=" + forged + "; __session=" + valid), want: "malformed"},
+		{name: "cookie twice, the same token", req: cookie("__session=" + valid + "; __session=" + valid), want: "malformed"},
+		{name: "cookie with a space before =", req: cookie("__session=" + valid + "; __session =" + forged + "; a=b"), want: "malformed"},
+		{name: "cookie with a no-break space before the name", req: cookie("__session=" + valid + "; \u00a0__session=" + forged), want: "malformed"},
+		{name: "cookie name in upper case", req: cookie("__session=" + valid + "; __SESSION=" + forged), want: "malformed"},
+		{name: "cookie name percent-encoded", req: cookie("__session=" + valid + "; %5F%5Fsession=" + forged), want: "malformed"},
+		{name: "cookie name with an index", req: cookie("__session=" + valid + "; __session[]=" + forged), want: "malformed"},
+		{name: "cookie after a comma (two cookie headers joined by Envoy)", req: cookie("__session=" + valid + ",__session=" + forged), want: "malformed"},
+		{name: "header_map with two cookie headers", req: cookie("__session="+valid, "__session="+forged), want: "malformed"},
+		{name: "the valid token under a variant cookie name alone", req: cookie("__Session=" + valid), want: "malformed"},
+		{name: "parameter twice", req: query("access_token=" + valid + "&access_token=" + forged), want: "malformed"},
+		{name: "parameter twice, the forged one first", req: query("access_token=" + forged + "&access_token=" + valid), want: "malformed"},
+		{name: "parameter name percent-encoded", req: query("acc%65ss_token=" + forged + "&access_token=" + valid), want: "malformed"},
+		{name: "parameter name in upper case", req: query("access_token=" + valid + "&ACCESS_TOKEN=" + forged), want: "malformed"},
+		{name: "parameter name with a trailing +", req: query("access_token=" + valid + "&access_token+=" + forged), want: "malformed"},
+		{name: "parameter name with a dot (PHP: _)", req: query("access_token=" + valid + "&access.token=" + forged), want: "malformed"},
+		{name: "parameter name with an index", req: query("access_token=" + valid + "&access_token[]=" + forged), want: "malformed"},
+		{name: "parameter after a semicolon", req: query("access_token=" + valid + ";access_token=" + forged), want: "malformed"},
+		{name: "the valid token under a variant parameter name alone", req: query("acc%65ss_token=" + valid), want: "malformed"},
 	}
 }

@@ -74,20 +74,30 @@ func numericDate(raw json.RawMessage) (*jwt.NumericDate, error) {
 	return jwt.NewNumericDate(time.Unix(n, 0)), nil
 }
 
-// scopes reads `scope` (space-separated) and `scp` (an array, as Okta
-// sends it, or a space-separated string, as Entra ID does).
+// scopes reads `scope` and `scp`: a string is a list of scopes separated
+// by spaces, U+0020 alone (RFC 6749 §3.3; RFC 8693 §4.2 for `scope`, as
+// Entra ID sends `scp`); an array, as Okta sends `scp`, holds one scope per
+// element, whatever it contains. So "read\u00a0admin" and ["read admin"]
+// are one scope each, never admin.
 func scopes(m map[string]json.RawMessage) ([]string, error) {
 	var out []string
 	for _, name := range []string{"scope", "scp"} {
-		vs, ok, err := stringsClaim(m[name])
+		raw := m[name]
+		vs, ok, err := stringsClaim(raw)
 		if err != nil {
 			return nil, fmt.Errorf("%s %w", name, errClaimType)
 		}
 		if !ok {
 			continue
 		}
-		for _, v := range vs {
-			out = append(out, strings.Fields(v)...)
+		if raw[0] == '[' {
+			out = append(out, vs...)
+			continue
+		}
+		for s := range strings.SplitSeq(vs[0], " ") {
+			if s != "" { // spaces in a row, or around the list
+				out = append(out, s)
+			}
 		}
 	}
 	return out, nil

@@ -37,13 +37,14 @@ func (s TokenSource) String() string {
 
 // extract returns the token this source finds in r, "" if none. A value that
 // is present but is not shaped like a compact JWS is returned as is and
-// rejected later as malformed.
+// rejected later as malformed; so is ambiguousToken, for a cookie or query
+// parameter the request holds twice or under another spelling of its name.
 func (s *TokenSource) extract(r *Request) string {
 	switch {
 	case s.Cookie != "":
-		return cookieValue(r.header("cookie"), s.Cookie)
+		return orAmbiguous(cookieValue(r.header("cookie"), s.Cookie))
 	case s.Query != "":
-		return queryValue(r.Path, s.Query)
+		return orAmbiguous(queryValue(r.Path, s.Query))
 	}
 	v := r.header(s.Header)
 	if s.Prefix == "" {
@@ -56,44 +57,102 @@ func (s *TokenSource) extract(r *Request) string {
 	return strings.TrimSpace(v[len(s.Prefix):])
 }
 
-// cookieValue finds name in a Cookie header without allocating. The first
-// occurrence wins; a quoted value is unquoted.
-func cookieValue(h, name string) string {
+// ambiguousToken is what extract returns for a cookie or query parameter
+// that the request holds twice, or under a name that some server reads as
+// the source's (sameName). Like two authorization headers, which Envoy
+// joins with ",", it is one value that is not a compact JWS (peek refuses
+// its first byte): the request is denied as malformed on the path of every
+// malformed token, and neither the token cache nor the request dedup can
+// answer for it with a valid token's grant. So nothing is allowed, and
+// nothing rewritten, while an upstream could read another token than the
+// one verified.
+const ambiguousToken = "\x00ambiguous token source"
+
+func orAmbiguous(v string, ok bool) string {
+	if !ok {
+		return ambiguousToken
+	}
+	return v
+}
+
+// cookieValue finds the cookie name in a Cookie header without allocating.
+// ok is false if the header is ambiguous about it: name twice (servers
+// differ on which one they take), a cookie whose name a server may read as
+// name (sameName), or name after a "," (Envoy joins the cookie headers of
+// an HTTP/1.1 request with ",", and RFC 2965 servers split cookies there).
+// A quoted value is unquoted.
+func cookieValue(h, name string) (v string, ok bool) {
+	found := false
 	for h != "" {
 		var part string
 		part, h, _ = strings.Cut(h, ";")
-		part = strings.TrimSpace(part)
-		k, v, ok := strings.Cut(part, "=")
-		if ok && k == name {
-			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-				v = v[1 : len(v)-1]
-			}
-			return v
+		part = strings.TrimSpace(part) // as withoutCookie reads it
+		k, val, _ := strings.Cut(part, "=")
+		switch {
+		case k == name && found, k != name && sameName(k, name), altNamed(part, ',', name):
+			return "", false
+		case k == name:
+			found, v = true, val
 		}
 	}
-	return ""
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	return v, true
 }
 
-// queryValue finds a parameter in the query of path.
-func queryValue(path, name string) string {
-	_, q, ok := strings.Cut(path, "?")
-	if !ok {
-		return ""
+// queryValue finds the parameter name in the query of path, decoded. ok is
+// false if the query is ambiguous about it: name twice, a parameter whose
+// name a server may read as name (sameName), or name after a ";" (Rack and
+// Pythons before 3.9.2 split parameters there too).
+func queryValue(path, name string) (v string, ok bool) {
+	_, q, hasQuery := strings.Cut(path, "?")
+	if !hasQuery {
+		return "", true
 	}
+	found := false
 	for q != "" {
 		var part string
 		part, q, _ = strings.Cut(q, "&")
-		k, v, _ := strings.Cut(part, "=")
-		if k == name {
-			if strings.ContainsAny(v, "%+") {
-				if u, err := url.QueryUnescape(v); err == nil {
-					return u
-				}
-			}
-			return v
+		k, val, _ := strings.Cut(part, "=")
+		switch {
+		case k == name && found, k != name && sameName(k, name), altNamed(part, ';', name):
+			return "", false
+		case k == name:
+			found, v = true, val
 		}
 	}
-	return ""
+	if strings.ContainsAny(v, "%+") {
+		if u, err := url.QueryUnescape(v); err == nil {
+			return u, true
+		}
+	}
+	return v, true
+}
+
+// altNamed reports whether part, one name=value pair, holds another pair
+// named name (or a name sameName reads as name) for a server that also
+// splits pairs at sep.
+func altNamed(part string, sep byte, name string) bool {
+	own, _, _ := strings.Cut(part, "=")
+	for i := 0; ; i++ {
+		j := strings.IndexByte(part, sep)
+		if j < 0 && i == 0 {
+			return false // one pair to every reading
+		}
+		piece := part
+		if j >= 0 {
+			piece = part[:j]
+		}
+		// The first piece's name is part's own unless that holds sep.
+		if k, _, _ := strings.Cut(piece, "="); (i > 0 || k != own) && (k == name || sameName(k, name)) {
+			return true
+		}
+		if j < 0 {
+			return false
+		}
+		part = part[j+1:]
+	}
 }
 
 // withoutCookie returns the Cookie header h with every cookie called name

@@ -1,0 +1,128 @@
+package authz
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// sameName reports whether a server could read the cookie or query
+// parameter called k as the one called name. Servers differ in how they
+// read a name, and the upstream behind jwtauthz may be any of them:
+//   - whitespace and control characters around it are trimmed (Go, Node,
+//     Python and JavaScript's trim take Unicode spaces too);
+//   - it is percent-decoded, "+" as a space (every server decodes query
+//     names, PHP cookie names too; some decode twice, IIS reads %uXXXX);
+//   - an index makes it an array of that name ("name[]", "name[0]": PHP,
+//     Rack, Express);
+//   - its case is folded (ASP.NET Core looks cookies and query parameters
+//     up without case);
+//   - ".", " " and "[" are read as "_" (PHP).
+//
+// Any of these readings that yields name makes k the same name: jwtauthz
+// may not read it as another parameter while the upstream reads it as the
+// token. It allocates only for a name holding "%" or "+".
+func sameName(k, name string) bool {
+	if len(k) < len(name) && isASCII(name) {
+		// Each reading above only shortens a name, and no rune is shorter
+		// than the ASCII byte it may fold to.
+		return false
+	}
+	k = trimName(k)
+	if strings.ContainsAny(k, "%+") {
+		k = trimName(unescapeName(k))
+	}
+	if i := strings.IndexByte(k, '['); i > 0 && k[len(k)-1] == ']' {
+		k = trimName(k[:i])
+	}
+	return foldName(k, name)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// trimName trims what some server trims around a name: controls, spaces
+// (Unicode's too), a byte order mark, and bytes that are not UTF-8.
+func trimName(s string) string {
+	return strings.TrimFunc(s, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || r == '\ufeff' || r == utf8.RuneError || unicode.IsSpace(r)
+	})
+}
+
+// unescapeName decodes %XX, %uXXXX and "+" leniently (an invalid escape is
+// kept, as PHP keeps it), again while a round decodes something, for
+// servers that decode twice.
+func unescapeName(s string) string {
+	for range 4 {
+		b := make([]byte, 0, len(s))
+		changed := false
+		for i := 0; i < len(s); i++ {
+			switch c := s[i]; {
+			case c == '+':
+				b, changed = append(b, ' '), true
+			case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+				b, changed = append(b, unhex(s[i+1])<<4|unhex(s[i+2])), true
+				i += 2
+			case c == '%' && i+5 < len(s) && (s[i+1] == 'u' || s[i+1] == 'U') && isHex(s[i+2]) && isHex(s[i+3]) && isHex(s[i+4]) && isHex(s[i+5]):
+				r := rune(unhex(s[i+2]))<<12 | rune(unhex(s[i+3]))<<8 | rune(unhex(s[i+4]))<<4 | rune(unhex(s[i+5]))
+				b, changed = utf8.AppendRune(b, r), true
+				i += 5
+			default:
+				b = append(b, c)
+			}
+		}
+		if s = string(b); !changed || !strings.ContainsAny(s, "%+") {
+			break
+		}
+	}
+	return s
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// foldName reports whether a and b are one name without case (Unicode
+// folding, or one rune the upper or lower case of the other, as .NET's
+// invariant culture reads "ı" as "i"), with ".", " ", "[" and "_" alike.
+func foldName(a, b string) bool {
+	for a != "" && b != "" {
+		ra, na := utf8.DecodeRuneInString(a)
+		rb, nb := utf8.DecodeRuneInString(b)
+		a, b = a[na:], b[nb:]
+		if ra == rb || underscoreLike(ra) && underscoreLike(rb) {
+			continue
+		}
+		if unicode.ToUpper(ra) != unicode.ToUpper(rb) && unicode.ToLower(ra) != unicode.ToLower(rb) && !sameFold(ra, rb) {
+			return false
+		}
+	}
+	return a == "" && b == ""
+}
+
+func underscoreLike(r rune) bool { return r == '_' || r == '.' || r == ' ' || r == '[' }
+
+// sameFold reports whether r and s are in one Unicode case-folding orbit
+// ("K", "k" and the Kelvin sign).
+func sameFold(r, s rune) bool {
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if f == s {
+			return true
+		}
+	}
+	return false
+}
