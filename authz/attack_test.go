@@ -133,7 +133,8 @@ func newAttackEnvWith(t *testing.T, cfg func(*authz.Config)) *attackEnv {
 	a.env = newEnv(t, []*issuer.Signer{a.es, a.rs, a.ps, a.ed, a.es384}, withConfig(func(c *authz.Config, p *authz.ProviderConfig) {
 		p.Audiences = []string{"api"}
 		p.Algorithms = []string{"ES256", "RS256", "PS256", "EdDSA"} // ES384 is published but not allowed
-		p.TokenSources = []authz.TokenSource{authz.BearerSource, {Cookie: "__session"}, {Query: "access_token"}} // for tokenSourceCases
+		// The cookie and the query parameter are for tokenSourceCases.
+		p.TokenSources = []authz.TokenSource{authz.BearerSource, {Cookie: "__session"}, {Query: "access_token"}}
 		c.Providers = append(c.Providers, authz.ProviderConfig{Name: "other", Issuer: a.otherIss, Keys: otherSrc})
 		if cfg != nil {
 			cfg(c)
