@@ -22,9 +22,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -183,9 +185,13 @@ func FuzzExtractToken(f *testing.F) {
 		{"Basic dXNlcg==", "__session=$VALID", "/?access_token=junk", "junk"},
 		{"Bearer $VALID,Bearer $ES", "", "/", ""},
 		{"Bearer", "__session", "/?access_token", ""},
+		{"", "__session=$VALID; __SESSION=$ES", "/?access_token=$VALID&acc%65ss_token=$ES", ""},
+		{"", "__session=$VALID,__session=$ES; a=b", "/?access_token=$VALID;access_token=$ES", ""},
+		{"", "a=b; __session=$VALID ; %5F_session[]=$ES", "/?access_token=$VALID&access.token=$ES", ""},
 	} {
 		f.Add(s[0], s[1], s[2], s[3])
 	}
+	drop := newDropTokenEnv(f, fe)
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, authorization, cookie, path, xjwt string) {
 		authorization, cookie, path, xjwt = fe.expand(authorization), fe.expand(cookie), fe.expand(path), fe.expand(xjwt)
@@ -193,6 +199,7 @@ func FuzzExtractToken(f *testing.F) {
 			Headers: authz.MapHeaders{"authorization": authorization, "cookie": cookie, "x-jwt": xjwt}}
 		d := fe.eng.Check(ctx, &req)
 		checkDecision(t, fe, &d, authorization, cookie, path, xjwt)
+		checkForwarded(t, fe, drop, cookie, path)
 		// A valid bearer token decides, whatever the other places hold (a
 		// path servers would read differently is refused first).
 		req.Headers = authz.MapHeaders{"authorization": "Bearer " + fe.valid, "cookie": cookie, "x-jwt": xjwt}
@@ -200,6 +207,89 @@ func FuzzExtractToken(f *testing.F) {
 			t.Fatalf("valid bearer token refused (%v) with cookie %q, path %q, x-jwt %q", d.Reason, cookie, path, xjwt)
 		}
 	})
+}
+
+// newDropTokenEnv is fe's provider with forward_token: false, under its own
+// IdP publishing fe's keys, so that fe.verify is the oracle of both.
+func newDropTokenEnv(f *testing.F, fe *fuzzEnv) *env {
+	return newEnv(f, []*issuer.Signer{fuzzSigner, fe.es}, withConfig(func(_ *authz.Config, p *authz.ProviderConfig) {
+		p.Issuer = fuzzIssuer
+		p.TokenSources = []authz.TokenSource{authz.BearerSource, {Cookie: "__session"}, {Query: "access_token"}, {Header: "x-jwt"}}
+		p.DropToken = true
+	}))
+}
+
+// checkForwarded asserts, for a request whose token can only be in the
+// cookie header (and then in the query alone), that an allow read the one
+// copy of the token there is under any server's reading of names (so an
+// upstream reads no other token than the one verified), and that with
+// forward_token: false what is forwarded holds no copy at all.
+func checkForwarded(t *testing.T, fe *fuzzEnv, drop *env, cookie, path string) {
+	t.Helper()
+	ctx := context.Background()
+	r := authz.Request{Method: "GET", Host: "api.example.com", Path: "/v1/things", Headers: authz.MapHeaders{"cookie": cookie}}
+	if d := drop.eng.Check(ctx, &r); d.Allow {
+		vals := namedValues(cookie, ";,", "__session")
+		if len(vals) != 1 || !fe.verified(vals[0])[d.Subject] {
+			t.Fatalf("ALLOWED as %q with cookie %q, whose readings of __session are %q", d.Subject, cookie, vals)
+		}
+		if !d.CookieSet || len(namedValues(d.Cookie, ";,", "__session")) > 0 {
+			t.Fatalf("forward_token: false forwarded cookie %q (set %v) for cookie %q", d.Cookie, d.CookieSet, cookie)
+		}
+	}
+	r = authz.Request{Method: "GET", Host: "api.example.com", Path: path, Headers: authz.MapHeaders{}}
+	if d := drop.eng.Check(ctx, &r); d.Allow {
+		_, q, _ := strings.Cut(path, "?")
+		vals := namedValues(q, "&;", "access_token")
+		if len(vals) != 1 || !fe.verified(vals[0])[d.Subject] {
+			t.Fatalf("ALLOWED as %q with path %q, whose readings of access_token are %q", d.Subject, path, vals)
+		}
+		var kept []string // the query once Envoy removed the parameters named
+		for p := range strings.SplitSeq(q, "&") {
+			if k, _, _ := strings.Cut(p, "="); !slices.Contains(d.RemoveQuery, k) {
+				kept = append(kept, p)
+			}
+		}
+		if !slices.Equal(d.RemoveQuery, []string{"access_token"}) || len(namedValues(strings.Join(kept, "&"), "&;", "access_token")) > 0 {
+			t.Fatalf("forward_token: false removes %q from path %q", d.RemoveQuery, path)
+		}
+	}
+}
+
+// namedValues returns the values of the pairs in s (separated by any of
+// seps) whose names read as name to some server: trimmed of spaces and
+// controls, percent-decoded up to three times, without an index, in lower
+// case, with "." and " " as "_". It is this test's own reading, a part of
+// what jwtauthz counts as the same name.
+func namedValues(s, seps, name string) []string {
+	var out []string
+	for _, pair := range strings.FieldsFunc(s, func(r rune) bool { return strings.ContainsRune(seps, r) }) {
+		k, v, _ := strings.Cut(pair, "=")
+		trim := func(s string) string {
+			return strings.TrimFunc(s, func(r rune) bool { return r < ' ' || unicode.IsSpace(r) })
+		}
+		k = trim(k)
+		for range 3 {
+			if u, err := url.QueryUnescape(k); err == nil {
+				k = trim(u)
+			}
+		}
+		if i := strings.IndexByte(k, '['); i >= 0 && strings.HasSuffix(k, "]") {
+			k = k[:i]
+		}
+		k = strings.NewReplacer(".", "_", " ", "_").Replace(strings.ToLower(k))
+		if k == name {
+			v = strings.TrimSpace(v)
+			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			if u, err := url.QueryUnescape(v); err == nil && seps[0] == '&' {
+				v = u
+			}
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // checkDecision asserts the invariants of a Decision for a request whose
