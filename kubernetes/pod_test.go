@@ -272,7 +272,7 @@ func checkJWTAuthz(t *testing.T, c corev1.Container) {
 			procs = c.Env[i].Value
 		}
 		if n, err := strconv.Atoi(procs); err != nil || n < 1 {
-			t.Errorf("env %v: no CPU limit and no positive GOMAXPROCS: Go would run on every CPU of the node (README, \"CPU\")", c.Env)
+			t.Errorf("env %v: no CPU limit and no positive GOMAXPROCS: Go would run on every CPU of the node (docs/operations.md, \"CPU\")", c.Env)
 		}
 	}
 	if len(c.Args) == 0 || c.Args[0] != "serve" {

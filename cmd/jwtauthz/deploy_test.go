@@ -93,7 +93,7 @@ func TestNginxForwardAuth(t *testing.T) {
 	testForwardAuth(t, func(authAddr, appAddr string) *http.Client { return startNginx(t, bin, authAddr, appAddr) })
 }
 
-// TestCaddyForwardAuth runs the README's Caddyfile (testdata/Caddyfile) as
+// TestCaddyForwardAuth runs the documented Caddyfile (testdata/Caddyfile) as
 // TestNginxForwardAuth runs nginx's.
 func TestCaddyForwardAuth(t *testing.T) {
 	bin := findProxy(t, "caddy", "apt-get install -y caddy; macOS: brew install caddy")
@@ -301,10 +301,10 @@ func scratchPaths(dir string) string {
 	return b.String()
 }
 
-// TestReadmeProxyConfigs keeps the README's nginx and Caddy examples the
-// files the forward-auth tests run.
+// TestReadmeProxyConfigs keeps the nginx and Caddy examples of
+// docs/deployment/forward-auth.md the files the forward-auth tests run.
 func TestReadmeProxyConfigs(t *testing.T) {
-	readme := readText(t, root+"/README.md")
+	readme := readText(t, root+"/docs/deployment/forward-auth.md")
 	for _, c := range []struct{ lang, file, test string }{
 		{"nginx", nginxConf, "TestNginxForwardAuth"},
 		{"caddyfile", caddyfile, "TestCaddyForwardAuth"},
@@ -312,7 +312,7 @@ func TestReadmeProxyConfigs(t *testing.T) {
 		want := readText(t, c.file)
 		blocks := regexp.MustCompile("(?s)```"+c.lang+"\n(.*?)```").FindAllStringSubmatch(readme, -1)
 		if !slices.ContainsFunc(blocks, func(b []string) bool { return b[1] == want }) {
-			t.Errorf("README.md has no %s block identical to %s, which %s runs: copy the file into the README", c.lang, c.file, c.test)
+			t.Errorf("docs/deployment/forward-auth.md has no %s block identical to %s, which %s runs: copy the file into it", c.lang, c.file, c.test)
 		}
 	}
 }

@@ -151,7 +151,7 @@ func TestSignals(t *testing.T) {
 }
 
 // TestStartLogsRuntime wants the first line to say which Go and how many
-// threads of Go code (GOMAXPROCS) the process runs with (README, "CPU").
+// threads of Go code (GOMAXPROCS) the process runs with (docs/operations.md, "CPU").
 func TestStartLogsRuntime(t *testing.T) {
 	idp := issuer.NewServer()
 	defer idp.Close()
