@@ -2,8 +2,6 @@ package jwks
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,8 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -43,10 +39,11 @@ func (s *Source) fetch(ctx context.Context, fl *inflight) error {
 		s.inflight = nil
 	}
 	s.mu.Unlock()
+	var saveErr error
 	if changed {
-		s.saveCached(body)
+		saveErr = s.saveCached(body)
 	}
-	s.record(start, maxAge, err)
+	s.record(start, maxAge, err, saveErr)
 	return err
 }
 
@@ -97,8 +94,9 @@ func (s *Source) getFile() (*Set, time.Duration, []byte, error) {
 	return set, 0, body, nil
 }
 
-// record stores the outcome of an attempt and logs failures and recoveries.
-func (s *Source) record(start time.Time, maxAge time.Duration, err error) {
+// record stores the outcome of an attempt and logs failures and recoveries;
+// saveErr is that of saving the set to the cache dir.
+func (s *Source) record(start time.Time, maxAge time.Duration, err, saveErr error) {
 	s.mu.Lock()
 	prev := s.lastErr
 	s.lastTry, s.lastErr = start, err
@@ -114,7 +112,7 @@ func (s *Source) record(start time.Time, maxAge time.Duration, err error) {
 		s.cfg.Logger.Info("jwks: fetch recovered", "keys", s.cur.Load().Len())
 	}
 	if s.cfg.Observe != nil {
-		s.cfg.Observe(FetchResult{Provider: s.cfg.Name, Err: err, Duration: s.cfg.Now().Sub(start), Keys: s.cur.Load().Len()})
+		s.cfg.Observe(FetchResult{Provider: s.cfg.Name, Err: err, Duration: s.cfg.Now().Sub(start), Keys: s.cur.Load().Len(), CacheErr: saveErr})
 	}
 }
 
@@ -265,87 +263,4 @@ func readFile(name string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s exceeds %d bytes", ErrMalformed, name, MaxBody)
 	}
 	return body, nil
-}
-
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
-
-// cachePath names the file after the provider, made safe and short, and a
-// hash of its name, issuer, URL and file: a provider whose keys now come
-// from elsewhere does not start with the old ones, and two names that
-// sanitise alike do not share a file.
-func (s *Source) cachePath() string {
-	if s.cfg.CacheDir == "" {
-		return ""
-	}
-	id, _ := json.Marshal([]string{s.cfg.Name, s.cfg.Issuer, s.cfg.URL, s.cfg.File})
-	sum := sha256.Sum256(id)
-	name := unsafeName.ReplaceAllString(s.cfg.Name, "_")
-	if len(name) > 64 {
-		name = name[:64]
-	}
-	return filepath.Join(s.cfg.CacheDir, name+"-"+hex.EncodeToString(sum[:8])+".jwks.json")
-}
-
-// loadCached publishes the set saved by an earlier run, if any; its age is
-// the file's.
-func (s *Source) loadCached() {
-	p := s.cachePath()
-	if p == "" {
-		return
-	}
-	body, err := readFile(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return
-	}
-	var fi os.FileInfo
-	if err == nil {
-		fi, err = os.Stat(p)
-	}
-	if err == nil {
-		switch age := s.cfg.Now().Sub(fi.ModTime()); {
-		case fi.Mode().Perm()&0o022 != 0:
-			// jwtauthz writes it 0600: someone else changed it.
-			err = fmt.Errorf("writable by others than its owner (mode %v)", fi.Mode().Perm())
-		case age > s.cfg.CacheMaxAge:
-			err = fmt.Errorf("saved %v ago, longer than the %v allowed", age.Round(time.Second), s.cfg.CacheMaxAge)
-		}
-	}
-	var set *Set
-	if err == nil {
-		set, err = Parse(body, fi.ModTime())
-	}
-	if err != nil {
-		s.cfg.Logger.Warn("jwks: cached key set unusable", "path", p, "error", err)
-		return
-	}
-	s.publish(set)
-	s.setLastBody(body)
-	s.cfg.Logger.Info("jwks: loaded cached key set", "path", p, "keys", set.Len(), "fetched", set.Fetched)
-}
-
-// saveCached writes body to the cache dir with an atomic rename.
-func (s *Source) saveCached(body []byte) {
-	p := s.cachePath()
-	if p == "" {
-		return
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".jwks-*")
-	if err == nil {
-		_, err = tmp.Write(body)
-		if err == nil {
-			err = tmp.Sync() // renamed only once it is on disk: a crash leaves the old file, not an empty one
-		}
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp.Name(), p)
-		}
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}
-	if err != nil {
-		s.cfg.Logger.Warn("jwks: cannot save key set", "path", p, "error", err)
-	}
 }

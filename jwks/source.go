@@ -48,7 +48,9 @@ type Config struct {
 	// CacheDir, if set, keeps each good set on disk so that a restart during
 	// an IdP outage starts with the last keys. The file is named after Name
 	// and a hash of Name, Issuer, URL and File: a set is never loaded for a
-	// provider whose keys now come from elsewhere.
+	// provider whose keys now come from elsewhere. Only files and a
+	// directory that no other user can have written are trusted (see
+	// CheckCacheDir); CacheDir should pass CheckCacheDir.
 	CacheDir string
 	// CacheMaxAge is the age past which a saved set is not loaded: keys the
 	// IdP may have withdrawn long ago (DefaultCacheMaxAge if 0).
@@ -65,6 +67,9 @@ type FetchResult struct {
 	Err      error
 	Duration time.Duration
 	Keys     int // keys in the set in use after the attempt
+	// CacheErr is why the set the attempt brought could not be saved to
+	// CacheDir; nil if it was saved or nothing was to be saved.
+	CacheErr error
 }
 
 // Status is what /cache/health reports of a provider's keys.

@@ -23,6 +23,7 @@ type metrics struct {
 	duration [2]prometheus.Observer // by cached: false, true
 	fetches  *prometheus.CounterVec
 	fetchDur *prometheus.HistogramVec
+	saveErrs *prometheus.CounterVec
 	// counters resolves (provider, decision, reason) to a counter without
 	// hashing labels on each check; replaced on reload.
 	counters atomic.Pointer[map[string]*[2][]prometheus.Counter]
@@ -46,7 +47,11 @@ func newMetrics() *metrics {
 		Name: "jwtauthz_jwks_fetch_duration_seconds", Help: "Time of JWKS fetch attempts.",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 	}, []string{"provider"})
-	m.reg.MustRegister(m.checks, dur, m.fetches, m.fetchDur,
+	m.saveErrs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "jwtauthz_jwks_cache_save_errors_total",
+		Help: "Key sets that could not be saved to jwks_cache_dir, by provider: a restart during an IdP outage would start with an older set, or none.",
+	}, []string{"provider"})
+	m.reg.MustRegister(m.checks, dur, m.fetches, m.fetchDur, m.saveErrs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -91,6 +96,10 @@ func (m *metrics) observeFetch(r jwks.FetchResult) {
 	}
 	m.fetches.WithLabelValues(r.Provider, result).Inc()
 	m.fetchDur.WithLabelValues(r.Provider).Observe(r.Duration.Seconds())
+	saveErrs := m.saveErrs.WithLabelValues(r.Provider) // 0 from the first fetch, for alerts
+	if r.CacheErr != nil {
+		saveErrs.Inc()
+	}
 }
 
 // statsCollector reads the caches' and key sources' state at scrape time,

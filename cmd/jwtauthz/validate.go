@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/jwks"
 )
 
 // validate checks every setting and names the key of each problem.
@@ -65,6 +66,9 @@ func (c *config) validate() error {
 		}
 	}
 	errs = append(errs, checkAudiences("audiences", c.Audiences))
+	if c.JWKSCacheDir != "" {
+		errs = append(errs, checkCacheDir("jwks_cache_dir", c.JWKSCacheDir))
+	}
 	names := map[string]bool{}
 	if c.Issuer != "" {
 		names[defaultProvider] = true
@@ -101,6 +105,18 @@ func checkAudiences(key string, auds []string) error {
 		}
 	}
 	return nil
+}
+
+// checkCacheDir refuses a cache dir that is missing, that jwtauthz cannot
+// write, or that another user could have put files in (jwks.CheckCacheDir):
+// start, reload and --check-config alike. Such a user would choose the keys
+// tokens are checked with during an IdP outage.
+func checkCacheDir(key, dir string) error {
+	err := jwks.CheckCacheDir(dir)
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w; use a directory that only the user jwtauthz runs as can write: create it as that user with `mkdir -p -m 0700 %s`", key, err, dir)
 }
 
 // checkForwardAuth refuses what the HTTP forward-auth listener cannot do:
