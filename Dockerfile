@@ -2,7 +2,8 @@
 #
 #   docker build -t jwtauthz .
 #   docker run --rm -p 9001-9003:9001-9003 jwtauthz serve --issuer https://issuer.example.com/
-#   docker run --rm -p 9001-9003:9001-9003 jwtauthz dev     # with a development issuer
+#   docker run --rm -p 127.0.0.1:9001-9003:9001-9003 jwtauthz dev --grpc-addr :9001 --http-addr :9002 --admin-addr :9003
+#       # with a development issuer (dev listens on loopback unless given addresses)
 #
 # Checked by `go test ./cmd/jwtauthz/` (TestDockerfile): the stages, user,
 # ports and health check below, and that the go build line builds a static

@@ -103,13 +103,26 @@ func serveCmd(ctx context.Context, cmd string, args []string, lookup func(string
 	return exitOK
 }
 
-// devDefaults are the defaults of cmd: dev stops at once and logs text.
+// devDefaults are the defaults of cmd: dev listens on loopback alone (its
+// /dev/token mints tokens it trusts), stops at once, logs text and serves
+// gRPC reflection (for grpcurl). An address given by flag, variable or
+// file is used as given.
 func devDefaults(cmd string) *config {
 	def := defaults()
 	if cmd == "dev" {
-		def.ShutdownDelay, def.LogFormat = 0, "text"
+		def.GRPCAddr, def.HTTPAddr, def.AdminAddr = onLoopback(def.GRPCAddr), onLoopback(def.HTTPAddr), onLoopback(def.AdminAddr)
+		def.ShutdownDelay, def.LogFormat, def.GRPCReflection = 0, "text", true
 	}
 	return def
+}
+
+// onLoopback is the address addr, a host:port, with the host 127.0.0.1.
+func onLoopback(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return net.JoinHostPort("127.0.0.1", port)
 }
 
 // reloader reads the same command line, environment and file again.

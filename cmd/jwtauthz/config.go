@@ -50,6 +50,8 @@ type config struct {
 
 	Pprof bool `yaml:"pprof"`
 
+	GRPCReflection bool `yaml:"grpc_reflection"` // default false; dev: true
+
 	ClerkPublishableKey    string   `yaml:"clerk_publishable_key"`
 	ClerkDomain            string   `yaml:"clerk_domain"`
 	ClerkSecretKey         string   `yaml:"clerk_secret_key"` // env CLERK_SECRET_KEY; never a flag, never logged
@@ -186,7 +188,7 @@ func list(name, usage string, f func(*config) *[]string) setting {
 }
 
 var settings = []setting{
-	addr("grpc-addr", "Envoy ext_authz gRPC listener, host:port or unix:///path; also serves grpc.health.v1 and reflection; empty disables", func(c *config) *string { return &c.GRPCAddr }),
+	addr("grpc-addr", "Envoy ext_authz gRPC listener, host:port or unix:///path; also serves grpc.health.v1 (and reflection with --grpc-reflection); empty disables", func(c *config) *string { return &c.GRPCAddr }),
 	addr("http-addr", "HTTP forward-auth listener (nginx auth_request, Traefik forwardAuth, Envoy http_service); empty disables", func(c *config) *string { return &c.HTTPAddr }),
 	addr("admin-addr", "admin listener: /healthz /readyz /cache/health /metrics; empty disables", func(c *config) *string { return &c.AdminAddr }),
 	str("issuer", "the expected iss, compared exactly", func(c *config) *string { return &c.Issuer }),
@@ -211,6 +213,7 @@ var settings = []setting{
 	str("clerk-domain", "Clerk preset: the Frontend API host, instead of the publishable key (env also NEXT_PUBLIC_CLERK_DOMAIN)", func(c *config) *string { return &c.ClerkDomain }),
 	list("clerk-authorized-parties", "Clerk preset: accepted azp values, e.g. https://app.example.com", func(c *config) *[]string { return &c.ClerkAuthorizedParties }),
 	boolean("pprof", "serve net/http/pprof under /debug/pprof/ on the admin listener", func(c *config) *bool { return &c.Pprof }),
+	boolean("grpc-reflection", "serve gRPC server reflection on the gRPC listener, which lets anyone who reaches it list its services (default false; dev: true)", func(c *config) *bool { return &c.GRPCReflection }),
 	str("log-level", "debug|info|warn|error", func(c *config) *string { return &c.LogLevel }),
 	str("log-format", "json|text", func(c *config) *string { return &c.LogFormat }),
 	dur("shutdown-delay", "on SIGTERM, time between going NOT_SERVING and closing the listeners", func(c *config) *time.Duration { return &c.ShutdownDelay }),
@@ -317,13 +320,18 @@ func applyAll(c *config, s setting, vals []string) error {
 	return nil
 }
 
-// readConfigFile decodes a YAML file strictly into c.
+// readConfigFile decodes a YAML file strictly into c. A document with no
+// settings (empty, or only blanks, comments or null) is an error: it is
+// what a file truncated or read in the middle of a rewrite looks like.
 func readConfigFile(path string, c *config) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	c.path, c.sum = path, sha256.Sum256(b)
+	if emptyDocument(b) {
+		return fmt.Errorf("config %s: %w", path, errEmptyConfig)
+	}
 	if err := decodeYAML(b, c); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}

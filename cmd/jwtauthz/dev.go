@@ -24,11 +24,16 @@ func newDevIssuer(admin net.Addr) (*devIssuer, error) {
 	if err != nil {
 		return nil, err
 	}
-	port := "9003"
+	// The issuer's URL is where jwtauthz fetches its keys: the admin
+	// listener's own IP, or loopback if it listens on every interface.
+	host, port := "127.0.0.1", "9003"
 	if ta, ok := admin.(*net.TCPAddr); ok {
 		port = strconv.Itoa(ta.Port)
+		if !ta.IP.IsUnspecified() {
+			host = ta.IP.String()
+		}
 	}
-	return &devIssuer{issuer.New("http://127.0.0.1:"+port+"/dev", s)}, nil
+	return &devIssuer{issuer.New("http://"+net.JoinHostPort(host, port)+"/dev", s)}, nil
 }
 
 func (d *devIssuer) provider() providerConfig {

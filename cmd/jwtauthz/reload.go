@@ -1,19 +1,54 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"reflect"
+	"slices"
 	"syscall"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
-// configPoll is how often the config file is read for changes. Reading its
-// content, not its mtime, also notices Kubernetes' ConfigMap symlink swap.
-// (A variable so that tests can shorten it before starting an app.)
+// configPoll is how often the config file is read for changes, and so how
+// long a change must stay the same before it is applied. (A variable so
+// that tests can shorten it before starting an app; app.pollTick replaces
+// the ticker altogether.)
 var configPoll = 2 * time.Second
+
+var (
+	// errEmptyConfig: the config file holds no settings at all, which is
+	// what a file truncated, or read while being rewritten, looks like.
+	errEmptyConfig = errors.New("the document is empty (no settings, only blanks or comments): an empty config file is refused, since a truncated or half-written file looks the same")
+	// errConfigMoved: the file a reload read is not the one the polls
+	// agreed on; it changed again in between.
+	errConfigMoved = errors.New("the config file changed while being reloaded")
+)
+
+// emptyDocument reports whether the YAML document b holds nothing: no
+// bytes, only blanks and comments, or null. A syntax error is not empty:
+// decodeYAML reports it.
+func emptyDocument(b []byte) bool {
+	if len(bytes.TrimSpace(b)) == 0 { // YAML refuses some blanks, tabs among them
+		return true
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return false
+	}
+	if root.Kind == 0 {
+		return true
+	}
+	doc := root.Content[0]
+	return len(root.Content) == 1 && doc.Kind == yaml.ScalarNode && doc.Tag == "!!null"
+}
 
 // notifyHUP starts catching SIGHUP. run calls it before serving, so that a
 // SIGHUP never meets the default action (exit).
@@ -23,38 +58,131 @@ func notifyHUP() (<-chan os.Signal, func()) {
 	return hup, func() { signal.Stop(hup) }
 }
 
-// watchReload reloads the providers and rules on SIGHUP and when the
-// config file changes (read every configPoll), until ctx ends.
+// watchReload reloads the providers and rules on SIGHUP, at once, and when
+// the config file changes (read every configPoll, or at each a.pollTick),
+// as configWatch decides, until ctx ends.
 func (a *app) watchReload(ctx context.Context, hup <-chan os.Signal) {
+	var w *configWatch
 	var tick <-chan time.Time
 	if a.cfg.path != "" {
-		t := time.NewTicker(configPoll)
-		defer t.Stop()
-		tick = t.C
+		w = newConfigWatch(a.cfg.path, a.cfg.sum)
+		tick = a.pollTick
+		if tick == nil {
+			t := time.NewTicker(configPoll)
+			defer t.Stop()
+			tick = t.C
+		}
 	}
-	last := a.cfg.sum // what the running configuration was read from
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			// The sum before the reload reads the file, as on a tick: a
-			// change made meanwhile is reloaded again at the next tick
-			// rather than missed.
-			last = fileSum(a.cfg.path)
+			// The file is read before the reload reads it, as on a poll: a
+			// change made meanwhile is seen by a later poll, not missed.
+			if w != nil {
+				w.prev = readState(w.path)
+				w.handled = w.prev.sum
+			}
 			a.reload("SIGHUP")
 		case <-tick:
-			if sum := fileSum(a.cfg.path); sum != last {
-				last = sum
-				a.reload("config file changed")
-			}
+			a.pollConfig(w)
 		}
 	}
 }
 
-func fileSum(path string) [32]byte {
-	b, _ := os.ReadFile(path)
-	return sha256.Sum256(b)
+// pollConfig reads the config file once and acts on what w makes of it.
+func (a *app) pollConfig(w *configWatch) {
+	act, cur := w.poll()
+	why := "config file changed"
+	switch act {
+	case pollSame:
+		return
+	case pollPending:
+		a.log.Info("config change pending: applied once the file reads the same at the next poll", "path", w.path, "settle", configPoll.String())
+		return
+	case pollReverted:
+		a.log.Info("config file is back to the content last loaded; the pending change is dropped", "path", w.path)
+		return
+	case pollSwapped:
+		why = "config file replaced (symlink swap)"
+	}
+	err := a.reloadWant(why, &cur.sum)
+	if !errors.Is(err, errConfigMoved) {
+		w.handled = cur.sum // applied, or rejected: not retried until it changes
+	}
+}
+
+// fileState is what one poll read of the config file.
+type fileState struct {
+	sum    [32]byte
+	target string // the path resolved through symlinks; "" if it does not resolve
+}
+
+// readState resolves path through its symlinks, then reads the file they
+// lead to, so that the content is the target's even while kubelet swaps a
+// ConfigMap's ..data link. A file that cannot be read reads as empty.
+func readState(path string) fileState {
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		target = ""
+	}
+	name := path
+	if target != "" {
+		name = target
+	}
+	b, _ := os.ReadFile(name)
+	return fileState{sum: sha256.Sum256(b), target: target}
+}
+
+// pollAction is what one poll of the config file calls for.
+type pollAction int
+
+const (
+	pollSame     pollAction = iota // the content last loaded (or rejected): nothing to do
+	pollPending                    // changed since the last poll: wait for it to settle
+	pollReverted                   // a pending change went back to the content last loaded
+	pollSettled                    // the same changed content at two polls in a row: apply it
+	pollSwapped                    // reached through a new symlink target: whole already, apply it
+)
+
+// configWatch decides, one poll at a time, when a change of the config
+// file is applied. A change is applied once two polls, configPoll apart,
+// read the same content: a file rewritten in place and read in the middle
+// of the write is not applied half-written (unless the write stalls for
+// longer than a poll: editors should write the new file beside the old
+// and rename it over, as kubelet does). A change that comes with a new
+// symlink target is applied at once: kubelet updates a mounted ConfigMap
+// by writing a new directory in full and then swapping the ..data link
+// that the file's path goes through.
+type configWatch struct {
+	path    string
+	handled [32]byte  // the content last loaded, applied or rejected
+	prev    fileState // what the previous poll read
+}
+
+// newConfigWatch watches path, whose running configuration was read from
+// content whose SHA-256 is loaded.
+func newConfigWatch(path string, loaded [32]byte) *configWatch {
+	return &configWatch{path: path, handled: loaded, prev: fileState{sum: loaded, target: readState(path).target}}
+}
+
+// poll reads the file and says what to do, and what it read.
+func (w *configWatch) poll() (pollAction, fileState) {
+	cur := readState(w.path)
+	prev := w.prev
+	w.prev = cur
+	switch {
+	case cur.sum == w.handled && prev.sum != w.handled:
+		return pollReverted, cur
+	case cur.sum == w.handled:
+		return pollSame, cur
+	case prev.target != "" && cur.target != "" && prev.target != cur.target:
+		return pollSwapped, cur
+	case cur.sum == prev.sum:
+		return pollSettled, cur
+	}
+	return pollPending, cur
 }
 
 // reload reads the configuration again and, if it is valid, swaps in its
@@ -63,41 +191,96 @@ func fileSum(path string) [32]byte {
 // and the running one stays. Settings outside providers and rules take
 // effect at the next restart; a change to them is logged.
 func (a *app) reload(why string) error {
-	err := a.tryReload()
-	if err != nil {
+	return a.reloadWant(why, nil)
+}
+
+// reloadWant is reload that, if want is not nil, applies the file only if
+// its content has that SHA-256 (errConfigMoved if not). The line it logs
+// says what changed.
+func (a *app) reloadWant(why string, want *[32]byte) error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	cfg, err := a.tryReload(want)
+	switch {
+	case errors.Is(err, errConfigMoved):
+		a.log.Info("config file changed while being reloaded; applied once it stays the same", "trigger", why)
+		return err
+	case err != nil:
 		a.log.Error("config reload rejected; the running configuration stays", "trigger", why, "error", err)
 		return err
 	}
-	a.log.Info("config reloaded", "trigger", why, "providers", len(a.sources.list()))
+	old := a.running
+	a.running = cfg
+	a.log.Info("config reloaded", append([]any{"trigger", why}, changes(old, cfg)...)...)
 	return nil
 }
 
-func (a *app) tryReload() error {
+func (a *app) tryReload(want *[32]byte) (*config, error) {
 	cfg, err := a.load()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if want != nil && cfg.sum != *want {
+		return nil, errConfigMoved
 	}
 	if a.dev != nil {
 		cfg.Providers = append(cfg.Providers, a.dev.provider())
 	}
 	if err := cfg.check(); err != nil {
-		return err
+		return nil, err
 	}
-	want, err := a.jwksConfigs(cfg)
+	wantKeys, err := a.jwksConfigs(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	a.sources.update(want)
+	a.sources.update(wantKeys)
 	ac := cfg.engineConfig(a.sources.keys())
 	if err := a.engine.Update(ac.Providers, ac.Rules); err != nil {
-		return fmt.Errorf("checked configuration refused: %w", err) // check() makes this unreachable
+		return nil, fmt.Errorf("checked configuration refused: %w", err) // check() makes this unreachable
 	}
 	a.metrics.setProviders(providerNames(cfg))
 	a.warnUnprefixed(cfg)
 	for _, key := range restartOnly(a.cfg, cfg) {
 		a.log.Warn("setting changed; it takes effect at restart", "key", key)
 	}
-	return nil
+	return cfg, nil
+}
+
+// changes says what cur changes of old, as log attributes: the providers
+// added, removed and changed, by name; the number of rules before and
+// after (rules=12→14) and the indexes of those that differ.
+func changes(old, cur *config) []any {
+	before, after := map[string]providerConfig{}, map[string]providerConfig{}
+	for _, p := range old.providers() {
+		before[p.Name] = p
+	}
+	for _, p := range cur.providers() {
+		after[p.Name] = p
+	}
+	added, removed, changed := []string{}, []string{}, []string{}
+	for name, p := range after {
+		if o, ok := before[name]; !ok {
+			added = append(added, name)
+		} else if !reflect.DeepEqual(o, p) {
+			changed = append(changed, name)
+		}
+	}
+	for name := range before {
+		if _, ok := after[name]; !ok {
+			removed = append(removed, name)
+		}
+	}
+	slices.Sort(added)
+	slices.Sort(removed)
+	slices.Sort(changed)
+	rules := []int{}
+	for i := range max(len(old.Rules), len(cur.Rules)) {
+		if i >= len(old.Rules) || i >= len(cur.Rules) || !reflect.DeepEqual(old.Rules[i], cur.Rules[i]) {
+			rules = append(rules, i)
+		}
+	}
+	return []any{"providers", len(after), "providers_added", added, "providers_removed", removed, "providers_changed", changed,
+		"rules", fmt.Sprintf("%d→%d", len(old.Rules), len(cur.Rules)), "rules_changed", rules}
 }
 
 // restartOnly names the settings that differ between old and cur and that
@@ -114,7 +297,7 @@ func restartOnly(old, cur *config) []string {
 		{"jwks_ca", old.JWKSCA, cur.JWKSCA}, {"log_level", old.LogLevel, cur.LogLevel}, {"log_format", old.LogFormat, cur.LogFormat},
 		{"tls_cert", old.TLSCert, cur.TLSCert}, {"tls_key", old.TLSKey, cur.TLSKey}, {"tls_client_ca", old.TLSClientCA, cur.TLSClientCA},
 		{"shutdown_delay", old.ShutdownDelay, cur.ShutdownDelay}, {"shutdown_timeout", old.ShutdownTimeout, cur.ShutdownTimeout},
-		{"pprof", old.Pprof, cur.Pprof},
+		{"pprof", old.Pprof, cur.Pprof}, {"grpc_reflection", old.GRPCReflection, cur.GRPCReflection},
 	} {
 		if f.old != f.cur {
 			keys = append(keys, f.key)

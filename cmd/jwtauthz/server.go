@@ -45,6 +45,13 @@ type app struct {
 	metrics  *metrics
 	// load reads the configuration again, for reload; nil: no reload.
 	load func() (*config, error)
+	// running is the configuration last applied, at start or by a
+	// reload; reloadMu orders reloads.
+	running  *config
+	reloadMu sync.Mutex
+	// pollTick, if not nil, replaces the ticker that has the config file
+	// read every configPoll (tests drive the polls with it).
+	pollTick <-chan time.Time
 
 	grpcLis, httpLis, adminLis net.Listener
 	grpcSrv                    *grpc.Server
@@ -54,7 +61,7 @@ type app struct {
 // newApp binds the listeners and builds the parts. dev adds the embedded
 // development issuer, served on the admin listener.
 func newApp(cfg *config, log *slog.Logger, dev bool) (a *app, err error) {
-	a = &app{cfg: cfg, log: log, health: health.NewServer(), metrics: newMetrics(), sources: newSources()}
+	a = &app{cfg: cfg, running: cfg, log: log, health: health.NewServer(), metrics: newMetrics(), sources: newSources()}
 	defer func() {
 		if err != nil {
 			a.closeListeners()
@@ -69,6 +76,10 @@ func newApp(cfg *config, log *slog.Logger, dev bool) (a *app, err error) {
 		}
 		if a.dev, err = newDevIssuer(a.adminLis.Addr()); err != nil {
 			return nil, err
+		}
+		if !loopback(a.adminLis.Addr()) {
+			log.Warn("DEV ISSUER REACHABLE FROM THE NETWORK: the admin listener is not on loopback, and its /dev/token mints tokens this server trusts for any subject to anyone who can reach it; give --admin-addr a loopback address (127.0.0.1:9003) unless the network is yours alone",
+				"admin_addr", a.adminLis.Addr().String())
 		}
 		cfg.Providers = append(cfg.Providers, a.dev.provider())
 	}
@@ -166,7 +177,9 @@ func (a *app) servers(tc *tls.Config) {
 	a.grpcSrv = grpc.NewServer(append(authz.ServerOptions(), opts...)...)
 	authz.NewServer(a.engine).Register(a.grpcSrv)
 	healthpb.RegisterHealthServer(a.grpcSrv, a.health)
-	reflection.Register(a.grpcSrv)
+	if a.cfg.GRPCReflection {
+		reflection.Register(a.grpcSrv)
+	}
 	for _, svc := range []string{"", authService} {
 		a.health.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
@@ -212,6 +225,18 @@ func listen(addr string) (net.Listener, error) {
 		return l, nil
 	}
 	return net.Listen("tcp", addr)
+}
+
+// loopback reports whether addr is reachable from this machine alone: a
+// loopback IP, or a Unix socket.
+func loopback(addr net.Addr) bool {
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	return false
 }
 
 func (a *app) closeListeners() {
