@@ -164,3 +164,37 @@ func TestCacheFIFODoesNotBlock(t *testing.T) {
 		t.Fatal("Run did not return within 5s of its stop")
 	}
 }
+
+// A FIFO as the key file is refused at each read, without waiting for a
+// writer: the fetch ends, and so does the source at its stop.
+func TestKeyFileFIFODoesNotBlock(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "keys.json")
+	must(t, syscall.Mkfifo(p, 0o600))
+	s := New(Config{Name: "a", Issuer: "https://idp.test", File: p})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		if f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close() // lets a reader blocked in open go, so that a failing run ends
+		}
+		<-done
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Status().Fetches == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no read of the key file over within 5s: it is stuck on the FIFO")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if st := s.Status(); st.Ready || st.LastError == "" {
+		t.Fatalf("a FIFO as the key file: %+v", st)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return within 5s of its stop")
+	}
+}

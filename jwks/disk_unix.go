@@ -22,6 +22,12 @@ func openNoFollow(p string) (*os.File, error) {
 	return f, nil
 }
 
+// openNonBlock opens p to read without waiting for a writer if it is a
+// FIFO.
+func openNonBlock(p string) (*os.File, error) {
+	return os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+}
+
 // owner returns the owner's uid and the number of links of fi.
 func owner(fi os.FileInfo) (uid int, links uint64, err error) {
 	st, ok := fi.Sys().(*syscall.Stat_t)

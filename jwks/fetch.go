@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -249,12 +248,22 @@ func redactErr(err error) error {
 	return err
 }
 
+// readFile reads a key file of at most MaxBody bytes. It must be a regular
+// file (a symbolic link to one is followed): a FIFO is opened without
+// waiting for a writer, and refused, so that it holds up neither a fetch
+// nor the stop that waits for it.
 func readFile(name string) ([]byte, error) {
-	f, err := os.Open(name)
+	f, err := openNonBlock(name)
 	if err != nil {
 		return nil, fmt.Errorf("jwks: %w", err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		if err == nil {
+			err = fmt.Errorf("%s is not a regular file (%v)", name, fi.Mode().Type())
+		}
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
 	body, err := io.ReadAll(io.LimitReader(f, MaxBody+1))
 	if err != nil {
 		return nil, fmt.Errorf("jwks: reading %s: %w", name, err)
