@@ -103,11 +103,11 @@ func (s Stats) HitRate() float64 {
 
 // NewLRU returns a cache of capacity entries, split into shards (rounded
 // up to a power of two; 0 picks a default) of equal size: capacity is
-// rounded up to a multiple of their number, and Stats says how many.
+// rounded up to a multiple of their number, and Stats says how many. A
+// capacity of 0 (or less) makes a cache that keeps nothing: Put does
+// nothing and every Get misses.
 func NewLRU[V Expiring](capacity, shards int) *LRU[V] {
-	if capacity < 1 {
-		capacity = 1
-	}
+	capacity = max(capacity, 0)
 	if shards <= 0 {
 		shards = 16
 	}
@@ -123,10 +123,12 @@ func NewLRU[V Expiring](capacity, shards int) *LRU[V] {
 	return c
 }
 
+// newShardLRU returns a shard's LRU of size entries; one of capacity 0
+// gets an empty one of size 1, into which Put puts nothing.
 func newShardLRU[V Expiring](size int) *simplelru.LRU[half, slot[V]] {
-	l, err := simplelru.NewLRU[half, slot[V]](size, nil)
+	l, err := simplelru.NewLRU[half, slot[V]](max(size, 1), nil)
 	if err != nil {
-		panic(err) // only for size < 1, which NewLRU rules out
+		panic(err) // only for size < 1, which max rules out
 	}
 	return l
 }
@@ -186,9 +188,9 @@ func expired[V Expiring](v V, now time.Time) bool {
 }
 
 // Put stores v under k until its deadline. A value already past its
-// deadline is not stored.
+// deadline is not stored, nor anything in a cache of capacity 0.
 func (c *LRU[V]) Put(k Key, v V, now time.Time) {
-	if expired(v, now) {
+	if c.capacity == 0 || expired(v, now) {
 		return
 	}
 	s := c.shard(k)
