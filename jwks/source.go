@@ -3,6 +3,8 @@ package jwks
 import (
 	"context"
 	"crypto"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -41,9 +43,13 @@ type Config struct {
 	Header http.Header
 	Client *http.Client // nil: a client with Timeout and the system roots
 
-	Refresh    time.Duration // scheduled refresh period
-	MinRefresh time.Duration // floor under max-age, and the unknown-kid cooldown
-	Timeout    time.Duration // per fetch
+	// Refresh is the scheduled refresh period (0: DefaultRefresh).
+	Refresh time.Duration
+	// MinRefresh is the floor under the IdP's max-age, and the cooldown
+	// between the refreshes unknown kids ask for (0: DefaultMinRefresh).
+	MinRefresh time.Duration
+	// Timeout bounds one fetch (0: DefaultTimeout).
+	Timeout time.Duration
 
 	// CacheDir, if set, keeps each good set on disk so that a restart during
 	// an IdP outage starts with the last keys. The file is named after Name
@@ -53,8 +59,10 @@ type Config struct {
 	// CheckCacheDir); CacheDir should pass CheckCacheDir.
 	CacheDir string
 	// CacheMaxAge is the age past which a saved set is not loaded: keys the
-	// IdP may have withdrawn long ago (DefaultCacheMaxAge if 0).
+	// IdP may have withdrawn long ago (0: DefaultCacheMaxAge).
 	CacheMaxAge time.Duration
+	// None of Refresh, MinRefresh, Timeout and CacheMaxAge can be off: 0 is
+	// the default, and a negative one is an error (see ErrConfig).
 
 	Now     func() time.Time
 	Logger  *slog.Logger
@@ -88,6 +96,7 @@ type Status struct {
 // read an immutable snapshot through an atomic pointer and never wait.
 type Source struct {
 	cfg     Config
+	cfgErr  error // of New: Run returns it at once
 	cur     atomic.Pointer[Set]
 	readyC  chan struct{}
 	limiter *rate.Limiter // the refreshes checks ask for (Refresh)
@@ -111,21 +120,39 @@ type inflight struct {
 	err  error
 }
 
-// New returns a Source for cfg, with defaults filled in. It holds no keys
-// until Run has fetched or loaded some.
+// ErrConfig is wrapped by the error of a Config with a negative duration:
+// Run returns it at once, the source never has keys (its provider's checks
+// are refused as unavailable), and Status reports it.
+var ErrConfig = errors.New("jwks: invalid config")
+
+// check reports the durations of c that are negative, each by its name.
+func (c *Config) check() error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"Refresh", c.Refresh}, {"MinRefresh", c.MinRefresh}, {"Timeout", c.Timeout}, {"CacheMaxAge", c.CacheMaxAge}} {
+		if f.d < 0 {
+			errs = append(errs, fmt.Errorf("%w: %s is %v, must not be negative (0: the default)", ErrConfig, f.name, f.d))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// New returns a Source for cfg, the zero durations at their defaults. It
+// holds no keys until Run has fetched or loaded some. A negative duration
+// is an error that Run returns (see ErrConfig).
 func New(cfg Config) *Source {
-	if cfg.Refresh <= 0 {
-		cfg.Refresh = DefaultRefresh
+	err := cfg.check()
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 { // a negative one is err: the source never fetches
+			*d = v
+		}
 	}
-	if cfg.MinRefresh <= 0 {
-		cfg.MinRefresh = DefaultMinRefresh
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.CacheMaxAge <= 0 {
-		cfg.CacheMaxAge = DefaultCacheMaxAge
-	}
+	def(&cfg.Refresh, DefaultRefresh)
+	def(&cfg.MinRefresh, DefaultMinRefresh)
+	def(&cfg.Timeout, DefaultTimeout)
+	def(&cfg.CacheMaxAge, DefaultCacheMaxAge)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -138,6 +165,8 @@ func New(cfg Config) *Source {
 	}
 	return &Source{
 		cfg:     cfg,
+		cfgErr:  err,
+		lastErr: err,
 		readyC:  make(chan struct{}),
 		limiter: rate.NewLimiter(rate.Every(cfg.MinRefresh), 1),
 	}
@@ -169,8 +198,13 @@ func (s *Source) ReadyC() <-chan struct{} { return s.readyC }
 // fetches until it succeeds (with jittered exponential backoff) and
 // refreshes on schedule until ctx ends. A failed refresh keeps the set in
 // use. Run returns once the fetch under way, if any, is over, so that a
-// stopped source writes no cache file after.
+// stopped source writes no cache file after. For a Config with a negative
+// duration it returns an error wrapping ErrConfig at once.
 func (s *Source) Run(ctx context.Context) error {
+	if s.cfgErr != nil {
+		s.cfg.Logger.Error("jwks: source not started", "error", s.cfgErr)
+		return s.cfgErr
+	}
 	s.mu.Lock()
 	s.ctx = ctx
 	s.mu.Unlock()

@@ -555,3 +555,81 @@ func TestRunWaitsForItsFetch(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A zero duration of Config is its default: none of them can be off.
+func TestZeroDurationsAreTheDefaults(t *testing.T) {
+	s := New(Config{Name: "t"})
+	tests := []struct {
+		name      string
+		got, want time.Duration
+	}{
+		{name: "Refresh", got: s.cfg.Refresh, want: DefaultRefresh},
+		{name: "MinRefresh", got: s.cfg.MinRefresh, want: DefaultMinRefresh},
+		{name: "Timeout", got: s.cfg.Timeout, want: DefaultTimeout},
+		{name: "CacheMaxAge", got: s.cfg.CacheMaxAge, want: DefaultCacheMaxAge},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+// A negative duration is an error naming it: Run returns it at once, the
+// source never has keys nor fetches, and its status shows why.
+func TestNegativeDurationIsAnError(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{name: "Refresh", cfg: Config{Refresh: -time.Second}},
+		{name: "MinRefresh", cfg: Config{MinRefresh: -time.Second}},
+		{name: "Timeout", cfg: Config{Timeout: -time.Second}},
+		{name: "CacheMaxAge", cfg: Config{CacheMaxAge: -time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			idp := newIdP()
+			cfg := tt.cfg
+			cfg.Name, cfg.Issuer, cfg.URL = "t", idp.URL, idp.JWKSURL()
+			cfg.Client = &http.Client{Transport: handlerTransport{idp}}
+			s := New(cfg)
+			err := s.Run(context.Background())
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.name) {
+				t.Fatalf("Run: %v, want ErrConfig naming %s", err, tt.name)
+			}
+			if s.Refresh(context.Background()) || s.Ready() || idp.JWKSRequests() != 0 {
+				t.Fatal("a source with a bad config fetched")
+			}
+			if st := s.Status(); !strings.Contains(st.LastError, tt.name) {
+				t.Fatalf("status %+v does not say why", st)
+			}
+		})
+	}
+}
+
+// A Refresh that joins a scheduled fetch under way, which hangs, waits no
+// longer than its caller's context, and starts no fetch of its own.
+func TestRefreshJoiningAHungScheduledFetchEndsWithTheCallersContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		idp := newIdP()
+		s, _ := run(t, idp, Config{Refresh: time.Minute, Timeout: time.Hour})
+		awaitReady(s)
+		idp.SetFault(issuer.Hang)
+		time.Sleep(time.Minute) // the scheduled fetch has started, and hangs
+		synctest.Wait()
+		before := idp.JWKSRequests()
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if s.Refresh(ctx) {
+			t.Fatal("a hung fetch reported success")
+		}
+		if waited := time.Since(start); waited != 150*time.Millisecond {
+			t.Fatalf("waited %v, want the caller's 150ms", waited)
+		}
+		if n := idp.JWKSRequests(); n != before || n != 2 {
+			t.Fatalf("%d JWKS requests, want 2 (the first, the scheduled one): Refresh joined the one under way", n)
+		}
+	})
+}
