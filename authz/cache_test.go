@@ -398,7 +398,7 @@ func TestRejectionRacingAReloadIsNotRemembered(t *testing.T) {
 	t.Cleanup(other.Close)
 	gated := &gatedKeys{KeySource: runSource(t, jwks.Config{Name: "old", Issuer: idp.URL, URL: other.JWKSURL()}, true),
 		entered: make(chan struct{}), release: make(chan struct{})}
-	eng, err := authz.New(authz.Config{Providers: []authz.ProviderConfig{{Name: "p", Issuer: idp.URL, Keys: gated}}})
+	eng, err := authz.New(withDefaultLimits(authz.Config{Providers: []authz.ProviderConfig{{Name: "p", Issuer: idp.URL, Keys: gated}}}))
 	if err != nil {
 		t.Fatal(err)
 	}

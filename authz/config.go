@@ -2,11 +2,12 @@ package authz
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 )
 
-// Defaults of Config.
+// Defaults of Config: what DefaultConfig returns.
 const (
 	DefaultClockSkew         = 60 * time.Second
 	DefaultCacheTTL          = 5 * time.Minute
@@ -16,59 +17,120 @@ const (
 	DefaultDedupWindow       = 10 * time.Second
 	DefaultDedupSize         = 10_000
 	DefaultMaxTokenSize      = 8 << 10
-	// DefaultRefreshWait bounds the wait for an unknown-kid refresh when the
-	// request carries no deadline (HTTP forward-auth).
-	DefaultRefreshWait = 500 * time.Millisecond
+	DefaultNetworkWait       = 500 * time.Millisecond
 )
 
-// Config configures an Engine. Zero values take the defaults above.
+// Config configures an Engine. Start from DefaultConfig: a field's zero
+// value is not its default but means what its comment says (most often
+// "off"), and New refuses a negative one, or a MaxTokenSize that is not
+// positive, with an error that names the field.
 type Config struct {
 	Providers []ProviderConfig
 	Rules     []RuleConfig
 
-	ClockSkew         time.Duration // leeway for exp, nbf, iat
-	CacheTTL          time.Duration // longest life of a cached grant
-	CacheSize         int
-	NegativeCacheSize int           // rejected token hashes, kept apart
-	NegativeTTL       time.Duration // how long a rejection is remembered
-	DedupWindow       time.Duration // how long a request's decision is reused
-	DedupSize         int
-	MaxTokenSize      int // larger tokens are refused before any parsing or hashing
+	// ClockSkew is the leeway for exp, nbf and iat; 0: none, a token is
+	// refused from the second of its exp.
+	ClockSkew time.Duration
+	// CacheTTL is the longest life of a cached grant (never beyond the
+	// token's exp), and CacheSize how many are kept. Either 0: no token
+	// cache: every check verifies its token (concurrent checks of one token
+	// share one verification), and the request dedup does not reuse an
+	// allow once it is made.
+	CacheTTL  time.Duration
+	CacheSize int
+	// NegativeCacheSize is how many rejected token hashes are remembered,
+	// apart from the grants, and NegativeTTL for how long. Either 0: no
+	// negative cache.
+	NegativeCacheSize int
+	NegativeTTL       time.Duration
+	// DedupWindow is how long the checks of one request (same x-request-id,
+	// token and route) reuse its decision, and DedupSize how many decisions
+	// are kept. Either 0: no request dedup: each check decides alone.
+	DedupWindow time.Duration
+	DedupSize   int
+	// MaxTokenSize is the size in bytes past which a token is refused
+	// before any parsing or hashing. It must be positive.
+	MaxTokenSize int
+	// NetworkWait bounds every wait on the network inside a check (an
+	// unknown kid's key set refresh, whether it starts a fetch or joins one
+	// under way), on top of the request's own deadline. 0: a check never
+	// waits: an unknown kid is refused at once, and the fetch it asked for
+	// (if the cooldown allowed one) serves the checks after it.
+	NetworkWait time.Duration
 
-	Now func() time.Time
+	Now func() time.Time // nil: time.Now
 	// Observe, if set, is called after every check (metrics, decision logs),
 	// before the check returns. The Request's strings and Headers may point
 	// into the request's buffer, which is reused once the check returns:
 	// copy what is kept beyond the call.
 	Observe func(Observation)
-	Logger  *slog.Logger
+	Logger  *slog.Logger // nil: no logs
 }
 
-func (c *Config) setDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
+// DefaultConfig returns a Config with every limit at its default (the
+// Default… constants) and nothing else set.
+func DefaultConfig() Config {
+	return Config{
+		ClockSkew:         DefaultClockSkew,
+		CacheTTL:          DefaultCacheTTL,
+		CacheSize:         DefaultCacheSize,
+		NegativeCacheSize: DefaultNegativeCacheSize,
+		NegativeTTL:       DefaultNegativeTTL,
+		DedupWindow:       DefaultDedupWindow,
+		DedupSize:         DefaultDedupSize,
+		MaxTokenSize:      DefaultMaxTokenSize,
+		NetworkWait:       DefaultNetworkWait,
+	}
+}
+
+// ErrConfig is wrapped by the errors New and Validate return for a limit of
+// Config that is out of range.
+var ErrConfig = errors.New("authz: invalid config")
+
+// check reports every limit out of range, each by its field's name.
+func (c *Config) check() error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"ClockSkew", int64(c.ClockSkew)}, {"CacheTTL", int64(c.CacheTTL)}, {"CacheSize", int64(c.CacheSize)},
+		{"NegativeCacheSize", int64(c.NegativeCacheSize)}, {"NegativeTTL", int64(c.NegativeTTL)},
+		{"DedupWindow", int64(c.DedupWindow)}, {"DedupSize", int64(c.DedupSize)}, {"NetworkWait", int64(c.NetworkWait)},
+	} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("%w: %s must not be negative (0 turns it off)", ErrConfig, f.name))
 		}
 	}
-	defInt := func(d *int, v int) {
-		if *d <= 0 {
-			*d = v
+	if c.MaxTokenSize <= 0 {
+		errs = append(errs, fmt.Errorf("%w: MaxTokenSize must be positive (e.g. %d), got %d", ErrConfig, DefaultMaxTokenSize, c.MaxTokenSize))
+	}
+	return errors.Join(errs...)
+}
+
+// prepare checks c and sets what nil means (Now, Logger). A cache that one
+// of its two limits turns off gets both at 0, so that the other does not
+// keep it half on (a cache of size 0 whose entries would still live for
+// the TTL in the dedup).
+func (c *Config) prepare() error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	off := func(d *time.Duration, n *int) {
+		if *d == 0 || *n == 0 {
+			*d, *n = 0, 0
 		}
 	}
-	def(&c.ClockSkew, DefaultClockSkew)
-	def(&c.CacheTTL, DefaultCacheTTL)
-	def(&c.NegativeTTL, DefaultNegativeTTL)
-	def(&c.DedupWindow, DefaultDedupWindow)
-	defInt(&c.CacheSize, DefaultCacheSize)
-	defInt(&c.NegativeCacheSize, DefaultNegativeCacheSize)
-	defInt(&c.DedupSize, DefaultDedupSize)
-	defInt(&c.MaxTokenSize, DefaultMaxTokenSize)
+	off(&c.CacheTTL, &c.CacheSize)
+	off(&c.NegativeTTL, &c.NegativeCacheSize)
+	off(&c.DedupWindow, &c.DedupSize)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	return nil
 }
 
 // Request is what the core needs of one HTTP request.

@@ -28,9 +28,12 @@ func (oneKey) Refresh(context.Context) bool { return false }
 func TestDedupKeepsNoCookies(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	s := issuer.MustSigner("ES256")
-	e, err := New(Config{Now: func() time.Time { return now }, Providers: []ProviderConfig{{
+	cfg := DefaultConfig()
+	cfg.Now = func() time.Time { return now }
+	cfg.Providers = []ProviderConfig{{
 		Name: "p", Issuer: "https://p", Keys: oneKey{s}, DropToken: true,
-		TokenSources: []TokenSource{{Cookie: "__session"}}}}})
+		TokenSources: []TokenSource{{Cookie: "__session"}}}}
+	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,10 +38,12 @@ type verdict struct {
 	cached bool
 }
 
-// New builds an Engine. Errors name the offending provider or rule.
+// New builds an Engine. Errors name the offending limit, provider or rule.
 func New(cfg Config) (*Engine, error) {
 	real := cfg.Now == nil
-	cfg.setDefaults()
+	if err := cfg.prepare(); err != nil {
+		return nil, err
+	}
 	e := &Engine{
 		cfg:       cfg,
 		realClock: real,
@@ -58,7 +60,9 @@ func New(cfg Config) (*Engine, error) {
 // Validate reports whether cfg would build an Engine, without building its
 // caches: what --check-config and a reload run.
 func Validate(cfg Config) error {
-	cfg.setDefaults()
+	if err := cfg.prepare(); err != nil {
+		return err
+	}
 	_, err := newPolicy(&cfg, nil, 0, cfg.Now)
 	return err
 }
@@ -155,7 +159,7 @@ func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.T
 	}
 	// The token cache missed: this is where checks of one request are worth
 	// sharing. (On a hit, a shared decision would cost more than a new one.)
-	if r.RequestID == "" {
+	if r.RequestID == "" || e.cfg.DedupSize == 0 {
 		return e.decideToken(ctx, pol, ru, r, tok, th, src, now)
 	}
 	return e.decideShared(ctx, pol, ru, *r, tok, th, src, now)
@@ -327,17 +331,17 @@ func remembered(r Reason) bool {
 	return true
 }
 
-// refreshContext bounds the wait for an unknown-kid refresh so that the
-// answer still reaches the caller before its deadline: a tenth of the time
-// left (at least 10 ms) is kept back. Without a deadline the wait is at most
-// DefaultRefreshWait.
-func refreshContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	dl, ok := ctx.Deadline()
-	if !ok {
-		return context.WithTimeout(ctx, DefaultRefreshWait)
+// refreshContext bounds a check's wait on the network (an unknown-kid
+// refresh, which may join a fetch under way) by wait, Config.NetworkWait,
+// and by the request's deadline less what the answer needs to reach the
+// caller in time: a tenth of the time left, at least 10 ms. The bound is
+// the nearer of the two; a wait of 0 or less ends the context at once.
+func refreshContext(ctx context.Context, wait time.Duration) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		wait = min(wait, left-max(left/10, 10*time.Millisecond))
 	}
-	left := time.Until(dl)
-	return context.WithTimeout(ctx, left-max(left/10, 10*time.Millisecond))
+	return context.WithTimeout(ctx, wait)
 }
 
 // Stats are the counters of the engine's caches.

@@ -77,7 +77,8 @@ func buildEnv(t testing.TB, idp *issuer.Server, wait bool, opts ...envOption) *e
 	e := &env{tb: t, idp: idp, clock: newClock()}
 	e.src = runSource(t, jwks.Config{Name: "test", Issuer: idp.URL, URL: idp.JWKSURL()}, wait)
 	pc := authz.ProviderConfig{Name: "test", Issuer: idp.URL, Keys: e.src}
-	cfg := authz.Config{Now: e.clock.Now}
+	cfg := authz.DefaultConfig()
+	cfg.Now = e.clock.Now
 	for _, o := range opts {
 		o(&cfg, &pc)
 	}
@@ -90,6 +91,15 @@ func buildEnv(t testing.TB, idp *issuer.Server, wait bool, opts ...envOption) *e
 	e.eng = eng
 	e.client = serveGRPC(t, authz.NewServer(eng))
 	return e
+}
+
+// withDefaultLimits is c with the limits of authz.DefaultConfig (a zero
+// limit in a Config is not its default): the Config literals of these tests
+// name only what they are about. c must set no limit.
+func withDefaultLimits(c authz.Config) authz.Config {
+	d := authz.DefaultConfig()
+	d.Providers, d.Rules, d.Now, d.Observe, d.Logger = c.Providers, c.Rules, c.Now, c.Observe, c.Logger
+	return d
 }
 
 // runSource runs a jwks.Source until the test ends and, if wait, waits until

@@ -68,7 +68,7 @@ func TestAnyIssuerGrantEndsWhenItsIssuerGetsAProvider(t *testing.T) {
 	sa, sb := issuer.MustSigner("ES256"), issuer.MustSigner("ES256")
 	a := authz.ProviderConfig{Name: "clerk", AnyIssuer: true, Keys: newStaticKeys(sa)}
 	b := authz.ProviderConfig{Name: "corp", Issuer: "https://corp.example", Keys: newStaticKeys(sb)}
-	e, err := authz.New(authz.Config{Now: clk.Now, Providers: []authz.ProviderConfig{a}})
+	e, err := authz.New(withDefaultLimits(authz.Config{Now: clk.Now, Providers: []authz.ProviderConfig{a}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestAnyIssuerGrantEndsWhenItsIssuerGetsAProvider(t *testing.T) {
 func TestFarExpIsCached(t *testing.T) {
 	clk := newClock()
 	s := issuer.MustSigner("ES256")
-	e, err := authz.New(authz.Config{Now: clk.Now, Providers: []authz.ProviderConfig{{Name: "p", Issuer: "https://p", Keys: newStaticKeys(s)}}})
+	e, err := authz.New(withDefaultLimits(authz.Config{Now: clk.Now, Providers: []authz.ProviderConfig{{Name: "p", Issuer: "https://p", Keys: newStaticKeys(s)}}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestUnusableGrantIsAMiss(t *testing.T) {
 	clk := newClock()
 	s1, s2 := issuer.MustSigner("ES256"), issuer.MustSigner("ES256")
 	ks := newStaticKeys(s1)
-	e, err := authz.New(authz.Config{Now: clk.Now, Providers: []authz.ProviderConfig{{Name: "p", Issuer: "https://p", Keys: ks}}})
+	e, err := authz.New(withDefaultLimits(authz.Config{Now: clk.Now, Providers: []authz.ProviderConfig{{Name: "p", Issuer: "https://p", Keys: ks}}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestReloadsDoNotDenyAValidToken(t *testing.T) {
 	pa := authz.ProviderConfig{Name: "p", Issuer: "https://p", Keys: newStaticKeys(s)}
 	pb := pa
 	pb.Audiences = []string{"api"}
-	e, err := authz.New(authz.Config{Now: clk.Now, Providers: []authz.ProviderConfig{pa}})
+	e, err := authz.New(withDefaultLimits(authz.Config{Now: clk.Now, Providers: []authz.ProviderConfig{pa}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestSharedVerificationAcrossAReloadIsDoneAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := issuer.MustSigner("ES256")
 		gated := &gatedKeys{KeySource: newStaticKeys(s), entered: make(chan struct{}), release: make(chan struct{})}
-		e, err := authz.New(authz.Config{Providers: []authz.ProviderConfig{{Name: "p", Issuer: "https://p", Keys: gated}}})
+		e, err := authz.New(withDefaultLimits(authz.Config{Providers: []authz.ProviderConfig{{Name: "p", Issuer: "https://p", Keys: gated}}}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,7 +229,7 @@ func TestGrantRacingAReloadIsNotCached(t *testing.T) {
 	s := issuer.MustSigner("ES256")
 	gated := &gatedKeys{KeySource: newStaticKeys(s), entered: make(chan struct{}), release: make(chan struct{})}
 	pc := authz.ProviderConfig{Name: "p", Issuer: "https://p", Keys: gated}
-	e, err := authz.New(authz.Config{Providers: []authz.ProviderConfig{pc}})
+	e, err := authz.New(withDefaultLimits(authz.Config{Providers: []authz.ProviderConfig{pc}}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,10 @@ func TestBytesPerCachedToken(t *testing.T) {
 }
 
 func bytesPerCachedToken(t *testing.T, n int) float64 {
-	e, err := New(Config{Providers: []ProviderConfig{{Name: "p", Issuer: "https://p", Keys: nopKeys{}}}, CacheSize: 2 * n}) // room: shards fill unevenly
+	cfg := DefaultConfig()
+	cfg.Providers = []ProviderConfig{{Name: "p", Issuer: "https://p", Keys: nopKeys{}}}
+	cfg.CacheSize = 2 * n // room: shards fill unevenly
+	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func newPolicy(cfg *Config, old *policy, gen uint64, now func() time.Time) (*pol
 	pol := &policy{gen: gen, byIssuer: map[string]*provider{}}
 	byName := map[string]*provider{}
 	for i, pc := range cfg.Providers {
-		p, err := reuseOrBuild(pc, old, cfg.ClockSkew, now)
+		p, err := reuseOrBuild(pc, old, cfg.ClockSkew, cfg.NetworkWait, now)
 		if err != nil {
 			return nil, fmt.Errorf("providers[%d]: %w", i, err)
 		}
@@ -110,15 +110,15 @@ func (pol *policy) captures(next *policy) bool {
 
 // reuseOrBuild keeps the provider of the running policy if its configuration
 // is unchanged, so that its cached grants stay valid across a reload.
-func reuseOrBuild(pc ProviderConfig, old *policy, skew time.Duration, now func() time.Time) (*provider, error) {
+func reuseOrBuild(pc ProviderConfig, old *policy, skew, wait time.Duration, now func() time.Time) (*provider, error) {
 	if old != nil {
 		for _, p := range old.providers {
-			if sameProvider(p.cfg, pc) && p.skew == skew {
+			if sameProvider(p.cfg, pc) && p.skew == skew && p.wait == wait {
 				return p, nil
 			}
 		}
 	}
-	return newProvider(pc, skew, now)
+	return newProvider(pc, skew, wait, now)
 }
 
 // sameProvider reports whether two provider configurations are equal, their

@@ -79,6 +79,7 @@ type provider struct {
 	validator    *jwt.Validator               // exp (required), nbf, iat, iss, aud, with the skew
 	methods      map[string]jwt.SigningMethod // the allowed algorithms
 	skew         time.Duration
+	wait         time.Duration // Config.NetworkWait: the longest a check waits for a refresh
 	algs         []string
 	sources      []TokenSource
 	claimHeaders []claimHeader
@@ -137,7 +138,7 @@ var (
 	errWrongParty  = errors.New("azp not among the authorized parties")
 )
 
-func newProvider(cfg ProviderConfig, skew time.Duration, now func() time.Time) (*provider, error) {
+func newProvider(cfg ProviderConfig, skew, wait time.Duration, now func() time.Time) (*provider, error) {
 	if cfg.Name == "" || (cfg.Issuer == "") != cfg.AnyIssuer || cfg.Keys == nil {
 		return nil, fmt.Errorf("provider %q: name, keys and an issuer (or AnyIssuer) are required", cfg.Name)
 	}
@@ -162,7 +163,7 @@ func newProvider(cfg ProviderConfig, skew time.Duration, now func() time.Time) (
 	if len(cfg.Audiences) > 0 {
 		opts = append(opts, jwt.WithAudience(cfg.Audiences...))
 	}
-	p := &provider{cfg: cfg, name: cfg.Name, keys: cfg.Keys, validator: jwt.NewValidator(opts...), skew: skew,
+	p := &provider{cfg: cfg, name: cfg.Name, keys: cfg.Keys, validator: jwt.NewValidator(opts...), skew: skew, wait: wait,
 		algs: algs, methods: map[string]jwt.SigningMethod{}, sources: cfg.TokenSources}
 	for _, a := range algs {
 		p.methods[a] = jwt.GetSigningMethod(a)
@@ -255,7 +256,7 @@ func (p *provider) replacedKey(ctx context.Context, h header, old any) any {
 // says: a fetch that ended between the caller's look and the call has the
 // key, though the cooldown then refuses another.
 func (p *provider) refreshedKey(ctx context.Context, h header) (any, error) {
-	wctx, cancel := refreshContext(ctx)
+	wctx, cancel := refreshContext(ctx, p.wait)
 	p.keys.Refresh(wctx)
 	cancel()
 	return p.lookup(h)

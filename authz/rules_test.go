@@ -252,7 +252,7 @@ func TestPolicyErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := authz.New(tt.cfg)
+			_, err := authz.New(withDefaultLimits(tt.cfg))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to say %q", err, tt.want)
 			}

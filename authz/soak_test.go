@@ -218,10 +218,10 @@ func runSoak(t *testing.T, dur time.Duration) soakResult {
 	}, true)
 	srcp.Store(s.src)
 	s.hist.note(s.src.Keys())
-	eng, err := authz.New(authz.Config{
+	eng, err := authz.New(withDefaultLimits(authz.Config{
 		Providers: []authz.ProviderConfig{{Name: "soak", Issuer: s.iss, Keys: s.src}},
 		Now:       func() time.Time { return s.now },
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

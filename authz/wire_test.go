@@ -196,7 +196,9 @@ func BenchmarkWireRead(b *testing.B) {
 // A request with more headers than the codec reads is denied, not decided
 // on the headers it did read.
 func TestOversizeRequestIsDenied(t *testing.T) {
-	e, err := New(Config{Providers: []ProviderConfig{{Name: "p", Issuer: "https://p", Keys: nopKeys{}}}})
+	cfg := DefaultConfig()
+	cfg.Providers = []ProviderConfig{{Name: "p", Issuer: "https://p", Keys: nopKeys{}}}
+	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,11 +66,10 @@ func (c *config) jwksConfig(p providerConfig, client *http.Client, log *slog.Log
 // engineConfig is the authz configuration, the keys of each provider taken
 // from keys by name.
 func (c *config) engineConfig(keys map[string]authz.KeySource) authz.Config {
-	ac := authz.Config{
-		Rules:     c.Rules,
-		ClockSkew: c.ClockSkew, CacheTTL: c.CacheTTL, CacheSize: c.CacheSize,
-		NegativeCacheSize: c.NegativeCacheSize, MaxTokenSize: c.MaxTokenSize,
-	}
+	ac := authz.DefaultConfig() // the limits no setting gives: negative TTL, dedup
+	ac.Rules, ac.Now = c.Rules, c.now
+	ac.ClockSkew, ac.CacheTTL, ac.CacheSize = c.ClockSkew, c.CacheTTL, c.CacheSize
+	ac.NegativeCacheSize, ac.MaxTokenSize, ac.NetworkWait = c.NegativeCacheSize, c.MaxTokenSize, c.NetworkWait
 	for _, p := range c.providers() {
 		ac.Providers = append(ac.Providers, authz.ProviderConfig{
 			Name: p.Name, Issuer: p.Issuer, Audiences: p.Audiences, Algorithms: p.Algorithms, Keys: keys[p.Name],

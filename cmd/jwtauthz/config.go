@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,7 @@ type config struct {
 	CacheSize         int           `yaml:"cache_size"`
 	NegativeCacheSize int           `yaml:"negative_cache_size"`
 	MaxTokenSize      int           `yaml:"max_token_size"`
+	NetworkWait       time.Duration `yaml:"network_wait"`
 
 	JWKSRefresh     time.Duration `yaml:"jwks_refresh"`
 	JWKSMinRefresh  time.Duration `yaml:"jwks_min_refresh"`
@@ -63,8 +65,9 @@ type config struct {
 	Providers []providerConfig   `yaml:"providers"`
 	Rules     []authz.RuleConfig `yaml:"rules"`
 
-	path string   // the file it was read from, if any
-	sum  [32]byte // SHA-256 of what was read, to notice a change
+	path string           // the file it was read from, if any
+	sum  [32]byte         // SHA-256 of what was read, to notice a change
+	now  func() time.Time // the engine's clock; nil: time.Now (tests set it)
 }
 
 // providerConfig is one entry of `providers:` in the file.
@@ -96,6 +99,7 @@ func defaults() *config {
 		CacheSize:         authz.DefaultCacheSize,
 		NegativeCacheSize: authz.DefaultNegativeCacheSize,
 		MaxTokenSize:      authz.DefaultMaxTokenSize,
+		NetworkWait:       authz.DefaultNetworkWait,
 		JWKSRefresh:       jwks.DefaultRefresh,
 		JWKSMinRefresh:    jwks.DefaultMinRefresh,
 		JWKSTimeout:       jwks.DefaultTimeout,
@@ -114,11 +118,69 @@ type setting struct {
 	reset       func(c *config) // lists: a higher source replaces, not extends
 	show        func(c *config) string
 	isBool      bool
-	emptyOK     bool // "" is a value, not a mistake: an address that disables its listener
+	emptyOK     bool   // "" is a value, not a mistake: an address that disables its listener
+	yaml        string // the YAML key, if not the name with "_" for "-"
+
+	// A duration or a number is never negative, and 0 is either refused
+	// (positive) or means what zeroMeans says: never a default in disguise.
+	value func(c *config) int64 // dur and num: the value, to check its range
+	eg    string                // positive: a sound value, for the error
+	zero  string                // zeroMeans: what 0 does
 }
 
 func (s setting) env() string {
 	return "JWTAUTHZ_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+// key is the setting's YAML key.
+func (s setting) key() string {
+	if s.yaml != "" {
+		return s.yaml
+	}
+	return strings.ReplaceAll(s.name, "-", "_")
+}
+
+// positive makes 0 an error, for a duration or number that 0 could not
+// turn off but only break; eg is a sound value, for the error.
+func (s setting) positive(eg string) setting {
+	s.eg = eg
+	return s
+}
+
+// zeroMeans says, in its usage too, what 0 does.
+func (s setting) zeroMeans(what string) setting {
+	s.zero = what
+	s.usage += "; 0: " + what
+	return s
+}
+
+// checkRange reports a duration or number out of its range: negative, or
+// 0 where it means nothing.
+func (s setting) checkRange(c *config) error {
+	if s.value == nil {
+		return nil
+	}
+	switch v := s.value(c); {
+	case s.eg != "" && v <= 0:
+		return fmt.Errorf("must be > 0 (e.g. %s), got %s", s.eg, s.show(c))
+	case s.eg == "" && s.zero == "":
+		return fmt.Errorf("setting %s says neither what 0 means nor that it must be positive", s.name) // a mistake in settings
+	case v < 0:
+		return fmt.Errorf("must not be negative (0: %s), got %s", s.zero, s.show(c))
+	}
+	return nil
+}
+
+// checkRanges reports, by YAML key, every duration or number out of its
+// range (those given by flag or variable were checked as they came).
+func (c *config) checkRanges() []error {
+	var errs []error
+	for _, s := range settings {
+		if err := s.checkRange(c); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.key(), err))
+		}
+	}
+	return errs
 }
 
 func str(name, usage string, f func(*config) *string) setting {
@@ -135,7 +197,7 @@ func addr(name, usage string, f func(*config) *string) setting {
 }
 
 func dur(name, usage string, f func(*config) *time.Duration) setting {
-	return setting{name: name, usage: usage,
+	return setting{name: name, usage: usage, value: func(c *config) int64 { return int64(*f(c)) },
 		apply: func(c *config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil {
@@ -148,7 +210,7 @@ func dur(name, usage string, f func(*config) *time.Duration) setting {
 }
 
 func num(name, usage string, f func(*config) *int) setting {
-	return setting{name: name, usage: usage,
+	return setting{name: name, usage: usage, value: func(c *config) int64 { return int64(*f(c)) },
 		apply: func(c *config, v string) error {
 			n, err := strconv.Atoi(v)
 			if err != nil {
@@ -158,6 +220,12 @@ func num(name, usage string, f func(*config) *int) setting {
 			return nil
 		},
 		show: func(c *config) string { return strconv.Itoa(*f(c)) }}
+}
+
+// withKey gives s the YAML key key.
+func withKey(key string, s setting) setting {
+	s.yaml = key
+	return s
 }
 
 func boolean(name, usage string, f func(*config) *bool) setting {
@@ -193,18 +261,19 @@ var settings = []setting{
 	addr("admin-addr", "admin listener: /healthz /readyz /cache/health /metrics; empty disables", func(c *config) *string { return &c.AdminAddr }),
 	str("issuer", "the expected iss, compared exactly", func(c *config) *string { return &c.Issuer }),
 	str("jwks-url", "JWKS address; empty: discovered from {issuer}/.well-known/openid-configuration", func(c *config) *string { return &c.JWKSURL }),
-	list("audience", "expected aud of the --issuer provider (repeatable, or comma-separated); empty: aud not checked", func(c *config) *[]string { return &c.Audiences }),
+	withKey("audiences", list("audience", "expected aud of the --issuer provider (repeatable, or comma-separated); not given: aud not checked", func(c *config) *[]string { return &c.Audiences })),
 	list("algorithms", "accepted signing algorithms", func(c *config) *[]string { return &c.Algorithms }),
-	dur("clock-skew", "leeway for exp, nbf and iat", func(c *config) *time.Duration { return &c.ClockSkew }),
-	dur("cache-ttl", "longest life of a cached verified token (never beyond its exp)", func(c *config) *time.Duration { return &c.CacheTTL }),
-	num("cache-size", "verified tokens kept", func(c *config) *int { return &c.CacheSize }),
-	num("negative-cache-size", "rejected tokens remembered, apart from the verified ones", func(c *config) *int { return &c.NegativeCacheSize }),
-	num("max-token-size", "larger tokens are refused before any parsing, in bytes", func(c *config) *int { return &c.MaxTokenSize }),
-	dur("jwks-refresh", "background JWKS refresh period", func(c *config) *time.Duration { return &c.JWKSRefresh }),
-	dur("jwks-min-refresh", "floor under the IdP's max-age, and the cooldown between the refreshes an unknown kid or a bad signature asks for", func(c *config) *time.Duration { return &c.JWKSMinRefresh }),
-	dur("jwks-timeout", "timeout of one JWKS or discovery fetch", func(c *config) *time.Duration { return &c.JWKSTimeout }),
+	dur("clock-skew", "leeway for exp, nbf and iat", func(c *config) *time.Duration { return &c.ClockSkew }).zeroMeans("none, a token is refused from the second of its exp"),
+	dur("cache-ttl", "longest life of a cached verified token (never beyond its exp)", func(c *config) *time.Duration { return &c.CacheTTL }).zeroMeans("no token cache, every check verifies its token"),
+	num("cache-size", "verified tokens kept", func(c *config) *int { return &c.CacheSize }).zeroMeans("no token cache, every check verifies its token"),
+	num("negative-cache-size", "rejected tokens remembered, apart from the verified ones", func(c *config) *int { return &c.NegativeCacheSize }).zeroMeans("no negative cache"),
+	num("max-token-size", "larger tokens are refused before any parsing, in bytes", func(c *config) *int { return &c.MaxTokenSize }).positive("8192"),
+	dur("network-wait", "longest a check waits on the network (an unknown kid's JWKS refresh, or the fetch under way it joins), besides the request's own deadline", func(c *config) *time.Duration { return &c.NetworkWait }).zeroMeans("a check never waits, an unknown kid is refused at once while the fetch it asked for goes on"),
+	dur("jwks-refresh", "background JWKS refresh period", func(c *config) *time.Duration { return &c.JWKSRefresh }).positive("2h"),
+	dur("jwks-min-refresh", "floor under the IdP's max-age, and the cooldown between the refreshes an unknown kid or a bad signature asks for", func(c *config) *time.Duration { return &c.JWKSMinRefresh }).positive("30s"),
+	dur("jwks-timeout", "timeout of one JWKS or discovery fetch", func(c *config) *time.Duration { return &c.JWKSTimeout }).positive("5s"),
 	str("jwks-cache-dir", "keep each good key set here, to start with it during an IdP outage", func(c *config) *string { return &c.JWKSCacheDir }),
-	dur("jwks-cache-max-age", "a saved key set older than this is not loaded at start", func(c *config) *time.Duration { return &c.JWKSCacheMaxAge }),
+	dur("jwks-cache-max-age", "a saved key set older than this is not loaded at start", func(c *config) *time.Duration { return &c.JWKSCacheMaxAge }).positive("168h"),
 	str("jwks-ca", "PEM file of CAs for the IdP's certificate, instead of the system roots", func(c *config) *string { return &c.JWKSCA }),
 	str("tls-cert", "PEM certificate (chain) for the gRPC and HTTP listeners; re-read when it changes", func(c *config) *string { return &c.TLSCert }),
 	str("tls-key", "PEM private key of --tls-cert", func(c *config) *string { return &c.TLSKey }),
@@ -216,8 +285,8 @@ var settings = []setting{
 	boolean("grpc-reflection", "serve gRPC server reflection on the gRPC listener, which lets anyone who reaches it list its services (default false; dev: true)", func(c *config) *bool { return &c.GRPCReflection }),
 	str("log-level", "debug|info|warn|error", func(c *config) *string { return &c.LogLevel }),
 	str("log-format", "json|text", func(c *config) *string { return &c.LogFormat }),
-	dur("shutdown-delay", "on SIGTERM, time between going NOT_SERVING and closing the listeners", func(c *config) *time.Duration { return &c.ShutdownDelay }),
-	dur("shutdown-timeout", "on SIGTERM, time in-flight checks get to finish", func(c *config) *time.Duration { return &c.ShutdownTimeout }),
+	dur("shutdown-delay", "on SIGTERM, time between going NOT_SERVING and closing the listeners", func(c *config) *time.Duration { return &c.ShutdownDelay }).zeroMeans("the listeners close at once"),
+	dur("shutdown-timeout", "on SIGTERM, time in-flight checks get to finish", func(c *config) *time.Duration { return &c.ShutdownTimeout }).positive("15s"),
 }
 
 // recorder is a flag.Value that keeps the raw values given on the command
@@ -278,6 +347,9 @@ func loadConfig(cmd string, args []string, lookup func(string) (string, bool), s
 	}
 	for _, s := range settings {
 		if vals := *given[s.name]; len(vals) > 0 {
+			if slices.Contains(vals, "") && !s.emptyOK {
+				return nil, cf, fmt.Errorf("--%s: is empty; leave it out to keep the file's value or the default (an empty value disables only an address)", s.name)
+			}
 			if err := applyAll(c, s, vals); err != nil {
 				return nil, cf, fmt.Errorf("--%s: %w", s.name, err)
 			}
@@ -317,7 +389,7 @@ func applyAll(c *config, s setting, vals []string) error {
 			return err
 		}
 	}
-	return nil
+	return s.checkRange(c)
 }
 
 // readConfigFile decodes a YAML file strictly into c. A document with no

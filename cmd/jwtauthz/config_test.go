@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jwtauthz/jwtauthz/authz"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -107,6 +109,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		name string
 		file string
 		args []string
+		env  []string
 		want string
 	}{
 		{name: "unknown key", file: "issuer: https://a\ncache_tll: 5m\n", want: "cache_tll: line 2: unknown key"},
@@ -115,8 +118,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{name: "bad duration", file: "issuer: https://a\ncache_ttl: 5 minutes\n", want: "cache_ttl: line 2:"},
 		{name: "bad number", file: "issuer: https://a\ncache_size: lots\n", want: "cache_size: line 2:"},
 		{name: "list where a mapping goes", file: "issuer: https://a\nrules: {match: x}\n", want: "rules: line 2: must be a list"},
-		{name: "negative size", file: "issuer: https://a\ncache_size: -1\n", want: "cache_size: must be positive"},
-		{name: "zero ttl", file: "issuer: https://a\ncache_ttl: 0s\n", want: "cache_ttl: must be positive"},
+		{name: "negative size", file: "issuer: https://a\ncache_size: -1\n", want: "cache_size: must not be negative (0: no token cache"},
+		{name: "zero timeout", file: "issuer: https://a\njwks_timeout: 0s\n", want: "jwks_timeout: must be > 0 (e.g. 5s), got 0s"},
+		{name: "negative flag", args: []string{"--issuer", "https://a", "--clock-skew", "-1s"}, want: "--clock-skew: must not be negative (0: none"},
+		{name: "zero variable", args: []string{"--issuer", "https://a"}, env: []string{"JWTAUTHZ_MAX_TOKEN_SIZE", "0"}, want: "JWTAUTHZ_MAX_TOKEN_SIZE: must be > 0 (e.g. 8192), got 0"},
 		{name: "not a URL", args: []string{"--issuer", "clerk.example.com"}, want: `issuer: "clerk.example.com" is not an http(s) URL`},
 		{name: "HMAC", args: []string{"--issuer", "https://a", "--algorithms", "RS256,HS256"}, want: `algorithms: "HS256" is not allowed`},
 		{name: "log level", args: []string{"--issuer", "https://a", "--log-level", "loud"}, want: "log_level"},
@@ -134,7 +139,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			if tt.file != "" {
 				args = append(args, "--config", writeFile(t, tt.file))
 			}
-			_, err := load(t, args, envOf())
+			_, err := load(t, args, envOf(tt.env...))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
@@ -270,5 +275,128 @@ func TestClerkSecretNeverShown(t *testing.T) {
 	code, body, _ := get(t, a.adminURL()+"/cache/health")
 	if code != 200 || strings.Contains(body, "s3cret") || strings.Contains(a.logs.String(), "s3cret") {
 		t.Fatalf("the Clerk secret shows in /cache/health or the logs")
+	}
+}
+
+// TestZeroOfEverySetting gives each setting its zero ("" for text and
+// lists, 0 for numbers and durations, false for a switch) by flag, by
+// variable and in the file. Each form is refused with an error that names
+// the setting as that form does, or the zero is kept as given (never
+// replaced by the default) and builds an engine. A setting without a case
+// fails the test: a new one must say what its zero does.
+func TestZeroOfEverySetting(t *testing.T) {
+	type outcome int
+	const (
+		kept    outcome = iota + 1 // a value: kept, and meaning what the usage says
+		refused                    // an error naming the setting
+	)
+	type forms struct{ flag, env, file outcome }
+	var (
+		value = forms{kept, kept, kept}          // 0 means something
+		never = forms{refused, refused, refused} // 0 is an error everywhere
+		// An empty flag or variable is refused (a template's missing value
+		// must not turn a check off); the file's "" or [] is the same as
+		// leaving the key out.
+		unset = forms{refused, refused, kept}
+	)
+	engine := func(f func(ac authz.Config) bool) func(t *testing.T, c *config) {
+		return func(t *testing.T, c *config) {
+			if ac := c.engineConfig(map[string]authz.KeySource{}); !f(ac) {
+				t.Errorf("engine config %+v", ac)
+			}
+		}
+	}
+	tests := map[string]struct {
+		forms forms
+		means func(t *testing.T, c *config) // what a kept zero does, where the config shows it
+	}{
+		"grpc-addr":                {forms: value}, // the listener is off
+		"http-addr":                {forms: value},
+		"admin-addr":               {forms: value},
+		"issuer":                   {forms: unset},
+		"jwks-url":                 {forms: unset},
+		"audience":                 {forms: unset},
+		"algorithms":               {forms: never},
+		"clock-skew":               {forms: value, means: engine(func(ac authz.Config) bool { return ac.ClockSkew == 0 })},
+		"cache-ttl":                {forms: value, means: engine(func(ac authz.Config) bool { return ac.CacheTTL == 0 && ac.CacheSize == authz.DefaultCacheSize })},
+		"cache-size":               {forms: value, means: engine(func(ac authz.Config) bool { return ac.CacheSize == 0 && ac.CacheTTL == authz.DefaultCacheTTL })},
+		"negative-cache-size":      {forms: value, means: engine(func(ac authz.Config) bool { return ac.NegativeCacheSize == 0 })},
+		"max-token-size":           {forms: never},
+		"network-wait":             {forms: value, means: engine(func(ac authz.Config) bool { return ac.NetworkWait == 0 })},
+		"jwks-refresh":             {forms: never},
+		"jwks-min-refresh":         {forms: never},
+		"jwks-timeout":             {forms: never},
+		"jwks-cache-dir":           {forms: unset},
+		"jwks-cache-max-age":       {forms: never},
+		"jwks-ca":                  {forms: unset},
+		"tls-cert":                 {forms: unset},
+		"tls-key":                  {forms: unset},
+		"tls-client-ca":            {forms: unset},
+		"clerk-publishable-key":    {forms: unset},
+		"clerk-domain":             {forms: unset},
+		"clerk-authorized-parties": {forms: unset},
+		"pprof":                    {forms: value},
+		"grpc-reflection":          {forms: value},
+		"log-level":                {forms: never},
+		"log-format":               {forms: never},
+		"shutdown-delay":           {forms: value},
+		"shutdown-timeout":         {forms: never},
+	}
+	const provider = "providers:\n  - {name: p, issuer: https://p.example.com, jwks_url: https://p.example.com/keys}\n"
+	blank := &config{} // every field at Go's zero, to show a setting's zero
+	for _, s := range settings {
+		tt, ok := tests[s.name]
+		if !ok {
+			t.Errorf("--%s: no case: say what its zero does", s.name)
+			continue
+		}
+		delete(tests, s.name)
+		zero, inFile := s.show(blank), s.show(blank)
+		switch {
+		case s.isBool:
+			zero, inFile = "false", "false"
+		case s.reset != nil:
+			inFile = "[]"
+		case s.value == nil:
+			inFile = `""`
+		}
+		for _, form := range []struct {
+			name string
+			want outcome
+			args []string
+			env  []string
+			file string
+			says string // how the error names the setting
+		}{
+			{name: "flag", want: tt.forms.flag, args: []string{"--" + s.name + "=" + zero}, says: "--" + s.name + ":"},
+			{name: "env", want: tt.forms.env, env: []string{s.env(), zero}, says: s.env() + ":"},
+			{name: "file", want: tt.forms.file, file: s.key() + ": " + inFile + "\n", says: s.key() + ":"},
+		} {
+			t.Run(s.name+"/"+form.name, func(t *testing.T) {
+				args := append([]string{"--config", writeFile(t, provider+form.file)}, form.args...)
+				c, err := load(t, args, envOf(form.env...))
+				if form.want == refused {
+					if err == nil || !strings.Contains(err.Error(), form.says) {
+						t.Fatalf("err = %v, want an error naming %s", err, form.says)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("err = %v, want %q kept", err, zero)
+				}
+				if got := s.show(c); got != s.show(blank) {
+					t.Fatalf("--%s is %q, want the zero given, %q", s.name, got, s.show(blank))
+				}
+				if err := c.check(); err != nil {
+					t.Fatalf("check: %v", err)
+				}
+				if tt.means != nil {
+					tt.means(t, c)
+				}
+			})
+		}
+	}
+	for name := range tests {
+		t.Errorf("case %q names no setting", name)
 	}
 }

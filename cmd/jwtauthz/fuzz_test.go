@@ -65,13 +65,11 @@ func assertLoadedSafe(t *testing.T, c *config) {
 	for _, p := range c.providers() {
 		assertSafeAlgorithms(t, "provider "+p.Name, p.Algorithms)
 	}
-	for name, n := range map[string]int{"cache_size": c.CacheSize, "negative_cache_size": c.NegativeCacheSize, "max_token_size": c.MaxTokenSize} {
-		if n <= 0 {
-			t.Fatalf("%s %d accepted", name, n)
-		}
+	if c.CacheSize < 0 || c.NegativeCacheSize < 0 || c.MaxTokenSize <= 0 {
+		t.Fatalf("sizes accepted: cache %d, negative cache %d, max token %d", c.CacheSize, c.NegativeCacheSize, c.MaxTokenSize)
 	}
-	if c.ClockSkew < 0 || c.CacheTTL <= 0 || c.JWKSTimeout <= 0 || c.JWKSMinRefresh <= 0 {
-		t.Fatalf("durations accepted: skew %v, cache ttl %v, jwks timeout %v, min refresh %v", c.ClockSkew, c.CacheTTL, c.JWKSTimeout, c.JWKSMinRefresh)
+	if c.ClockSkew < 0 || c.CacheTTL < 0 || c.NetworkWait < 0 || c.JWKSTimeout <= 0 || c.JWKSMinRefresh <= 0 {
+		t.Fatalf("durations accepted: skew %v, cache ttl %v, network wait %v, jwks timeout %v, min refresh %v", c.ClockSkew, c.CacheTTL, c.NetworkWait, c.JWKSTimeout, c.JWKSMinRefresh)
 	}
 }
 

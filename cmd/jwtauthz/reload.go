@@ -294,6 +294,7 @@ func restartOnly(old, cur *config) []string {
 		{"grpc_addr", old.GRPCAddr, cur.GRPCAddr}, {"http_addr", old.HTTPAddr, cur.HTTPAddr}, {"admin_addr", old.AdminAddr, cur.AdminAddr},
 		{"clock_skew", old.ClockSkew, cur.ClockSkew}, {"cache_ttl", old.CacheTTL, cur.CacheTTL}, {"cache_size", old.CacheSize, cur.CacheSize},
 		{"negative_cache_size", old.NegativeCacheSize, cur.NegativeCacheSize}, {"max_token_size", old.MaxTokenSize, cur.MaxTokenSize},
+		{"network_wait", old.NetworkWait, cur.NetworkWait},
 		{"jwks_ca", old.JWKSCA, cur.JWKSCA}, {"log_level", old.LogLevel, cur.LogLevel}, {"log_format", old.LogFormat, cur.LogFormat},
 		{"tls_cert", old.TLSCert, cur.TLSCert}, {"tls_key", old.TLSKey, cur.TLSKey}, {"tls_client_ca", old.TLSClientCA, cur.TLSClientCA},
 		{"shutdown_delay", old.ShutdownDelay, cur.ShutdownDelay}, {"shutdown_timeout", old.ShutdownTimeout, cur.ShutdownTimeout},

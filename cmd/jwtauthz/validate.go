@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/jwtauthz/jwtauthz/authz"
 	"github.com/jwtauthz/jwtauthz/jwks"
@@ -25,24 +24,7 @@ func (c *config) validate() error {
 			bad(key, "%v", err)
 		}
 	}
-	for key, d := range map[string]time.Duration{
-		"cache_ttl": c.CacheTTL, "jwks_refresh": c.JWKSRefresh, "jwks_min_refresh": c.JWKSMinRefresh,
-		"jwks_timeout": c.JWKSTimeout, "shutdown_timeout": c.ShutdownTimeout, "jwks_cache_max_age": c.JWKSCacheMaxAge,
-	} {
-		if d <= 0 {
-			bad(key, "must be positive, got %v", d)
-		}
-	}
-	for key, d := range map[string]time.Duration{"clock_skew": c.ClockSkew, "shutdown_delay": c.ShutdownDelay} {
-		if d < 0 {
-			bad(key, "must not be negative, got %v", d)
-		}
-	}
-	for key, n := range map[string]int{"cache_size": c.CacheSize, "negative_cache_size": c.NegativeCacheSize, "max_token_size": c.MaxTokenSize} {
-		if n <= 0 {
-			bad(key, "must be positive, got %d", n)
-		}
-	}
+	errs = append(errs, c.checkRanges()...) // durations and numbers, as settings says
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
 	}
