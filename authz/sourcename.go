@@ -23,13 +23,11 @@ import (
 // may not read it as another parameter while the upstream reads it as the
 // token. It allocates only for a name holding "%" or "+".
 func sameName(k, name string) bool {
-	if len(k) < len(name) && isASCII(name) {
-		// Each reading above only shortens a name, and no rune is shorter
-		// than the ASCII byte it may fold to.
+	if len(k) < shortest(name) {
 		return false
 	}
 	k = trimName(k)
-	if strings.ContainsAny(k, "%+") {
+	if strings.IndexByte(k, '%') >= 0 || strings.IndexByte(k, '+') >= 0 {
 		k = trimName(unescapeName(k))
 	}
 	if i := strings.IndexByte(k, '['); i > 0 && k[len(k)-1] == ']' {
@@ -38,18 +36,25 @@ func sameName(k, name string) bool {
 	return foldName(k, name)
 }
 
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
+// shortest is the length below which no name is sameName as name: each
+// reading only shortens a name, and no rune is shorter than the ASCII byte
+// it may fold to. (A rune may fold to a shorter one: for a name not in
+// ASCII, any length may be.)
+func shortest(name string) int {
+	for i := 0; i < len(name); i++ {
+		if name[i] >= utf8.RuneSelf {
+			return 0
 		}
 	}
-	return true
+	return len(name)
 }
 
 // trimName trims what some server trims around a name: controls, spaces
 // (Unicode's too), a byte order mark, and bytes that are not UTF-8.
 func trimName(s string) string {
+	if s == "" || plainByte(s[0]) && plainByte(s[len(s)-1]) {
+		return s
+	}
 	return strings.TrimFunc(s, func(r rune) bool {
 		return r <= ' ' || r == 0x7f || r == '\ufeff' || r == utf8.RuneError || unicode.IsSpace(r)
 	})
@@ -101,6 +106,13 @@ func unhex(c byte) byte {
 // invariant culture reads "ı" as "i"), with ".", " ", "[" and "_" alike.
 func foldName(a, b string) bool {
 	for a != "" && b != "" {
+		if ca, cb := a[0], b[0]; ca < utf8.RuneSelf && cb < utf8.RuneSelf {
+			if ca != cb && lower(ca) != lower(cb) && !(underscoreLike(rune(ca)) && underscoreLike(rune(cb))) {
+				return false
+			}
+			a, b = a[1:], b[1:]
+			continue
+		}
 		ra, na := utf8.DecodeRuneInString(a)
 		rb, nb := utf8.DecodeRuneInString(b)
 		a, b = a[na:], b[nb:]
@@ -112,6 +124,17 @@ func foldName(a, b string) bool {
 		}
 	}
 	return a == "" && b == ""
+}
+
+// plainByte reports whether c is printable ASCII other than a space: a
+// name's end that trimName keeps.
+func plainByte(c byte) bool { return c > ' ' && c < 0x7f }
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 func underscoreLike(r rune) bool { return r == '_' || r == '.' || r == ' ' || r == '[' }
