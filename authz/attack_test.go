@@ -1002,3 +1002,93 @@ func (a *attackEnv) tokenSourceCases(t *testing.T) []attackCase {
 		{name: "the valid token under a variant parameter name alone", req: query("acc%65ss_token=" + valid), want: "malformed"},
 	}
 }
+
+// TestAttackSpoofedManagedHeaders: a valid token sent beside the client's
+// own copy of a header jwtauthz sets upstream (identity, claim or payload
+// header; any case, '_' for '-', empty, given twice) on a private and a
+// public route. Over forward-auth it is refused 400 spoofed_header; over
+// gRPC the allow overwrites or removes that header (Envoy applies both), so
+// the client's copy never stays.
+func TestAttackSpoofedManagedHeaders(t *testing.T) {
+	a := newAttackEnvWith(t, func(c *authz.Config) {
+		other := &c.Providers[len(c.Providers)-1] // what it manages, every provider's grants remove
+		other.ClaimHeaders = map[string]string{"x-auth-user": "preferred_username"}
+		other.PayloadHeader = "x-jwt-payload"
+		c.Rules = []authz.RuleConfig{{Match: authz.Match{PathPrefix: "/public"}, Action: authz.ActionAllow}}
+	})
+	fa := httptest.NewServer(authz.NewForwardAuth(a.eng))
+	defer fa.Close()
+	valid := "Bearer " + a.sign(t, a.es, a.claims())
+	cases := []struct {
+		name, uri string
+		header    [][2]string
+		want      string // the managed header named, or "" for an allow
+	}{
+		{"control: valid token", "/v1/things", nil, ""},
+		{"control: a client header jwtauthz does not set", "/v1/things", [][2]string{{"X-Auth-Role", "admin"}}, ""},
+		{"claim header", "/v1/things", [][2]string{{"X-Auth-User", "root"}}, "x-auth-user"},
+		{"claim header, lower case", "/v1/things", [][2]string{{"x-auth-user", "root"}}, "x-auth-user"},
+		{"claim header, upper case", "/v1/things", [][2]string{{"X-AUTH-USER", "root"}}, "x-auth-user"},
+		{"claim header, underscores", "/v1/things", [][2]string{{"x_auth_user", "root"}}, "x-auth-user"},
+		{"claim header, empty", "/v1/things", [][2]string{{"X-Auth-User", ""}}, "x-auth-user"},
+		{"claim header, twice", "/v1/things", [][2]string{{"X-Auth-User", "root"}, {"X-Auth-User", "root"}}, "x-auth-user"},
+		{"subject", "/v1/things", [][2]string{{"X-Auth-Subject", "root"}}, "x-auth-subject"},
+		{"issuer", "/v1/things", [][2]string{{"X-Auth-Issuer", a.iss}}, "x-auth-issuer"},
+		{"payload header", "/v1/things", [][2]string{{"X-Jwt-Payload", b64(a.claims("sub", "root"))}}, "x-jwt-payload"},
+		{"public route", "/public/x", [][2]string{{"X-Auth-User", "root"}}, "x-auth-user"},
+		{"public route, subject", "/public/x", [][2]string{{"X-Auth-Subject", "root"}}, "x-auth-subject"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, fa.URL+"/auth", nil)
+			req.Header.Set("Authorization", valid)
+			req.Header.Set("X-Forwarded-Uri", tc.uri)
+			for _, h := range tc.header {
+				req.Header[h[0]] = append(req.Header[h[0]], h[1])
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body map[string]string
+			json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			switch {
+			case tc.want == "" && resp.StatusCode != http.StatusOK:
+				t.Fatalf("forward-auth: %d %v, want 200", resp.StatusCode, body)
+			case tc.want == "":
+			case resp.StatusCode != http.StatusBadRequest || resp.Header.Get("X-Auth-Subject") != "":
+				t.Fatalf("forward-auth: %d (subject %q), want 400", resp.StatusCode, resp.Header.Get("X-Auth-Subject"))
+			case body["error"] != "invalid_request" || !strings.HasSuffix(body["error_description"], ": "+tc.want):
+				t.Fatalf("forward-auth body %v, want invalid_request naming %s", body, tc.want)
+			}
+
+			// gRPC: Envoy sends names in lower case and joins repeated
+			// values; underscores its configs refuse before the check.
+			if len(tc.header) == 0 || strings.Contains(tc.header[0][0], "_") {
+				return
+			}
+			name := strings.ToLower(tc.header[0][0])
+			greq := browserRequest(t, valid, "")
+			greq.Attributes.Request.Http.Path = tc.uri
+			greq.Attributes.Request.Http.Headers[name] = "root"
+			g := a.send(greq)
+			ok := g.GetOkResponse()
+			if codes.Code(g.Status.Code) != codes.OK || ok == nil {
+				t.Fatalf("grpc: %v %q, want an allow", codes.Code(g.Status.Code), g.Status.Message)
+			}
+			set := okHeaders(g)
+			_, overwritten := set[name]
+			removed := false
+			for _, h := range ok.GetHeadersToRemove() {
+				removed = removed || h == name
+			}
+			if tc.want != "" && !overwritten && !removed {
+				t.Fatalf("grpc: the client's %s is neither overwritten nor removed: set %v, removed %v", name, set, ok.GetHeadersToRemove())
+			}
+			if v, ok := set[name]; ok && v == "root" {
+				t.Fatalf("grpc: %s set to the client's value", name)
+			}
+		})
+	}
+}

@@ -33,6 +33,7 @@ const (
 	ReasonUnavailable                     // unavailable: the provider has no keys yet
 	ReasonRequestTooLarge                 // request_too_large: more headers than the adapter reads
 	ReasonBadRequest                      // bad_request: an ambiguous original request or path
+	ReasonSpoofedHeader                   // spoofed_header: forward-auth, the client sent a header jwtauthz sets
 	numReasons
 )
 
@@ -64,6 +65,7 @@ var reasons = [numReasons]reasonInfo{
 	ReasonUnavailable:       {"unavailable", http.StatusServiceUnavailable, "signing keys not available yet"},
 	ReasonRequestTooLarge:   {"request_too_large", http.StatusRequestHeaderFieldsTooLarge, "too many request headers"},
 	ReasonBadRequest:        {"bad_request", http.StatusBadRequest, "request path or forwarded headers ambiguous"},
+	ReasonSpoofedHeader:     {"spoofed_header", http.StatusBadRequest, "the request carries a header jwtauthz sets"},
 }
 
 // String returns the reason's label, e.g. "bad_signature".
@@ -113,7 +115,7 @@ func init() {
 		info := reasons[r]
 		switch {
 		case info.status == http.StatusOK:
-		case r == ReasonNoToken, r == ReasonUnavailable, r == ReasonRequestTooLarge, r == ReasonBadRequest:
+		case r == ReasonNoToken, r == ReasonUnavailable, r == ReasonRequestTooLarge, r == ReasonBadRequest, r == ReasonSpoofedHeader:
 			challenges[r] = `Bearer realm="` + Realm + `"`
 		default:
 			challenges[r] = `Bearer realm="` + Realm + `", error="invalid_token", error_description="` + info.desc + `"`
@@ -126,7 +128,7 @@ func init() {
 			code = "temporarily_unavailable"
 		case ReasonInsufficientScope:
 			code = "insufficient_scope"
-		case ReasonRequestTooLarge, ReasonBadRequest:
+		case ReasonRequestTooLarge, ReasonBadRequest, ReasonSpoofedHeader:
 			code = "invalid_request"
 		}
 		bodies[r] = `{"error":"` + code + `","error_description":"` + info.desc + `"}`

@@ -356,3 +356,13 @@ type Stats struct {
 func (e *Engine) Stats() Stats {
 	return Stats{Tokens: e.tokens.Stats(), Negative: e.negative.Stats(), Dedup: e.dedup.Stats(), Verified: e.verified.Load()}
 }
+
+// ManagedHeader reports whether name is a header jwtauthz sets on the
+// upstream request under the running configuration: x-auth-subject,
+// x-auth-issuer, and every provider's claim_headers and payload_header
+// name. Names compare without case and with '_' as '-', as upstreams may
+// read them. The set is made once per configuration (New, Update), so a
+// reload changes the answer.
+func (e *Engine) ManagedHeader(name string) bool {
+	return e.pol.Load().managedName(name) != ""
+}

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"net/http"
 	"net/textproto"
 	"slices"
@@ -16,9 +17,15 @@ import (
 // attribute and disagree, the query is denied 400: a client may have sent
 // the one the proxy does not set.
 //
+// A query that carries a header jwtauthz manages (x-auth-subject,
+// x-auth-issuer, a claim_headers or payload_header name; any case, '_' for
+// '-') is denied 400 spoofed_header on every route, public ones included,
+// before anything else: the proxy passes the client's headers on to the
+// app, and copies only those of jwtauthz's answer it is told of.
+//
 // An allow is 200 with the identity headers (X-Auth-Subject, …) and
 // X-Envoy-Auth-Headers-To-Remove naming the managed headers not set; a
-// denial is 401, 403 or 503 with WWW-Authenticate and a JSON body.
+// denial is 400, 401, 403 or 503 with WWW-Authenticate and a JSON body.
 type ForwardAuth struct {
 	engine *Engine
 }
@@ -29,8 +36,26 @@ func NewForwardAuth(e *Engine) *ForwardAuth { return &ForwardAuth{engine: e} }
 // ServeHTTP implements http.Handler.
 func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	r := forwardedRequest(hr)
-	d := f.engine.Check(hr.Context(), &r)
+	d := f.engine.checkForwarded(hr.Context(), &r, hr.Header)
 	WriteDecision(w, &d)
+}
+
+// checkForwarded is Check for a forward-auth query whose headers are h: a
+// query carrying a managed header is refused under the same policy that
+// would decide it, so a reload cannot come between the two.
+func (e *Engine) checkForwarded(ctx context.Context, r *Request, h http.Header) Decision {
+	now := e.cfg.Now()
+	pol := e.pol.Load()
+	var d Decision
+	if name := pol.spoofedHeader(h); name != "" {
+		d = denySpoofed(name)
+	} else {
+		d = e.decide(ctx, pol, r, now)
+	}
+	if e.cfg.Observe != nil {
+		e.cfg.Observe(Observation{Request: *r, Decision: d, Elapsed: e.elapsed(now)})
+	}
+	return d
 }
 
 func forwardedRequest(hr *http.Request) Request {

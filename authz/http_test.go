@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -121,5 +122,112 @@ func TestForwardAuthDropToken(t *testing.T) {
 				t.Errorf("cookie removed %v, want %v (%v)", got, tt.wantRemoveCookie, remove)
 			}
 		})
+	}
+}
+
+// A forward-auth proxy passes the client's headers on to the app and copies
+// only those of jwtauthz's answer it is told of; nginx cannot remove headers
+// by prefix. So a query carrying a header jwtauthz manages (identity, claim
+// or payload header, in any spelling an upstream reads as the same) is
+// refused 400 on every route, before the token is looked at, and never
+// reaches the app as if jwtauthz had set it.
+func TestForwardAuthRefusesManagedHeaders(t *testing.T) {
+	var pc authz.ProviderConfig
+	var mu sync.Mutex
+	var observed []string
+	e := newEnv(t, nil, withConfig(func(c *authz.Config, p *authz.ProviderConfig) {
+		p.ClaimHeaders = map[string]string{"x-auth-user": "preferred_username", "x-user-email": "email"}
+		p.PayloadHeader = "X-Jwt-Payload"
+		pc = *p
+		c.Rules = []authz.RuleConfig{{Match: authz.Match{PathPrefix: "/public"}, Action: authz.ActionAllow}}
+		c.Observe = func(o authz.Observation) {
+			mu.Lock()
+			observed = append(observed, o.Decision.Reason.String())
+			mu.Unlock()
+		}
+	}))
+	srv := httptest.NewServer(authz.NewForwardAuth(e.eng))
+	defer srv.Close()
+	bearer := "Bearer " + e.token(jwt.MapClaims{"preferred_username": "alice"})
+
+	tests := []struct {
+		name       string
+		uri        string
+		header     [][2]string
+		wantStatus int
+		wantNamed  string // the managed header the error_description names
+	}{
+		{name: "control: valid token", uri: "/v1", header: [][2]string{{"Authorization", bearer}}, wantStatus: 200},
+		{name: "control: an X-Auth- header jwtauthz does not set", uri: "/v1", header: [][2]string{{"Authorization", bearer}, {"X-Auth-Role", "admin"}}, wantStatus: 200},
+		{name: "claim header beside a valid token", uri: "/v1", header: [][2]string{{"Authorization", bearer}, {"X-Auth-User", "root"}}, wantStatus: 400, wantNamed: "x-auth-user"},
+		{name: "claim header without the x-auth- prefix", uri: "/v1", header: [][2]string{{"Authorization", bearer}, {"X-User-Email", "root@example.com"}}, wantStatus: 400, wantNamed: "x-user-email"},
+		{name: "subject beside a valid token", uri: "/v1", header: [][2]string{{"Authorization", bearer}, {"X-Auth-Subject", "root"}}, wantStatus: 400, wantNamed: "x-auth-subject"},
+		{name: "issuer, upper case", uri: "/v1", header: [][2]string{{"Authorization", bearer}, {"X-AUTH-ISSUER", "https://evil"}}, wantStatus: 400, wantNamed: "x-auth-issuer"},
+		{name: "payload header", uri: "/v1", header: [][2]string{{"Authorization", bearer}, {"X-Jwt-Payload", "e30"}}, wantStatus: 400, wantNamed: "x-jwt-payload"},
+		{name: "underscore for a dash", uri: "/v1", header: [][2]string{{"Authorization", bearer}, {"X-Auth_User", "root"}}, wantStatus: 400, wantNamed: "x-auth-user"},
+		{name: "empty value", uri: "/v1", header: [][2]string{{"Authorization", bearer}, {"X-Auth-User", ""}}, wantStatus: 400, wantNamed: "x-auth-user"},
+		{name: "no token: refused, not challenged", uri: "/v1", header: [][2]string{{"X-Auth-Subject", "root"}}, wantStatus: 400, wantNamed: "x-auth-subject"},
+		{name: "public route", uri: "/public/a", header: [][2]string{{"X-Auth-User", "root"}}, wantStatus: 400, wantNamed: "x-auth-user"},
+		{name: "control: public route", uri: "/public/a", wantStatus: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/auth", nil)
+			req.Header.Set("X-Forwarded-Uri", tt.uri)
+			for _, h := range tt.header {
+				req.Header[h[0]] = append(req.Header[h[0]], h[1]) // as sent: not canonicalised
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.wantStatus)
+			}
+			if tt.wantStatus == 200 {
+				return
+			}
+			if got := resp.Header.Get("WWW-Authenticate"); got != `Bearer realm="jwtauthz"` {
+				t.Errorf("WWW-Authenticate %q", got)
+			}
+			if resp.Header.Get("X-Auth-Subject") != "" || resp.Header.Get("X-Auth-User") != "" {
+				t.Errorf("a refusal carries identity headers: %v", resp.Header)
+			}
+			var body map[string]string
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body["error"] != "invalid_request" || !strings.HasSuffix(body["error_description"], ": "+tt.wantNamed) {
+				t.Errorf("body %v (%v), want invalid_request naming %s", body, err, tt.wantNamed)
+			}
+		})
+	}
+	mu.Lock()
+	if n := strings.Count(strings.Join(observed, " "), "spoofed_header"); n != 9 {
+		t.Errorf("Observe saw %d spoofed_header decisions, want 9: %q", n, observed)
+	}
+	mu.Unlock()
+
+	// A reload changes what is managed: a claim header added is refused,
+	// one taken away passes (as any header the proxy may pass on).
+	ask := func(name string) int {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/auth", nil)
+		req.Header.Set("X-Forwarded-Uri", "/v1")
+		req.Header.Set("Authorization", bearer)
+		req.Header.Set(name, "root")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	pc.ClaimHeaders = map[string]string{"x-auth-team": "team"}
+	if err := e.eng.Update([]authz.ProviderConfig{pc}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := ask("X-Auth-Team"); got != 400 {
+		t.Errorf("after a reload adding x-auth-team, a client's X-Auth-Team: %d, want 400", got)
+	}
+	if got := ask("X-User-Email"); got != 200 {
+		t.Errorf("after a reload removing x-user-email, a client's X-User-Email: %d, want 200", got)
 	}
 }
