@@ -53,57 +53,133 @@ type Key struct {
 // Set is an immutable snapshot of a provider's keys. It is never changed
 // after it is built, so readers need no lock.
 type Set struct {
-	keys    map[string]*Key
-	sole    *Key // the only key, for tokens without a kid
+	keys map[string]*Key // by kid; keys without kid are only in all
+	all  []*Key          // every key, in the document's order
+	// Fetched is when the document was fetched or read.
 	Fetched time.Time
 	// Skipped says, for each entry left out, why (for logs).
 	Skipped []string
 }
 
 // Lookup returns the key with the given kid. An empty kid finds a key only
-// when the set holds exactly one. It does not allocate.
+// when the set holds exactly one. It does not allocate. (A token without
+// kid is checked against every key that fits it: see EachKey.)
 func (s *Set) Lookup(kid string) (*Key, bool) {
 	if s == nil {
 		return nil, false
 	}
 	if kid == "" {
-		return s.sole, s.sole != nil
+		if len(s.all) == 1 {
+			return s.all[0], true
+		}
+		return nil, false
 	}
 	k, ok := s.keys[kid]
 	return k, ok
 }
 
+// EachKey calls yield with every key of the set, with or without kid, and
+// the alg its JWK names (empty if none), in the document's order, until
+// yield returns false. A nil set has no keys.
+func (s *Set) EachKey(yield func(key crypto.PublicKey, alg string) bool) {
+	if s == nil {
+		return
+	}
+	for _, k := range s.all {
+		if !yield(k.Public, k.Alg) {
+			return
+		}
+	}
+}
+
+// HasKey reports whether key is one of the set's keys, under any kid or
+// none. It does not allocate.
+func (s *Set) HasKey(key crypto.PublicKey) bool {
+	if s == nil {
+		return false
+	}
+	for _, k := range s.all {
+		if SameKey(k.Public, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// EachKey calls yield with every key of the current set and the alg its
+// JWK names, all from one snapshot (Set.EachKey). It takes no lock.
+func (s *Source) EachKey(yield func(key crypto.PublicKey, alg string) bool) {
+	s.cur.Load().EachKey(yield)
+}
+
+// HasKey reports whether key is in the current set, under any kid or none.
+// It takes no lock and does not allocate.
+func (s *Source) HasKey(key crypto.PublicKey) bool { return s.cur.Load().HasKey(key) }
+
+// has reports whether the set holds a key with kid; "" stands for the
+// keys without kid.
 func (s *Set) has(kid string) bool {
 	if s == nil {
 		return false
+	}
+	if kid == "" {
+		return s.keyless() > 0
 	}
 	_, ok := s.keys[kid]
 	return ok
 }
 
+// keyless returns the number of keys without kid.
+func (s *Set) keyless() int {
+	return len(s.all) - len(s.keys)
+}
+
 // keep takes, for each key of s that old holds unchanged (the same kid,
-// alg and material), old's Key instead, so that a key keeps its identity
-// across refreshes and whoever remembers what a key verified can tell it
-// from a new key under the same kid by comparing pointers. It returns the
-// kids whose key changed. s must not be published yet.
+// alg and material; for a key without kid, any key without kid of old
+// with the same alg and material), old's Key instead, so that a key keeps
+// its identity across refreshes and whoever remembers what a key verified
+// can tell it from a new key under the same kid by comparing pointers. It
+// returns the kids whose key changed, "" if the keys without kid did. s
+// must not be published yet.
 func (s *Set) keep(old *Set) (changed []string) {
 	if old == nil || old == s {
 		return nil
 	}
-	for id, k := range s.keys {
-		o, ok := old.keys[id]
+	keylessChanged := s.keyless() != old.keyless()
+	for i, k := range s.all {
+		o := old.same(k)
 		switch {
-		case !ok:
-		case o.Alg == k.Alg && SameKey(o.Public, k.Public):
-			s.keys[id] = o
-			if s.sole == k {
-				s.sole = o
+		case o != nil:
+			s.all[i] = o
+			if k.ID != "" {
+				s.keys[k.ID] = o
 			}
-		default:
-			changed = append(changed, id)
+		case k.ID == "":
+			keylessChanged = true
+		case old.has(k.ID):
+			changed = append(changed, k.ID)
 		}
 	}
+	if keylessChanged && s.keyless() > 0 && old.keyless() > 0 {
+		changed = append(changed, "")
+	}
 	return changed
+}
+
+// same returns s's Key with k's kid, alg and material, or nil.
+func (s *Set) same(k *Key) *Key {
+	if k.ID != "" {
+		if o, ok := s.keys[k.ID]; ok && o.Alg == k.Alg && SameKey(o.Public, k.Public) {
+			return o
+		}
+		return nil
+	}
+	for _, o := range s.all {
+		if o.ID == "" && o.Alg == k.Alg && SameKey(o.Public, k.Public) {
+			return o
+		}
+	}
+	return nil
 }
 
 // SameKey reports whether a and b are one public key: the same object (a
@@ -129,25 +205,31 @@ func (s *Set) Len() int {
 	if s == nil {
 		return 0
 	}
-	return len(s.keys)
+	return len(s.all)
 }
 
-// KIDs returns the key ids, in no particular order.
+// KIDs returns the key ids, in no particular order; "" stands, once, for
+// the keys without kid.
 func (s *Set) KIDs() []string {
 	if s == nil {
 		return nil
 	}
-	ids := make([]string, 0, len(s.keys))
+	ids := make([]string, 0, len(s.keys)+1)
 	for id := range s.keys {
 		ids = append(ids, id)
+	}
+	if s.keyless() > 0 {
+		ids = append(ids, "")
 	}
 	return ids
 }
 
 // Parse reads a JSON Web Key Set (RFC 7517). Entries jwtauthz cannot or must
 // not use (encryption keys, symmetric keys, RSA keys under MinRSABits or over
-// MaxRSABits, unknown types, private keys, duplicate kids) are left out and listed in Skipped; a
-// set with no usable key is ErrNoUsableKey.
+// MaxRSABits, RSA keys with the ROCA fingerprint, unknown types, private
+// keys, a second key under a kid) are left out and listed in Skipped; a set
+// with no usable key is ErrNoUsableKey. Any number of keys may lack a kid:
+// each is kept.
 func Parse(doc []byte, fetched time.Time) (*Set, error) {
 	if len(doc) > MaxBody {
 		return nil, fmt.Errorf("%w: document of %d bytes exceeds %d", ErrMalformed, len(doc), MaxBody)
@@ -167,7 +249,7 @@ func Parse(doc []byte, fetched time.Time) (*Set, error) {
 	s := &Set{keys: make(map[string]*Key, len(raw.Keys)), Fetched: fetched}
 	for i, msg := range raw.Keys {
 		k, err := parseKey(msg)
-		if err == nil {
+		if err == nil && k.ID != "" {
 			if _, dup := s.keys[k.ID]; dup {
 				err = fmt.Errorf("kid %q appears twice; the first is kept", k.ID)
 			}
@@ -176,15 +258,13 @@ func Parse(doc []byte, fetched time.Time) (*Set, error) {
 			s.Skipped = append(s.Skipped, fmt.Sprintf("key %d: %v", i, err))
 			continue
 		}
-		s.keys[k.ID] = k
-	}
-	if len(s.keys) == 0 {
-		return nil, fmt.Errorf("%w (%d entries skipped)", ErrNoUsableKey, len(s.Skipped))
-	}
-	if len(s.keys) == 1 {
-		for _, k := range s.keys {
-			s.sole = k
+		if k.ID != "" {
+			s.keys[k.ID] = k
 		}
+		s.all = append(s.all, k)
+	}
+	if len(s.all) == 0 {
+		return nil, fmt.Errorf("%w (%d entries skipped)", ErrNoUsableKey, len(s.Skipped))
 	}
 	return s, nil
 }
@@ -222,6 +302,12 @@ func parseKey(msg json.RawMessage) (*Key, error) {
 	case *rsa.PublicKey:
 		if n := pub.N.BitLen(); n < MinRSABits {
 			return nil, fmt.Errorf("RSA key of %d bits, at least %d required", n, MinRSABits)
+		}
+		if pub.E < 3 || pub.E%2 == 0 {
+			return nil, fmt.Errorf("RSA public exponent %d is not an odd number of at least 3", pub.E)
+		}
+		if hasROCAFingerprint(pub.N) {
+			return nil, errors.New("RSA key with the ROCA fingerprint (CVE-2017-15361): its modulus can be factored")
 		}
 	case *ecdsa.PublicKey, ed25519.PublicKey:
 	default:

@@ -2,12 +2,14 @@ package jwks
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +26,13 @@ func jwkJSON(t testing.TB, k jose.JSONWebKey) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// rsaJWK is s's RSA public key with the public exponent e.
+func rsaJWK(t testing.TB, s *issuer.Signer, e int) string {
+	pub := *s.Private.Public().(*rsa.PublicKey)
+	pub.E = e
+	return jwkJSON(t, jose.JSONWebKey{Key: &pub, KeyID: "e", Use: "sig"})
 }
 
 func doc(keys ...string) []byte {
@@ -70,6 +79,10 @@ func TestParse(t *testing.T) {
 		{name: "point off the curve skipped", doc: doc(offCurve, jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
 		{name: "private key skipped", doc: doc(jwkJSON(t, private), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
 		{name: "duplicate kid: first kept", doc: doc(jwkJSON(t, es.JWK()), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
+		{name: "keys without kid: all kept", doc: doc(jwkJSON(t, withoutKID(rs)), jwkJSON(t, withoutKID(es)), jwkJSON(t, withoutKID(ed))), wantKIDs: []string{"", "", ""}},
+		{name: "RSA exponent 1 skipped", doc: doc(rsaJWK(t, rs, 1), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
+		{name: "even RSA exponent skipped", doc: doc(rsaJWK(t, rs, 65536), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1,
+			wantWhy: "RSA public exponent 65536"},
 		{name: "nothing usable", doc: doc(oct, unknown), wantErr: ErrNoUsableKey},
 		{name: "empty set", doc: []byte(`{"keys":[]}`), wantErr: ErrNoUsableKey},
 		{name: "no keys member", doc: []byte(`{"kid":"x"}`), wantErr: ErrMalformed},
@@ -97,6 +110,9 @@ func TestParse(t *testing.T) {
 				t.Errorf("skipped because %q, want %q", s.Skipped[0], tt.wantWhy)
 			}
 			for _, kid := range tt.wantKIDs {
+				if kid == "" {
+					continue // no kid to find it by: TestKeysWithoutKIDAreAllKept
+				}
 				if _, ok := s.Lookup(kid); !ok {
 					t.Errorf("kid %q missing", kid)
 				}
@@ -116,8 +132,71 @@ func TestLookupWithoutKID(t *testing.T) {
 		t.Fatal("a set of two keys: an empty kid must find none")
 	}
 	var none *Set
-	if _, ok := none.Lookup(a.KID); ok || none.Len() != 0 {
+	if _, ok := none.Lookup(a.KID); ok || none.Len() != 0 || none.HasKey(a.Private.Public()) {
 		t.Fatal("nil set")
+	}
+	none.EachKey(func(crypto.PublicKey, string) bool { t.Fatal("a nil set has a key"); return false })
+}
+
+// withoutKID is s's JWK with no kid.
+func withoutKID(s *issuer.Signer) jose.JSONWebKey {
+	k := s.JWK()
+	k.KeyID = ""
+	return k
+}
+
+// Every key without kid is kept, in the document's order: none is dropped
+// because another lacks a kid too.
+func TestKeysWithoutKIDAreAllKept(t *testing.T) {
+	a, b, c := issuer.MustSigner("RS256"), issuer.MustSigner("ES256"), issuer.MustSigner("ES256")
+	s, err := Parse(doc(jwkJSON(t, withoutKID(a)), jwkJSON(t, c.JWK()), jwkJSON(t, withoutKID(b))), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Len() != 3 || len(s.Skipped) != 0 {
+		t.Fatalf("%d keys, skipped %v; want 3 and none", s.Len(), s.Skipped)
+	}
+	var got []crypto.PublicKey
+	var algs []string
+	s.EachKey(func(k crypto.PublicKey, alg string) bool { got, algs = append(got, k), append(algs, alg); return true })
+	want := []crypto.PublicKey{a.Private.Public(), c.Private.Public(), b.Private.Public()}
+	for i := range want {
+		if i >= len(got) || !SameKey(got[i], want[i]) || algs[i] != []string{"RS256", "ES256", "ES256"}[i] {
+			t.Fatalf("EachKey gave %d keys (%v), want a, c, b in order", len(got), algs)
+		}
+	}
+	n := 0
+	s.EachKey(func(crypto.PublicKey, string) bool { n++; return false })
+	if n != 1 {
+		t.Fatalf("EachKey went on after yield said stop: %d calls", n)
+	}
+	if _, ok := s.Lookup(""); ok {
+		t.Fatal("an empty kid found one of several keys")
+	}
+	if k, ok := s.Lookup(c.KID); !ok || !SameKey(k.Public, c.Private.Public()) {
+		t.Fatal("the key with a kid is not found by it")
+	}
+	if kids := s.KIDs(); len(kids) != 2 || !slices.Contains(kids, "") || !slices.Contains(kids, c.KID) {
+		t.Fatalf("KIDs %q, want %q and \"\" once", kids, c.KID)
+	}
+	for _, k := range want {
+		if !s.HasKey(k) {
+			t.Fatalf("HasKey misses %T", k)
+		}
+	}
+	if s.HasKey(issuer.MustSigner("ES256").Private.Public()) {
+		t.Fatal("HasKey finds a key the set does not hold")
+	}
+}
+
+func TestHasKeyDoesNotAllocate(t *testing.T) {
+	a, b := issuer.MustSigner("ES256"), issuer.MustSigner("EdDSA")
+	set, _ := Parse(doc(jwkJSON(t, withoutKID(a)), jwkJSON(t, withoutKID(b))), time.Time{})
+	src := New(Config{Name: "t"})
+	src.cur.Store(set)
+	key := b.Private.Public()
+	if n := testing.AllocsPerRun(1000, func() { src.HasKey(key) }); n != 0 {
+		t.Fatalf("HasKey allocates %v times", n)
 	}
 }
 
@@ -155,8 +234,21 @@ func TestKeepKeepsUnchangedKeys(t *testing.T) {
 	// The only key of a set, looked up without a kid.
 	one, again := parse(a.JWK()), parse(a.JWK())
 	again.keep(one)
-	if k, _ := again.Lookup(""); k != one.sole {
+	if k, _ := again.Lookup(""); k != one.all[0] {
 		t.Error("the sole key was not kept")
+	}
+	// Keys without kid keep theirs, whatever their order; a new one among
+	// them is named "".
+	d, e := issuer.MustSigner("ES256"), issuer.MustSigner("RS256")
+	before, after := parse(withoutKID(d), withoutKID(e)), parse(withoutKID(e), withoutKID(d))
+	if changed := after.keep(before); len(changed) != 0 {
+		t.Errorf("the same keys without kid, reordered: changed %q", changed)
+	}
+	if after.all[0] != before.all[1] || after.all[1] != before.all[0] {
+		t.Error("a key without kid got a new Key across a refresh")
+	}
+	if changed := parse(withoutKID(d), withoutKID(issuer.MustSigner("ES256"))).keep(before); !slices.Equal(changed, []string{""}) {
+		t.Errorf("a key without kid replaced: changed %q, want [\"\"]", changed)
 	}
 }
 
