@@ -312,7 +312,7 @@ func TestAttackBattery(t *testing.T) {
 	for _, group := range []func(*testing.T) []attackCase{
 		a.algCases, a.keyCases, a.embeddedKeyCases, a.critCases, a.claimCases,
 		a.encodingCases, a.signatureCases, a.headerCases,
-		a.tokenSourceCases,
+		a.tokenSourceCases, a.keylessCases,
 	} {
 		cases = append(cases, group(t)...)
 	}
@@ -513,8 +513,10 @@ func (a *attackEnv) keyCases(t *testing.T) []attackCase {
 		{name: "published key, kid in another case", token: a.sign(t, relabel(a.es, strings.ToUpper(a.es.KID)), a.claims()), want: "unknown_kid"},
 		{name: "published key, kid with a trailing space", token: a.sign(t, relabel(a.es, a.es.KID+" "), a.claims()), want: "unknown_kid"},
 		{name: "published key, kid with a NUL appended", token: a.sign(t, relabel(a.es, a.es.KID+"\x00"), a.claims()), want: "unknown_kid"},
-		{name: "published key, empty kid, several keys in the set", token: a.sign(t, relabel(a.es, ""), a.claims()), want: "unknown_kid"},
-		{name: "published key, no kid, several keys in the set", token: signRaw(t, a.es, "ES256", obj("alg", "ES256", "typ", "JWT"), a.claims()), want: "unknown_kid"},
+		// A token without kid is checked against the keys that fit it
+		// (here the one ES256 key of five): keylessCases.
+		{name: "published key, empty kid, several keys in the set", token: a.sign(t, relabel(a.es, ""), a.claims()), want: "ok"},
+		{name: "published key, no kid, several keys in the set", token: signRaw(t, a.es, "ES256", obj("alg", "ES256", "typ", "JWT"), a.claims()), want: "ok"},
 		{name: "kid a number", token: signRaw(t, a.es, "ES256", obj("alg", "ES256", "kid", 1), a.claims()), want: "malformed"},
 		{name: "kid null", token: signRaw(t, a.es, "ES256", obj("alg", "ES256", "kid", nil), a.claims()), want: "malformed"},
 		{name: "kid an array of the published kid", token: signRaw(t, a.es, "ES256", obj("alg", "ES256", "kid", []string{a.es.KID}), a.claims()), want: "malformed"},
@@ -558,16 +560,16 @@ func (a *attackEnv) embeddedKeyCases(t *testing.T) []attackCase {
 	cs := []attackCase{
 		{name: "jku to the attacker's set, attacker's kid", token: a.sign(t, a.attacker, a.claims(), "jku", jku), want: "unknown_kid"},
 		{name: "jku to the attacker's set, published kid", token: a.sign(t, &asES, a.claims(), "jku", jku), want: "bad_signature"},
-		{name: "jku to the attacker's set, no kid", token: signRaw(t, a.attacker, "ES256", obj("alg", "ES256", "jku", jku), a.claims()), want: "unknown_kid"},
+		{name: "jku to the attacker's set, no kid", token: signRaw(t, a.attacker, "ES256", obj("alg", "ES256", "jku", jku), a.claims()), want: "bad_signature"},
 		{name: "jku to the real IdP's set, attacker's key", token: a.sign(t, &asES, a.claims(), "jku", a.idp.JWKSURL()), want: "bad_signature"},
 		{name: "x5u to the attacker's certificate", token: a.sign(t, a.attacker, a.claims(), "x5u", x5u), want: "unknown_kid"},
 		{name: "x5u, published kid", token: a.sign(t, &asES, a.claims(), "x5u", x5u), want: "bad_signature"},
-		{name: "x5c self-signed, no kid", token: signRaw(t, a.attacker, "ES256", obj("alg", "ES256", "x5c", x5c), a.claims()), want: "unknown_kid"},
+		{name: "x5c self-signed, no kid", token: signRaw(t, a.attacker, "ES256", obj("alg", "ES256", "x5c", x5c), a.claims()), want: "bad_signature"},
 		{name: "x5c self-signed, published kid", token: a.sign(t, &asES, a.claims(), "x5c", x5c), want: "bad_signature"},
 		{name: "x5t#S256 of the attacker's certificate", token: a.sign(t, a.attacker, a.claims(), "x5t#S256", "bm90LWEtdGh1bWJwcmludA"), want: "unknown_kid"},
-		{name: "embedded jwk, no kid", token: signRaw(t, a.attacker, "ES256", obj("alg", "ES256", "jwk", atkJWK), a.claims()), want: "unknown_kid"},
+		{name: "embedded jwk, no kid", token: signRaw(t, a.attacker, "ES256", obj("alg", "ES256", "jwk", atkJWK), a.claims()), want: "bad_signature"},
 		{name: "embedded jwk, published kid", token: a.sign(t, &asES, a.claims(), "jwk", atkJWK), want: "bad_signature"},
-		{name: "embedded jwk carrying the published kid", token: signRaw(t, a.attacker, "ES256", obj("alg", "ES256", "jwk", json.RawMessage(mustJSON(jose.JSONWebKey{Key: a.attacker.Private.Public(), KeyID: a.es.KID}))), a.claims()), want: "unknown_kid"},
+		{name: "embedded jwk carrying the published kid", token: signRaw(t, a.attacker, "ES256", obj("alg", "ES256", "jwk", json.RawMessage(mustJSON(jose.JSONWebKey{Key: a.attacker.Private.Public(), KeyID: a.es.KID}))), a.claims()), want: "bad_signature"},
 		{name: "embedded jwk, HS256 with its k", token: a.hmacWithJWK(t), want: "alg_not_allowed"},
 		// A token signed by a published key is judged by the JWKS alone: its
 		// jku is ignored, not fetched (the trap counts).
@@ -1090,5 +1092,32 @@ func TestAttackSpoofedManagedHeaders(t *testing.T) {
 				t.Fatalf("grpc: %s set to the client's value", name)
 			}
 		})
+	}
+}
+
+// keylessCases are tokens without kid: each is checked against the keys of
+// its provider's set whose type fits its alg and whose JWK alg, if any, is
+// its alg (authz.MaxKeylessTries), whatever their order in the set.
+func (a *attackEnv) keylessCases(t *testing.T) []attackCase {
+	nokid := func(s *issuer.Signer, alg, payload string) string {
+		return signRaw(t, s, alg, obj("alg", alg, "typ", "JWT"), payload)
+	}
+	return []attackCase{
+		{name: "control: no kid, EdDSA, published key", token: nokid(a.ed, "EdDSA", a.claims()), want: "ok"},
+		{name: "control: no kid, RS256, published key", token: nokid(a.rs, "RS256", a.claims()), want: "ok"},
+		{name: "control: no kid, PS256, published key", token: nokid(a.ps, "PS256", a.claims()), want: "ok"},
+		{name: "control: empty kid, EdDSA, published key", token: signRaw(t, a.ed, "EdDSA", obj("alg", "EdDSA", "kid", ""), a.claims()), want: "ok"},
+		{name: "control: no kid, other provider's key, its JWK naming no alg", token: nokid(a.other, "ES256", a.claims("iss", a.otherIss)), want: "ok"},
+		{name: "control: no kid, other provider's RSA key naming no alg, PS256", token: nokid(a.otherRSA, "PS256", a.claims("iss", a.otherIss)), want: "ok"},
+		{name: "no kid, ES256, foreign key", token: nokid(a.attacker, "ES256", a.claims()), want: "bad_signature"},
+		{name: "no kid, RS256, foreign key", token: nokid(a.attackerRS, "RS256", a.claims()), want: "bad_signature"},
+		{name: "no kid, EdDSA, foreign key", token: nokid(issuer.MustSigner("EdDSA"), "EdDSA", a.claims()), want: "bad_signature"},
+		{name: "no kid, RS256 by the key published for PS256", token: nokid(a.ps, "RS256", a.claims()), want: "bad_signature"},
+		{name: "no kid, PS256 by the key published for RS256", token: nokid(a.rs, "PS256", a.claims()), want: "bad_signature"},
+		{name: "no kid, ES384 (published, not allowed)", token: nokid(a.es384, "ES384", a.claims()), want: "alg_not_allowed"},
+		{name: "no kid, published key, the other provider's iss", token: nokid(a.es, "ES256", a.claims("iss", a.otherIss)), want: "bad_signature"},
+		{name: "no kid, published key, signature zeroed", token: withSig(nokid(a.es, "ES256", a.claims()), make([]byte, 64)), want: "bad_signature"},
+		{name: "no kid, published key, expired", token: nokid(a.es, "ES256", a.claims("exp", a.now.Add(-time.Hour).Unix())), want: "expired"},
+		{name: "no kid, HS256 with a published RSA key as the secret", token: signRaw(t, a.rs, "RS256", obj("alg", "HS256"), a.claims()), want: "alg_not_allowed"},
 	}
 }

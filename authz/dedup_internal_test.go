@@ -22,6 +22,12 @@ func (k oneKey) Key(kid string) (crypto.PublicKey, string, bool) {
 }
 func (oneKey) Ready() bool                  { return true }
 func (oneKey) Refresh(context.Context) bool { return false }
+func (k oneKey) EachKey(yield func(crypto.PublicKey, string) bool) {
+	yield(k.s.Private.Public(), "")
+}
+func (k oneKey) HasKey(key crypto.PublicKey) bool {
+	return k.s.Private.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(key)
+}
 
 // The dedup keeps no cookie header an allow rewrites (the request's other
 // cookies): a twin's hit builds it from its own request.

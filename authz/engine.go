@@ -254,8 +254,9 @@ func (e *Engine) grant(ctx context.Context, pol *policy, tok string, th cache.Ke
 // holds reports whether g still counts under pol: its provider is one of
 // pol's (a reload that replaced it ends its grants), pol still routes the
 // token's iss to it, and the key that verified the token is still in the
-// provider's current set under its kid (a key withdrawn by the IdP, or
-// replaced under the same kid, ends its grants).
+// provider's current set under its kid, or anywhere in it for a token
+// without kid (a key withdrawn by the IdP, or replaced under the same kid,
+// ends its grants).
 func (pol *policy) holds(g *Grant) bool {
 	if !slices.Contains(pol.providers, g.p) { // a few pointers: cheaper than the map authorize reads
 		return false
@@ -268,6 +269,9 @@ func (pol *policy) holds(g *Grant) bool {
 		k = g.extra.key
 	} else {
 		k = g.p.usedKey(g.kid)
+	}
+	if k.kid == "" {
+		return g.p.keys.HasKey(k.key) // a token without kid: the key anywhere in the set
 	}
 	key, _, ok := g.p.keys.Key(k.kid)
 	return ok && jwks.SameKey(key, k.key)

@@ -44,6 +44,27 @@ func (k *staticKeys) Key(kid string) (crypto.PublicKey, string, bool) {
 }
 func (k *staticKeys) Ready() bool                  { return true }
 func (k *staticKeys) Refresh(context.Context) bool { return false }
+func (k *staticKeys) EachKey(yield func(crypto.PublicKey, string) bool) {
+	k.mu.Lock()
+	keys := make([]crypto.PublicKey, 0, len(k.keys))
+	for _, p := range k.keys {
+		keys = append(keys, p)
+	}
+	k.mu.Unlock()
+	for _, p := range keys {
+		if !yield(p, "") {
+			return
+		}
+	}
+}
+func (k *staticKeys) HasKey(key crypto.PublicKey) bool {
+	found := false
+	k.EachKey(func(p crypto.PublicKey, _ string) bool {
+		found = p.(interface{ Equal(crypto.PublicKey) bool }).Equal(key)
+		return !found
+	})
+	return found
+}
 
 // sign signs claims with s, failing t if it cannot.
 func sign(t testing.TB, s *issuer.Signer, claims jwt.MapClaims) string {

@@ -29,6 +29,14 @@ type KeySource interface {
 	// at most until ctx ends, and reports whether a fetch succeeded. It may
 	// say no at once (cooldown).
 	Refresh(ctx context.Context) bool
+	// EachKey calls yield with every current key, with or without kid, and
+	// the alg its JWK names (empty if none), all from one snapshot, until
+	// yield returns false: the keys a token without kid may be checked
+	// against (MaxKeylessTries).
+	EachKey(yield func(key crypto.PublicKey, alg string) bool)
+	// HasKey reports whether key is in the current set, under any kid or
+	// none, without blocking or allocating.
+	HasKey(key crypto.PublicKey) bool
 }
 
 // DefaultAlgorithms are the asymmetric algorithms accepted by default. HMAC
@@ -93,6 +101,9 @@ type provider struct {
 	kidMu  sync.Mutex
 	kidNum map[string]uint16 // a kid's latest number
 	used   atomic.Pointer[[]usedKey]
+	// keylessNums numbers the keys that verified tokens without kid: several
+	// keys share the empty kid, and each keeps its number.
+	keylessNums []uint16
 }
 
 // usedKey is a key that verified tokens, and its kid.
@@ -115,6 +126,13 @@ func (p *provider) keyIndex(kid string, key crypto.PublicKey) (uint16, bool) {
 	if i, ok := p.kidNum[kid]; ok && jwks.SameKey(used[i].key, key) {
 		return i, true
 	}
+	if kid == "" {
+		for _, i := range p.keylessNums {
+			if jwks.SameKey(used[i].key, key) {
+				return i, true
+			}
+		}
+	}
 	if len(used) >= maxKids {
 		return 0, false
 	}
@@ -123,6 +141,9 @@ func (p *provider) keyIndex(kid string, key crypto.PublicKey) (uint16, bool) {
 	}
 	i := uint16(len(used))
 	p.kidNum[kid] = i
+	if kid == "" {
+		p.keylessNums = append(p.keylessNums, i)
+	}
 	next := append(used[:len(used):len(used)], usedKey{kid, key}) // readers keep the old slice
 	p.used.Store(&next)
 	return i, true
@@ -204,7 +225,8 @@ var reservedHeaders = []string{"authorization", "cookie", "host", "content-lengt
 // verify checks tok's signature and claims, with golang-jwt's signing
 // methods and validator over what peek decoded strictly (h): the token is
 // not parsed a second time. When the kid is unknown it asks the key source
-// for a refresh, waiting no longer than refreshContext(ctx) allows.
+// for a refresh, waiting no longer than refreshContext(ctx) allows. A
+// token without kid is checked against the keys that fit it (keyless).
 func (p *provider) verify(ctx context.Context, tok string, h header) (*claims, error) {
 	method, ok := p.methods[h.Alg]
 	if !ok {
@@ -214,6 +236,28 @@ func (p *provider) verify(ctx context.Context, tok string, h header) (*claims, e
 	if err := c.fromMembers(h.payload); err != nil {
 		return nil, fmt.Errorf("%w: %w", jwt.ErrTokenMalformed, err)
 	}
+	var key crypto.PublicKey
+	var err error
+	if h.KID == "" {
+		key, err = p.keyless(ctx, tok, h, method)
+	} else {
+		key, err = p.keyed(ctx, tok, h, method)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.key = key
+	if err := p.validator.Validate(c); err != nil {
+		return nil, fmt.Errorf("%w: %w", jwt.ErrTokenInvalidClaims, err)
+	}
+	if len(p.cfg.AuthorizedParties) > 0 && c.Azp != "" && !slices.Contains(p.cfg.AuthorizedParties, c.Azp) {
+		return nil, errWrongParty
+	}
+	return c, nil
+}
+
+// keyed finds the key that signed tok by its kid.
+func (p *provider) keyed(ctx context.Context, tok string, h header, method jwt.SigningMethod) (crypto.PublicKey, error) {
 	key, err := p.key(ctx, h)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", jwt.ErrTokenUnverifiable, err)
@@ -230,14 +274,7 @@ func (p *provider) verify(ctx context.Context, tok string, h header) (*claims, e
 			return nil, fmt.Errorf("%w: %w", jwt.ErrTokenSignatureInvalid, err)
 		}
 	}
-	c.key = key
-	if err := p.validator.Validate(c); err != nil {
-		return nil, fmt.Errorf("%w: %w", jwt.ErrTokenInvalidClaims, err)
-	}
-	if len(p.cfg.AuthorizedParties) > 0 && c.Azp != "" && !slices.Contains(p.cfg.AuthorizedParties, c.Azp) {
-		return nil, errWrongParty
-	}
-	return c, nil
+	return key, nil
 }
 
 // replacedKey refreshes the key set as for an unknown kid (cooled down,

@@ -213,6 +213,8 @@ type nopKeys struct{}
 func (nopKeys) Key(string) (crypto.PublicKey, string, bool) { return nil, "", false }
 func (nopKeys) Ready() bool                                 { return false }
 func (nopKeys) Refresh(context.Context) bool                { return false }
+func (nopKeys) EachKey(func(crypto.PublicKey, string) bool) {}
+func (nopKeys) HasKey(crypto.PublicKey) bool                { return false }
 
 func TestDecodeObject(t *testing.T) {
 	tests := []struct {
