@@ -1,6 +1,8 @@
 package envoy
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -9,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"sigs.k8s.io/yaml"
 )
 
 // composeFile is the part of the Compose format docker-compose.yaml uses.
@@ -61,6 +61,18 @@ func (s composeService) published(t *testing.T) []int {
 	return out
 }
 
+// decodeStrict decodes YAML into v as Parse reads Envoy's: a duplicate key
+// or a field v lacks is an error.
+func decodeStrict(y []byte, v any) error {
+	j, err := yamlToJSON(y)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
 var pinned = regexp.MustCompile(`^[a-z0-9./-]+:v?[0-9]+(\.[0-9]+)*$`)
 
 func TestCompose(t *testing.T) {
@@ -69,7 +81,7 @@ func TestCompose(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cf composeFile
-	if err := yaml.UnmarshalStrict(b, &cf); err != nil {
+	if err := decodeStrict(b, &cf); err != nil {
 		t.Fatalf("docker-compose.yaml: %v", err)
 	}
 	var names []string

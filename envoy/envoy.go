@@ -8,6 +8,7 @@
 package envoy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -20,11 +21,11 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
-	"sigs.k8s.io/yaml"
 
 	// The types the shipped configurations name in "@type", so that
 	// protojson can resolve each typed_config.
@@ -58,7 +59,7 @@ func Load(path string) (*bootstrapv3.Bootstrap, error) {
 //     HTTP filter chain that does not end in the router, and per-route
 //     filter configuration for a filter that is not in the chain.
 func Parse(y []byte) (*bootstrapv3.Bootstrap, error) {
-	j, err := yaml.YAMLToJSONStrict(y)
+	j, err := yamlToJSON(y)
 	if err != nil {
 		return nil, fmt.Errorf("yaml: %w", err)
 	}
@@ -247,4 +248,151 @@ func checkFilterChain(hcm *hcmv3.HttpConnectionManager) []error {
 		}
 	}
 	return errs
+}
+
+// yamlToJSON turns the first YAML document of y into JSON for protojson,
+// reading scalars as YAML 1.1 does (as Envoy's YAML reader and
+// sigs.k8s.io/yaml do): an unquoted yes, no, on, off, y or n is a bool, and
+// a timestamp stays the string it is written as. A key written twice, or two
+// keys that name the same JSON key (1 and "1", 1 and 0x1), is an error; a
+// non-string key becomes its value's text (true, 1, 1.5); a null, mapping
+// or sequence key is an error.
+func yamlToJSON(y []byte) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(y, &doc); err != nil {
+		return nil, err
+	}
+	var v any
+	if doc.Kind != 0 {
+		if err := yaml11Scalars(&doc); err != nil {
+			return nil, err
+		}
+		if err := doc.Decode(&v); err != nil {
+			return nil, err
+		}
+	}
+	v, err := jsonable(v)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}
+
+// yaml11Bools are the YAML 1.1 words for true and false that YAML 1.2 (and
+// so go.yaml.in/yaml/v3) reads as strings.
+var yaml11Bools = map[string]bool{
+	"y": true, "Y": true, "yes": true, "Yes": true, "YES": true, "on": true, "On": true, "ON": true,
+	"n": false, "N": false, "no": false, "No": false, "NO": false, "off": false, "Off": false, "OFF": false,
+}
+
+// yaml11Scalars retags n's scalars, below it at any depth, as YAML 1.1
+// reads them: a plain or !!bool-tagged YAML 1.1 bool word is a bool, and a
+// timestamp is a string. It refuses a mapping with two keys that name the
+// same JSON key. Aliases are not followed: their anchors are in the tree.
+func yaml11Scalars(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		b, isBool := yaml11Bools[n.Value]
+		switch {
+		case isBool && (n.Tag == "!!bool" || n.Tag == "!!str" && n.Style == 0):
+			n.Tag, n.Value = "!!bool", strconv.FormatBool(b)
+		case n.Tag == "!!timestamp":
+			n.Tag = "!!str"
+		}
+	}
+	for _, c := range n.Content {
+		if err := yaml11Scalars(c); err != nil {
+			return err
+		}
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	seen := map[string]int{} // JSON key → line
+	for i := 0; i < len(n.Content); i += 2 {
+		kn := n.Content[i]
+		if kn.Kind != yaml.ScalarNode || kn.Tag == "!!merge" {
+			continue // Decode and jsonable check the others
+		}
+		var k any
+		if err := kn.Decode(&k); err != nil {
+			return err
+		}
+		ks, err := keyString(k)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", kn.Line, err)
+		}
+		if line, dup := seen[ks]; dup {
+			return fmt.Errorf("line %d: mapping key %q already defined at line %d", kn.Line, ks, line)
+		}
+		seen[ks] = kn.Line
+	}
+	return nil
+}
+
+// jsonable returns v with every mapping's keys turned into strings.
+func jsonable(v any) (any, error) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			e, err := jsonable(e)
+			if err != nil {
+				return nil, err
+			}
+			v[k] = e
+		}
+		return v, nil
+	case map[any]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			ks, err := keyString(k)
+			if err != nil {
+				return nil, err
+			}
+			if _, dup := out[ks]; dup {
+				return nil, fmt.Errorf("mapping key %q written twice (as %v)", ks, k)
+			}
+			if out[ks], err = jsonable(e); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	case []any:
+		for i, e := range v {
+			e, err := jsonable(e)
+			if err != nil {
+				return nil, err
+			}
+			v[i] = e
+		}
+		return v, nil
+	}
+	return v, nil
+}
+
+// keyString writes a YAML mapping key as a JSON object key.
+func keyString(k any) (string, error) {
+	switch k := k.(type) {
+	case string:
+		return k, nil
+	case bool:
+		return strconv.FormatBool(k), nil
+	case int:
+		return strconv.Itoa(k), nil
+	case int64:
+		return strconv.FormatInt(k, 10), nil
+	case uint64:
+		return strconv.FormatUint(k, 10), nil
+	case float64:
+		switch s := strconv.FormatFloat(k, 'g', -1, 32); s {
+		case "+Inf":
+			return ".inf", nil
+		case "-Inf":
+			return "-.inf", nil
+		case "NaN":
+			return ".nan", nil
+		default:
+			return s, nil
+		}
+	}
+	return "", fmt.Errorf("mapping key %v (%T): not a string, number or bool", k, k)
 }

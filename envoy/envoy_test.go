@@ -14,7 +14,6 @@ import (
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/encoding/protojson"
-	"sigs.k8s.io/yaml"
 )
 
 // jwtauthz's default listeners. TestDeployDefaults in cmd/jwtauthz checks
@@ -253,7 +252,7 @@ func TestValidateAllMissesAny(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := strings.Replace(string(src), "failure_mode_allow: false", "failure_mode_allow: false\n              with_request_body: { max_request_bytes: 0 }", 1)
-	j, err := yaml.YAMLToJSON([]byte(bad))
+	j, err := yamlToJSON([]byte(bad))
 	if err != nil {
 		t.Fatal(err)
 	}

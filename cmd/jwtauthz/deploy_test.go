@@ -17,16 +17,14 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/jwtauthz/jwtauthz/envoy"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
@@ -446,8 +444,9 @@ func args(stage []instruction, cmd string) []string {
 
 // TestDockerfile checks the Dockerfile without Docker: its stages, user,
 // ports and health check, that .dockerignore keeps what the build reads,
-// and, building with the Dockerfile's own go build line, that the binary
-// is static and its healthcheck subcommand works against a running server.
+// and that the healthcheck subcommand the image runs works against a
+// running server (this test binary standing in for jwtauthz).
+// TestDockerfileBuild builds with the Dockerfile's own go build line.
 func TestDockerfile(t *testing.T) {
 	df := parseDockerfile(t, dockerfile)
 	if len(df) == 0 || df[0].cmd != "FROM" || df[0].args != "golang:1.26 AS build" {
@@ -474,13 +473,36 @@ func TestDockerfile(t *testing.T) {
 	if len(hc) != 1 || !strings.HasSuffix(hc[0], `CMD ["`+bin+`", "healthcheck"]`) {
 		t.Errorf("HEALTHCHECK %q: want CMD [%q, \"healthcheck\"]", hc, bin)
 	}
-	build := goBuildArgs(t, df)
+	goBuildArgs(t, df)
 	checkDockerignore(t)
-	if testing.Short() {
-		t.Skip("-short: not building the binary")
-	}
-	exe := buildStatic(t, build)
+	t.Run("healthcheck", func(t *testing.T) { testHealthcheck(t, os.Args[0], "JWTAUTHZ_TEST_AS_MAIN=1") })
+}
+
+// TestDockerfileBuild runs the Dockerfile's go build line, checks that the
+// binary is static and stripped, and runs its healthcheck. The build is one
+// of its own (-trimpath, CGO_ENABLED=0: nothing of the test build's cache
+// serves it), tens of seconds on a cold cache, so it runs only with
+// JWTAUTHZ_SLOW_TESTS=1, as .ci/run sets.
+func TestDockerfileBuild(t *testing.T) {
+	slowTest(t, "builds jwtauthz with the Dockerfile's go build line")
+	exe := buildStatic(t, goBuildArgs(t, parseDockerfile(t, dockerfile)))
 	t.Run("healthcheck", func(t *testing.T) { testHealthcheck(t, exe) })
+}
+
+// slowTest skips t unless JWTAUTHZ_SLOW_TESTS is true (1, true), saying
+// what it would do; a value that is no bool fails t.
+func slowTest(t *testing.T, what string) {
+	t.Helper()
+	v := os.Getenv("JWTAUTHZ_SLOW_TESTS")
+	on, err := strconv.ParseBool(v)
+	switch {
+	case v == "":
+		t.Skipf("%s: runs with JWTAUTHZ_SLOW_TESTS=1, as .ci/run sets", what)
+	case err != nil:
+		t.Fatalf("JWTAUTHZ_SLOW_TESTS=%q: want 1 or 0 (true or false)", v)
+	case !on:
+		t.Skipf("%s: JWTAUTHZ_SLOW_TESTS=%s", what, v)
+	}
 }
 
 // goBuildArgs returns the arguments of the Dockerfile's go build, which
@@ -564,8 +586,9 @@ func buildStatic(t *testing.T, args []string) string {
 	return exe
 }
 
-// testHealthcheck runs the built binary's healthcheck as Docker would.
-func testHealthcheck(t *testing.T, exe string) {
+// testHealthcheck runs exe's healthcheck as Docker would, with env added
+// to its environment.
+func testHealthcheck(t *testing.T, exe string, env ...string) {
 	idp := issuer.NewServer()
 	defer idp.Close()
 	ready := startApp(t, true, "--issuer", idp.URL)
@@ -595,7 +618,7 @@ func testHealthcheck(t *testing.T, exe string) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(exe, append([]string{"healthcheck"}, tc.args...)...)
-			cmd.Env = append(os.Environ(), "JWTAUTHZ_ADMIN_ADDR=")
+			cmd.Env = append(append(os.Environ(), env...), "JWTAUTHZ_ADMIN_ADDR=")
 			if tc.env != "" {
 				cmd.Env = append(cmd.Env, tc.env)
 			}
@@ -689,34 +712,32 @@ func ignored(p *regexp.Regexp, f string) bool {
 func TestKubernetesConfig(t *testing.T) {
 	for _, dir := range []string{"sidecar", "jwtauthz"} {
 		t.Run(dir, func(t *testing.T) {
-			var dep appsv1.Deployment
-			cms := map[string]corev1.ConfigMap{}
+			var dep *k8sObject
+			cms := map[string]*k8sObject{}
 			files, _ := filepath.Glob(filepath.Join(root, "kubernetes", dir, "*.yaml"))
 			for _, f := range files {
-				var tm metav1.TypeMeta
-				doc := []byte(readText(t, f))
-				if err := yaml.Unmarshal(doc, &tm); err != nil {
-					t.Fatal(err)
-				}
-				switch tm.Kind {
-				case "Deployment":
-					if err := yaml.UnmarshalStrict(doc, &dep); err != nil {
-						t.Fatal(err)
+				for _, o := range k8sObjects(t, f) {
+					switch o.Kind {
+					case "Deployment":
+						if dep != nil {
+							t.Fatalf("%s: a second Deployment", f)
+						}
+						dep = o
+					case "ConfigMap":
+						cms[o.Metadata.Name] = o
 					}
-				case "ConfigMap":
-					var cm corev1.ConfigMap
-					if err := yaml.UnmarshalStrict(doc, &cm); err != nil {
-						t.Fatal(err)
-					}
-					cms[cm.Name] = cm
 				}
 			}
-			i := slices.IndexFunc(dep.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == "jwtauthz" })
+			if dep == nil {
+				t.Fatal("no Deployment")
+			}
+			spec := dep.Spec.Template.Spec
+			i := slices.IndexFunc(spec.Containers, func(c k8sContainer) bool { return c.Name == "jwtauthz" })
 			if i < 0 {
 				t.Fatal("no jwtauthz container")
 			}
-			c := dep.Spec.Template.Spec.Containers[i]
-			args := mountConfigMaps(t, dep.Spec.Template.Spec, c, cms)
+			c := spec.Containers[i]
+			args := mountConfigMaps(t, spec, c, cms)
 			env := map[string]string{}
 			for _, e := range c.Env {
 				env[e.Name] = e.Value
@@ -730,9 +751,62 @@ func TestKubernetesConfig(t *testing.T) {
 	}
 }
 
+// k8sObject is the part of a Deployment or a ConfigMap that
+// TestKubernetesConfig reads. The kubernetes module's tests decode the same
+// files strictly into the Kubernetes API's own types.
+type k8sObject struct {
+	Kind     string                `yaml:"kind"`
+	Metadata struct{ Name string } `yaml:"metadata"`
+	Data     map[string]string     `yaml:"data"`
+	Spec     struct {
+		Template struct {
+			Spec k8sPodSpec `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+type k8sPodSpec struct {
+	Containers []k8sContainer `yaml:"containers"`
+	Volumes    []struct {
+		Name      string `yaml:"name"`
+		ConfigMap *struct {
+			Name  string                       `yaml:"name"`
+			Items []struct{ Key, Path string } `yaml:"items"`
+		} `yaml:"configMap"`
+	} `yaml:"volumes"`
+}
+
+type k8sContainer struct {
+	Name         string                         `yaml:"name"`
+	Args         []string                       `yaml:"args"`
+	Env          []struct{ Name, Value string } `yaml:"env"`
+	VolumeMounts []struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+	} `yaml:"volumeMounts"`
+}
+
+// k8sObjects decodes every document of the YAML file path.
+func k8sObjects(t *testing.T, path string) []*k8sObject {
+	t.Helper()
+	var out []*k8sObject
+	dec := yaml.NewDecoder(strings.NewReader(readText(t, path)))
+	for {
+		o := &k8sObject{}
+		err := dec.Decode(o)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out = append(out, o)
+	}
+}
+
 // mountConfigMaps writes the ConfigMap items c mounts under a temporary
 // directory and returns c's arguments with their paths moved there.
-func mountConfigMaps(t *testing.T, spec corev1.PodSpec, c corev1.Container, cms map[string]corev1.ConfigMap) []string {
+func mountConfigMaps(t *testing.T, spec k8sPodSpec, c k8sContainer, cms map[string]*k8sObject) []string {
 	t.Helper()
 	dir := t.TempDir()
 	moved := map[string]string{}
@@ -741,10 +815,14 @@ func mountConfigMaps(t *testing.T, spec corev1.PodSpec, c corev1.Container, cms 
 			if v.Name != vm.Name || v.ConfigMap == nil {
 				continue
 			}
+			cm := cms[v.ConfigMap.Name]
+			if cm == nil {
+				t.Fatalf("volume %s: no ConfigMap %s", v.Name, v.ConfigMap.Name)
+			}
 			for _, it := range v.ConfigMap.Items {
 				to := filepath.Join(dir, vm.MountPath, it.Path)
 				os.MkdirAll(filepath.Dir(to), 0o700)
-				if err := os.WriteFile(to, []byte(cms[v.ConfigMap.Name].Data[it.Key]), 0o600); err != nil {
+				if err := os.WriteFile(to, []byte(cm.Data[it.Key]), 0o600); err != nil {
 					t.Fatal(err)
 				}
 				moved[filepath.Join(vm.MountPath, it.Path)] = to

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"regexp"
@@ -8,7 +9,7 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
-	"sigs.k8s.io/yaml"
+	"go.yaml.in/yaml/v3"
 )
 
 // exported returns every series name jwtauthz exports, histogram
@@ -63,30 +64,33 @@ func TestMonitoringUsesExportedMetrics(t *testing.T) {
 		}
 	}
 	var rule struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
+		APIVersion string `yaml:"apiVersion"`
+		Kind       string `yaml:"kind"`
 		Metadata   struct {
-			Name   string            `json:"name"`
-			Labels map[string]string `json:"labels"`
-		} `json:"metadata"`
+			Name   string            `yaml:"name"`
+			Labels map[string]string `yaml:"labels"`
+		} `yaml:"metadata"`
 		Spec struct {
 			Groups []struct {
-				Name  string `json:"name"`
+				Name  string `yaml:"name"`
 				Rules []struct {
-					Alert       string            `json:"alert"`
-					Expr        string            `json:"expr"`
-					For         string            `json:"for"`
-					Labels      map[string]string `json:"labels"`
-					Annotations map[string]string `json:"annotations"`
-				} `json:"rules"`
-			} `json:"groups"`
-		} `json:"spec"`
+					Alert       string            `yaml:"alert"`
+					Expr        string            `yaml:"expr"`
+					For         string            `yaml:"for"`
+					Labels      map[string]string `yaml:"labels"`
+					Annotations map[string]string `yaml:"annotations"`
+				} `yaml:"rules"`
+			} `yaml:"groups"`
+		} `yaml:"spec"`
 	}
 	b, err = os.ReadFile("../../kubernetes/monitoring/prometheusrule.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := yaml.UnmarshalStrict(b, &rule); err != nil {
+	// Strictly: a misspelt key fails here.
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&rule); err != nil {
 		t.Fatal(err)
 	}
 	if rule.APIVersion != "monitoring.coreos.com/v1" || rule.Kind != "PrometheusRule" {
