@@ -109,8 +109,7 @@ func (c *child) addr(name string) string {
 }
 
 func TestSignals(t *testing.T) {
-	idp := issuer.NewServer()
-	defer idp.Close()
+	idp := newHangingIdP(t)
 	path := writeFile(t, "issuer: "+idp.URL+"\n")
 	c := startChild(t, "serve", "--config", path, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--admin-addr", "127.0.0.1:0", "--shutdown-delay", "100ms", "--shutdown-timeout", "5s", "--jwks-timeout", "400ms")
@@ -120,8 +119,9 @@ func TestSignals(t *testing.T) {
 	c.await(t, "config reloaded")
 
 	// Checks in flight at SIGTERM all get answers, and the exit is 0.
-	client := authv3.NewAuthorizationClient(dial(t, c.addr("grpc")))
-	idp.SetFault(issuer.Hang)
+	cc, sent := dialCounting(t, c.addr("grpc"), 10)
+	client := authv3.NewAuthorizationClient(cc)
+	idp.hang.Store(true)
 	tok, _ := issuer.MustSigner("ES256").Sign(jwt.MapClaims{"iss": idp.URL, "sub": "x", "exp": time.Now().Add(time.Hour).Unix()})
 	var wg sync.WaitGroup
 	errs := make(chan error, 10)
@@ -136,7 +136,10 @@ func TestSignals(t *testing.T) {
 			errs <- err
 		})
 	}
-	time.Sleep(5 * time.Millisecond) // the checks reach the server and wait for the IdP
+	// Every check is on the wire, and the refresh they wait for hangs at
+	// the IdP; within the shutdown delay the server reads them all.
+	awaitN(t, sent, 10, "checks sent")
+	awaitN(t, idp.hung, 1, "JWKS requests hanging at the IdP")
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	wg.Wait()
 	close(errs)
