@@ -316,12 +316,13 @@ func checkQuietly(e *env, req *authv3.CheckRequest) string {
 
 // TestCacheChurnMemory measures what floodBytesPerEntry bounds: garbage
 // churned through the negative cache and the dedup for longer than their
-// TTLs (shortened to 2 s here), so that every expiry bucket has been filled
-// and emptied, costs at most floodBytesPerEntry per unit of capacity, and
-// the valid token is still answered from the token cache.
+// TTLs (shortened to 2 s here, on the engine's fake clock), so that every
+// expiry bucket has been filled and emptied, costs at most
+// floodBytesPerEntry per unit of capacity, and the valid token is still
+// answered from the token cache.
 func TestCacheChurnMemory(t *testing.T) {
 	if testing.Short() {
-		t.Skip("churns the caches for a few seconds")
+		t.Skip("churns the caches with 40,000 checks")
 	}
 	const size, ttl = 10_000, 2 * time.Second
 	a := newAttackEnvWith(t, func(c *authz.Config) {
@@ -337,12 +338,16 @@ func TestCacheChurnMemory(t *testing.T) {
 	before := heapAfterGC()
 	var wg sync.WaitGroup
 	var checks atomic.Int64
-	end := time.Now().Add(ttl + ttl/4)
+	// Four times each cache's capacity, the clock moved on by ttl+ttl/4
+	// over the run, a step at each check.
+	const n = 4 * size
+	const step = (ttl + ttl/4) / n
 	for w := range 2 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; time.Now().Before(end); i += 2 {
+			for i := w; i < n; i += 2 {
+				a.clock.Add(step)
 				tok := fmt.Sprintf("Zmxvb2Q.%x.eA", i)
 				if d := check(tok, tok); d.Reason != authz.ReasonMalformed {
 					t.Errorf("%s: %v", tok, d.Reason)
@@ -355,7 +360,7 @@ func TestCacheChurnMemory(t *testing.T) {
 	wg.Wait()
 	growth := int64(heapAfterGC()) - int64(before)
 	perUnit := float64(growth) / (2 * size)
-	t.Logf("%d distinct garbage tokens in %v through a negative cache and a dedup of %d each: heap %+d bytes, %.0f bytes per unit of capacity (bound %d)",
+	t.Logf("%d distinct garbage tokens over %v of the engine's clock through a negative cache and a dedup of %d each: heap %+d bytes, %.0f bytes per unit of capacity (bound %d)",
 		checks.Load(), ttl+ttl/4, size, growth, perUnit, floodBytesPerEntry)
 	if perUnit > floodBytesPerEntry {
 		t.Errorf("%.0f bytes per unit of capacity, more than the documented %d", perUnit, floodBytesPerEntry)
