@@ -1121,3 +1121,93 @@ func (a *attackEnv) keylessCases(t *testing.T) []attackCase {
 		{name: "no kid, HS256 with a published RSA key as the secret", token: signRaw(t, a.rs, "RS256", obj("alg", "HS256"), a.claims()), want: "alg_not_allowed"},
 	}
 }
+
+// TestAttackBatteryPaths is the battery's part about the path: the
+// battery's IdP and keys, with the rules of issue 17's report (/admin and
+// /admin/ need the admin scope, /public/ is open) behind a catch-all allow,
+// where a path that reached the wrong rule needs no token at all. Each path
+// that an upstream may read as another rule's path (its case, a fragment,
+// an escape left after decoding) must be refused 400 over gRPC (twice) and
+// over forward-auth, with and without a valid token that lacks the scope;
+// a valid token must keep passing afterwards.
+func TestAttackBatteryPaths(t *testing.T) {
+	a := newAttackEnvWith(t, func(c *authz.Config) {
+		c.Rules = []authz.RuleConfig{
+			{Match: authz.Match{Path: "/admin"}, Require: authz.Require{Scopes: []string{"admin"}}},
+			{Match: authz.Match{PathPrefix: "/admin/"}, Require: authz.Require{Scopes: []string{"admin"}}},
+			{Match: authz.Match{PathPrefix: "/public/"}, Action: authz.ActionAllow},
+			{Action: authz.ActionAllow},
+		}
+	})
+	fa := httptest.NewServer(authz.NewForwardAuth(a.eng))
+	defer fa.Close()
+	user := "Bearer " + a.sign(t, a.es, a.claims()) // valid, no admin scope
+	admin := "Bearer " + a.sign(t, a.es, a.claims("scope", "admin"))
+	tests := []struct {
+		name, path string
+		want       int // without a token; 400 also with one
+	}{
+		{name: "control: admin path", path: "/admin/x", want: 401},
+		{name: "control: open path", path: "/v1/things", want: 200},
+		{name: "prefix in upper case", path: "/ADMIN/x", want: 400},
+		{name: "exact path in mixed case", path: "/Admin", want: 400},
+		{name: "prefix in alternating case", path: "/aDmIn/x", want: 400},
+		{name: "upper-case letter by escape", path: "/%41DMIN/x", want: 400},
+		{name: "dotted capital I (lower case i)", path: "/ADM%C4%B0N", want: 400},
+		{name: "dotless i (upper case I)", path: "/adm%C4%B1n/x", want: 400},
+		{name: "upper case under dot segments", path: "/public/../ADMIN", want: 400},
+		{name: "fragment", path: "/admin#x", want: 400},
+		{name: "fragment after a slash", path: "/admin/#", want: 400},
+		{name: "fragment hiding dot segments", path: "/public#/../admin", want: 400},
+		{name: "control: a fragment in the query cannot change the path", path: "/public/x?a#/../../admin", want: 200},
+		{name: "fragment before the query", path: "/admin#?x", want: 400},
+		{name: "encoded #", path: "/admin%23x", want: 400},
+		{name: "encoded ?", path: "/public/a%3F/../../admin", want: 400},
+		{name: "double-encoded dot segments", path: "/public/%252e%252e/admin", want: 400},
+		{name: "double-encoded slash", path: "/public/..%252fadmin", want: 400},
+		{name: "triple-encoded dot segments", path: "/public/%25252e%25252e/admin", want: 400},
+		{name: "control: an encoded percent sign", path: "/public/100%25", want: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, auth := range []string{"", user} {
+				want := tt.want
+				if auth != "" && want == 401 {
+					want = 403
+				}
+				for pass := range 2 {
+					req := browserRequest(t, auth, "")
+					req.Attributes.Request.Http.Path = tt.path
+					resp := a.send(req)
+					got := http.StatusOK
+					if codes.Code(resp.Status.Code) != codes.OK {
+						got = int(resp.GetDeniedResponse().GetStatus().GetCode())
+					}
+					if got != want || want == 400 && resp.Status.Message != "bad_request" {
+						t.Fatalf("gRPC pass %d, token %v: %d %q, want %d", pass, auth != "", got, resp.Status.Message, want)
+					}
+				}
+				for _, h := range []string{"X-Forwarded-Uri", "X-Original-URI"} {
+					req, _ := http.NewRequest(http.MethodGet, fa.URL+"/auth", nil)
+					req.Header.Set(h, tt.path)
+					if auth != "" {
+						req.Header.Set("Authorization", auth)
+					}
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					if resp.StatusCode != want {
+						t.Fatalf("forward-auth, %s, token %v: %d, want %d", h, auth != "", resp.StatusCode, want)
+					}
+				}
+			}
+			req := browserRequest(t, admin, "")
+			req.Attributes.Request.Http.Path = "/admin/x"
+			if resp := a.send(req); codes.Code(resp.Status.Code) != codes.OK {
+				t.Fatalf("valid admin token refused after this case: %v", resp.Status)
+			}
+		})
+	}
+}

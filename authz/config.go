@@ -27,6 +27,10 @@ const (
 type Config struct {
 	Providers []ProviderConfig
 	Rules     []RuleConfig
+	// PathCase says how the upstream compares paths, and so how Rules
+	// match them; unset: a path whose rule changes with its case is
+	// refused. See PathCase.
+	PathCase PathCase
 
 	// ClockSkew is the leeway for exp, nbf and iat; 0: none, a token is
 	// refused from the second of its exp.

@@ -125,19 +125,15 @@ func (e *Engine) elapsed(now time.Time) time.Duration {
 }
 
 func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.Time) Decision {
-	path, alt, ok := matchPath(r.Path)
 	switch {
 	case r.Oversize:
 		return deny(ReasonRequestTooLarge)
-	case r.Ambiguous, !ok:
+	case r.Ambiguous:
 		return deny(ReasonBadRequest)
 	}
-	ru := pol.match(r, path)
-	if alt != "" && pol.match(r, alt) != ru {
-		// Resolving the dot segments or merging the slashes changed the
-		// rule: an upstream that does neither would read another path
-		// than the rule saw.
-		return deny(ReasonBadRequest)
+	ru := pol.route(r)
+	if ru == nil {
+		return deny(ReasonBadRequest) // a path that upstreams may read otherwise than the rules do
 	}
 	if ru.action == ActionAllow {
 		return pol.public

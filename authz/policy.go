@@ -19,6 +19,8 @@ type policy struct {
 	anyIssuer *provider // takes tokens whose iss no other provider has
 	rules     []*rule
 	fallback  *rule // no rule matched: any provider, token required
+	cases     caseCheck
+	caseDep   bool // PathCaseUnset, and a rule's caseDep
 	// managed is every header any provider may set: it is removed from a
 	// request wherever jwtauthz does not set it.
 	managed    []string
@@ -73,6 +75,9 @@ func newPolicy(cfg *Config, old *policy, gen uint64, now func() time.Time) (*pol
 				pol.claimNames = append(pol.claimNames, c[0])
 			}
 		}
+	}
+	if err := pol.setPathCase(cfg.PathCase); err != nil {
+		return nil, err
 	}
 	pol.fallback, _ = newRule(len(cfg.Rules), RuleConfig{}, byName, pol.providers)
 	for _, r := range append(slices.Clone(pol.rules), pol.fallback) {

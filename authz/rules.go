@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Action is what a rule does with a matching request.
@@ -61,6 +62,12 @@ type rule struct {
 	claims    [][2]string // name, value
 	// challenge is the WWW-Authenticate of a denial for insufficient scope.
 	challenge string
+	// fpath, fprefix and fre match a folded path (foldPath): path and
+	// prefix folded, re with (?i). caseDep says that on a path folding
+	// leaves as it is they may match otherwise than path, prefix and re.
+	fpath, fprefix string
+	fre            *regexp.Regexp
+	caseDep        bool
 }
 
 func newRule(i int, rc RuleConfig, byName map[string]*provider, all []*provider) (*rule, error) {
@@ -124,7 +131,7 @@ func newRule(i int, rc RuleConfig, byName map[string]*provider, all []*provider)
 }
 
 // matches reports whether the rule applies to r, whose path matchPath
-// cleaned.
+// cleaned is path (matchesFolded is its twin for a folded path).
 func (ru *rule) matches(r *Request, path string) bool {
 	if len(ru.methods) > 0 && !ru.matchMethod(r.Method) {
 		return false
@@ -146,28 +153,36 @@ func (ru *rule) matches(r *Request, path string) bool {
 // matchPath returns the path rules match: without its query, with
 // percent-escapes decoded, dot segments resolved and repeated slashes
 // merged, as a normalising upstream will read it (so that /public/../admin
-// is /admin). ok is false for a path servers do not all read alike: an
-// encoded slash, backslash or NUL, a backslash, a semicolon (Java servers
-// cut ;params out of each segment: /public/..;/admin is their /admin), a
-// bad escape, or dot segments in a path that is not absolute. When the dot
-// segments or slashes changed the path, alt is it decoded but as it came:
-// what an upstream that does not resolve them reads (the caller checks
-// that it selects the same rule). A plain path costs nothing.
-func matchPath(raw string) (path, alt string, ok bool) {
+// is /admin). ok is false for a path servers do not all read alike: a #
+// (a fragment never reaches a server: a client or proxy that sends one
+// parses the target otherwise than the upstream, which cuts the path
+// there; after the ? it cannot change the path, and is left alone), an
+// encoded slash, backslash, NUL, ? or #, a backslash, a semicolon (Java
+// servers cut ;params out of each segment: /public/..;/admin is their
+// /admin), a bad escape, an escape left after decoding (%252e is %2e once
+// decoded, and . to an upstream that decodes twice), or dot segments in a
+// path that is not absolute. When the dot segments or slashes changed the
+// path, alt is it decoded but as it came: what an upstream that does not
+// resolve them reads (the caller checks that it selects the same rule).
+// fold says that path or alt holds an upper-case letter or a non-ASCII
+// rune, which folding may change. A plain path costs nothing.
+func matchPath(raw string) (path, alt string, fold, ok bool) {
 	path, _, _ = strings.Cut(raw, "?")
-	if !needsCleaning(path) {
-		return path, "", true
+	look, fold := scanPath(path)
+	if !look {
+		return path, "", fold, true
 	}
-	if strings.ContainsAny(path, "\\\x00;") || !strings.HasPrefix(path, "/") {
-		return "", "", false
+	if strings.ContainsAny(path, "\\\x00;#") || !strings.HasPrefix(path, "/") {
+		return "", "", false, false
 	}
 	lower := strings.ToLower(path)
 	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%00") {
-		return "", "", false
+		return "", "", false, false
 	}
 	dec, err := url.PathUnescape(path)
-	if err != nil || strings.ContainsAny(dec, "\\\x00;") {
-		return "", "", false
+	bad, fold := checkDecoded(dec)
+	if err != nil || bad {
+		return "", "", false, false
 	}
 	clean := pathpkg.Clean(dec)
 	// RFC 3986's remove_dot_segments keeps the slash of a last segment that
@@ -178,26 +193,74 @@ func matchPath(raw string) (path, alt string, ok bool) {
 	if clean != dec {
 		alt = dec
 	}
-	return clean, alt, true
+	return clean, alt, fold, true
 }
 
-// needsCleaning reports, in one pass, whether p holds an escape, a
-// backslash, a semicolon, a repeated slash or a dot segment.
-func needsCleaning(p string) bool {
+// scanPath reports, in one pass, whether p holds an escape, a backslash, a
+// semicolon, a #, a NUL, a repeated slash or a dot segment (look: matchPath
+// must look closer), and if not, whether it holds a byte folding may change.
+func scanPath(p string) (look, fold bool) {
 	for i := 0; i < len(p); i++ {
-		switch p[i] {
-		case '%', '\\', ';':
-			return true
-		case '/':
+		k := pathBytes[p[i]]
+		if k == 0 {
+			continue
+		}
+		switch k {
+		case byteSlash:
 			rest := p[i+1:]
 			if strings.HasPrefix(rest, "/") || rest == "." || rest == ".." ||
 				strings.HasPrefix(rest, "./") || strings.HasPrefix(rest, "../") {
-				return true
+				return true, false
 			}
+		case byteLook:
+			return true, false
+		case byteFold:
+			fold = true
 		}
 	}
-	return false
+	return false, fold
 }
+
+// Kinds of path bytes, for scanPath and checkDecoded; most are 0.
+const (
+	byteSlash = 1 + iota
+	byteLook  // %, \, ;, #, ?, NUL
+	byteFold  // an upper-case ASCII letter, a byte of a multi-byte rune
+)
+
+var pathBytes = func() (t [256]uint8) {
+	t['/'] = byteSlash
+	for _, c := range "%\\;#?\x00" {
+		t[c] = byteLook
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = byteFold
+	}
+	for c := utf8.RuneSelf; c < len(t); c++ {
+		t[c] = byteFold
+	}
+	return t
+}()
+
+// checkDecoded reports whether dec, a path decoded once, holds what
+// servers read apart (bad): a backslash, a NUL, a ;, ? or #, or an escape
+// still (a % and two hex digits: an upstream that decodes twice reads
+// another path); and if not, whether it holds a byte folding may change.
+func checkDecoded(dec string) (bad, fold bool) {
+	for i := 0; i < len(dec); i++ {
+		switch pathBytes[dec[i]] {
+		case byteLook:
+			if dec[i] != '%' || i+2 < len(dec) && hexDigit(dec[i+1]) && hexDigit(dec[i+2]) {
+				return true, false
+			}
+		case byteFold:
+			fold = true
+		}
+	}
+	return false, fold
+}
+
+func hexDigit(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c|0x20 && c|0x20 <= 'f' }
 
 // matchMethod matches the request's method without case, as many servers
 // read it.

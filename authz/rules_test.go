@@ -385,6 +385,17 @@ func TestMatchPath(t *testing.T) {
 		{"/public/a;jsessionid=1", authz.ReasonBadRequest},
 		{"/public/a%3Bb", authz.ReasonBadRequest},
 		{"/public/a?b;c", authz.ReasonPublic}, // in the query
+		// A fragment never reaches a server; an upstream cuts it off.
+		{"/public/a#b", authz.ReasonBadRequest},
+		{"/public/a?b#c", authz.ReasonPublic},     // in the query: the path is /public/a either way
+		{"/public/a%23b", authz.ReasonBadRequest}, // # once decoded
+		{"/public/a%3Fb", authz.ReasonBadRequest}, // ? once decoded
+		// An escape left after decoding: an upstream that decodes twice
+		// reads /admin.
+		{"/public/%252e%252e/admin", authz.ReasonBadRequest},
+		{"/public/%2541", authz.ReasonBadRequest},
+		{"/public/100%25", authz.ReasonPublic},
+		{"/public/100%25%20off", authz.ReasonPublic},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

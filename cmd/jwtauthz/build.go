@@ -68,6 +68,7 @@ func (c *config) jwksConfig(p providerConfig, client *http.Client, log *slog.Log
 func (c *config) engineConfig(keys map[string]authz.KeySource) authz.Config {
 	ac := authz.DefaultConfig() // the limits no setting gives: negative TTL, dedup
 	ac.Rules, ac.Now = c.Rules, c.now
+	ac.PathCase = authz.PathCase(c.PathCase)
 	ac.ClockSkew, ac.CacheTTL, ac.CacheSize = c.ClockSkew, c.CacheTTL, c.CacheSize
 	ac.NegativeCacheSize, ac.MaxTokenSize, ac.NetworkWait = c.NegativeCacheSize, c.MaxTokenSize, c.NetworkWait
 	for _, p := range c.providers() {

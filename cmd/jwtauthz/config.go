@@ -64,6 +64,7 @@ type config struct {
 
 	Providers []providerConfig   `yaml:"providers"`
 	Rules     []authz.RuleConfig `yaml:"rules"`
+	PathCase  string             `yaml:"path_case"` // how the upstream compares paths, for rules: authz.PathCase
 
 	path string           // the file it was read from, if any
 	sum  [32]byte         // SHA-256 of what was read, to notice a change

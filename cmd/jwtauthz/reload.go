@@ -299,6 +299,7 @@ func restartOnly(old, cur *config) []string {
 		{"tls_cert", old.TLSCert, cur.TLSCert}, {"tls_key", old.TLSKey, cur.TLSKey}, {"tls_client_ca", old.TLSClientCA, cur.TLSClientCA},
 		{"shutdown_delay", old.ShutdownDelay, cur.ShutdownDelay}, {"shutdown_timeout", old.ShutdownTimeout, cur.ShutdownTimeout},
 		{"pprof", old.Pprof, cur.Pprof}, {"grpc_reflection", old.GRPCReflection, cur.GRPCReflection},
+		{"path_case", old.PathCase, cur.PathCase},
 	} {
 		if f.old != f.cur {
 			keys = append(keys, f.key)

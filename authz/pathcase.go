@@ -1,0 +1,321 @@
+package authz
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+)
+
+// PathCase says how the upstream compares paths, and so how rules match
+// them (path_case in the YAML file).
+type PathCase string
+
+// Values of PathCase.
+const (
+	// PathCaseUnset (the zero value) is for an upstream whose way is not
+	// stated. Rules match paths as written, and a path that would select
+	// another rule if rules matched without case is refused (400): a
+	// case-insensitive upstream (Express's default, ASP.NET, IIS) serves
+	// GET /ADMIN/x as /admin/x, a case-sensitive one does not, and neither
+	// may reach a weaker rule than its own reading would select.
+	PathCaseUnset PathCase = ""
+	// PathCaseSensitive states that the upstream tells /Admin from /admin:
+	// rules match paths as written. Behind a case-insensitive upstream it
+	// lets /ADMIN pass by a rule written for /admin.
+	PathCaseSensitive PathCase = "sensitive"
+	// PathCaseInsensitive states that the upstream reads /Admin as /admin:
+	// rules match the path folded (Unicode simple case folding, and İ and ı
+	// as i) against path and path_prefix folded alike, and path_regex as if
+	// written with (?i).
+	PathCaseInsensitive PathCase = "insensitive"
+)
+
+// ErrPathCase is wrapped by the error New and Validate return for a
+// PathCase that is none of the above.
+var ErrPathCase = errors.New("authz: path_case must be sensitive, insensitive or unset")
+
+// caseCheck is how route reads a path's case, as the policy's PathCase
+// says.
+type caseCheck uint8
+
+const (
+	caseEither caseCheck = iota // PathCaseUnset
+	caseAsIs                    // PathCaseSensitive
+	caseFolded                  // PathCaseInsensitive
+)
+
+// setPathCase checks pc and prepares every rule's patterns for matching a
+// folded path.
+func (pol *policy) setPathCase(pc PathCase) error {
+	switch pc {
+	case PathCaseUnset:
+		pol.cases = caseEither
+	case PathCaseSensitive:
+		pol.cases = caseAsIs
+	case PathCaseInsensitive:
+		pol.cases = caseFolded
+	default:
+		return fmt.Errorf("%w, got %q", ErrPathCase, string(pc))
+	}
+	for i, ru := range pol.rules {
+		if err := ru.prepareFolded(); err != nil {
+			return fmt.Errorf("rules[%d].match.path_regex: %v", i, err)
+		}
+		pol.caseDep = pol.caseDep || ru.caseDep && pol.cases == caseEither
+	}
+	return nil
+}
+
+// prepareFolded sets the rule's folded patterns, and caseDep.
+func (ru *rule) prepareFolded() error {
+	var fp, fq bool
+	ru.fpath, fp = foldPath(ru.path)
+	ru.fprefix, fq = foldPath(ru.prefix)
+	ru.caseDep = fp || fq
+	if ru.re == nil {
+		return nil
+	}
+	src := ru.re.String() // ^(?:…)$
+	fre, err := regexp.Compile("(?i)" + src)
+	if err != nil {
+		return err
+	}
+	ru.fre = fre
+	tree, err := syntax.Parse(src, syntax.Perl) // as regexp.Compile parses them
+	if err != nil {
+		return err
+	}
+	ftree, err := syntax.Parse("(?i)"+src, syntax.Perl)
+	if err != nil {
+		return err
+	}
+	ru.caseDep = ru.caseDep || !caseBlind(tree, ftree)
+	return nil
+}
+
+// route returns the rule for r, or nil if its path is refused: matchPath
+// refuses it, or its rule depends on how the upstream reads it (with its
+// dot segments and repeated slashes resolved or not; with or without case,
+// unless the policy's PathCase says which).
+func (pol *policy) route(r *Request) *rule {
+	path, alt, fold, ok := matchPath(r.Path)
+	if !ok {
+		return nil
+	}
+	if pol.cases == caseFolded {
+		return pol.routeFolded(r, path, alt, fold)
+	}
+	ru := pol.match(r, path)
+	if alt != "" && pol.match(r, alt) != ru {
+		// Resolving the dot segments or merging the slashes changed the
+		// rule: an upstream that does neither would read another path
+		// than the rule saw.
+		return nil
+	}
+	if pol.caseDep || fold && pol.cases == caseEither {
+		if !pol.foldedSelects(r, path, ru) || alt != "" && !pol.foldedSelects(r, alt, ru) {
+			return nil // a case-insensitive upstream would serve another rule's path
+		}
+	}
+	return ru
+}
+
+// routeFolded is route for PathCaseInsensitive.
+func (pol *policy) routeFolded(r *Request, path, alt string, fold bool) *rule {
+	if fold {
+		path, _ = foldPath(path)
+		alt, _ = foldPath(alt)
+	}
+	ru := pol.matchFolded(r, path)
+	if alt != "" && pol.matchFolded(r, alt) != ru {
+		return nil
+	}
+	return ru
+}
+
+// matchFolded is match for a folded path (foldPath): the first rule whose
+// folded patterns match it.
+func (pol *policy) matchFolded(r *Request, path string) *rule {
+	for _, ru := range pol.rules {
+		if ru.matchesFolded(r, path) {
+			return ru
+		}
+	}
+	return pol.fallback
+}
+
+// matchesFolded is matches for a folded path, with the rule's folded
+// patterns.
+func (ru *rule) matchesFolded(r *Request, path string) bool {
+	if len(ru.methods) > 0 && !ru.matchMethod(r.Method) {
+		return false
+	}
+	if len(ru.hosts) > 0 && !ru.matchHost(r.Host) {
+		return false
+	}
+	switch {
+	case ru.fpath != "" && path != ru.fpath:
+		return false
+	case ru.fprefix != "" && !strings.HasPrefix(path, ru.fprefix):
+		return false
+	case ru.fre != nil && !ru.fre.MatchString(path):
+		return false
+	}
+	return true
+}
+
+// foldedSelects reports whether rules matching without case select sel,
+// the rule that p selected as written. If folding leaves p as it is, only
+// the rules that may match it otherwise without case need a look.
+func (pol *policy) foldedSelects(r *Request, p string, sel *rule) bool {
+	fp, changed := foldPath(p)
+	for _, ru := range pol.rules {
+		if !changed && !ru.caseDep {
+			if ru == sel {
+				return true // it matches fp as it matched p
+			}
+			continue // it did not match p, nor does it match fp
+		}
+		if ru.matchesFolded(r, fp) {
+			return ru == sel
+		}
+	}
+	return sel == pol.fallback
+}
+
+// foldPath returns p with every rune folded (foldRune), and whether that
+// changed it; bytes that are not UTF-8 stay as they are. A path folding
+// leaves alone costs no allocation.
+func foldPath(p string) (string, bool) {
+	i := 0
+	for i < len(p) {
+		c := p[i]
+		if c-'A' < 26 {
+			break
+		}
+		if c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(p[i:])
+		if (r != utf8.RuneError || n > 1) && foldRune(r) != r {
+			break
+		}
+		i += n
+	}
+	if i == len(p) {
+		return p, false
+	}
+	var b strings.Builder
+	b.Grow(len(p))
+	b.WriteString(p[:i])
+	for i < len(p) {
+		c := p[i]
+		if c < utf8.RuneSelf {
+			if c-'A' < 26 {
+				c += 'a' - 'A'
+			}
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(p[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteByte(c)
+		} else {
+			b.WriteRune(foldRune(r))
+		}
+		i += n
+	}
+	return b.String(), true
+}
+
+// foldRune is one rune of each simple case folding orbit (K, k and the
+// Kelvin sign K are k; S, s and ſ are s), the lower-case one, and i for İ
+// and ı, whose own lower or upper case is i or I: what any upstream that
+// compares paths without case reads alike, reads alike here.
+func foldRune(r rune) rune {
+	if r < utf8.RuneSelf {
+		if 'A' <= r && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		return r
+	}
+	if r == 'İ' || r == 'ı' {
+		return 'i'
+	}
+	low := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		low = min(low, f)
+	}
+	if low < utf8.RuneSelf {
+		return foldRune(low)
+	}
+	return unicode.ToLower(low) // in the orbit, for every rune but İ and ı
+}
+
+// caseBlind reports whether re (parsed as written) matches every folded
+// path (one that foldPath leaves as it is) as fi, the same regex parsed
+// with (?i), does: its literals are folded runes or without case already,
+// and each class holds the same folded runes as its (?i) twin. Where the
+// parser shaped the two trees apart (fi nil), a class must hold all the
+// cases of a letter or none, since whether (?i) widens it or (negated)
+// narrows it cannot be told; and [A-Z] and [[:upper:]] are never blind.
+func caseBlind(re, fi *syntax.Regexp) bool {
+	if fi != nil && (fi.Op != re.Op || len(fi.Sub) != len(re.Sub)) {
+		fi = nil
+	}
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 {
+			return true
+		}
+		for _, r := range re.Rune {
+			if foldRune(r) != r {
+				return false
+			}
+		}
+	case syntax.OpCharClass:
+		for _, r := range casedRunes() {
+			if fi != nil && foldRune(r) == r && inClass(re.Rune, r) != inClass(fi.Rune, r) ||
+				fi == nil && inClass(re.Rune, r) != inClass(re.Rune, unicode.SimpleFold(r)) {
+				return false
+			}
+		}
+	}
+	for i, sub := range re.Sub {
+		var fs *syntax.Regexp
+		if fi != nil {
+			fs = fi.Sub[i]
+		}
+		if !caseBlind(sub, fs) {
+			return false
+		}
+	}
+	return true
+}
+
+// inClass reports whether r is in class, a sorted list of rune ranges
+// (lo, hi pairs) as syntax.Regexp.Rune holds them.
+func inClass(class []rune, r rune) bool {
+	i, _ := slices.BinarySearch(class, r) // the first bound not below r
+	return i < len(class) && (class[i] == r || i%2 == 1)
+}
+
+// casedRunes are the runes that simple case folding maps to another
+// (about 2 900), found once.
+var casedRunes = sync.OnceValue(func() []rune {
+	var rs []rune
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if unicode.SimpleFold(r) != r {
+			rs = append(rs, r)
+		}
+	}
+	return rs
+})
