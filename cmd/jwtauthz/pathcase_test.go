@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -166,15 +165,5 @@ func TestPathCaseCheckConfig(t *testing.T) {
 			cfg := "providers:\n  - {name: a, issuer: https://a.example.com, jwks_url: https://a.example.com/jwks}\npath_case: " + tt.pathCase + "\n"
 			checkConfig(t, []string{"--config", writeFile(t, cfg)}, nil, tt.wantErr)
 		})
-	}
-}
-
-// A reload applies the rules but not path_case, which is read at start: it
-// says so rather than leave the rules matched otherwise than the file reads.
-func TestPathCaseRestartOnly(t *testing.T) {
-	old, cur := defaults(), defaults()
-	cur.PathCase = "insensitive"
-	if keys := restartOnly(old, cur); !slices.Contains(keys, "path_case") {
-		t.Fatalf("restartOnly = %v, want path_case among them", keys)
 	}
 }
