@@ -48,3 +48,23 @@ func TestYAMLToJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestParseRefusesKeysThatNameOneJSONKey: two spellings of one key are a
+// duplicate key, refused like any other, not one of them silently dropped.
+func TestParseRefusesKeysThatNameOneJSONKey(t *testing.T) {
+	for _, tc := range []struct{ name, metadata string }{
+		{name: "number and string", metadata: "{1: a, '1': b}"},
+		{name: "two spellings of one number", metadata: "{1: a, 0x1: b}"},
+		{name: "two spellings of one bool", metadata: "{yes: a, true: b}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bs, err := Parse([]byte("node: {id: node1, metadata: " + tc.metadata + "}\n"))
+			if err == nil || !strings.Contains(err.Error(), "already") {
+				t.Fatalf("Parse: %v, metadata %v; want an error about a key already defined", err, bs.GetNode().GetMetadata())
+			}
+		})
+	}
+	if _, err := Parse([]byte("node: {id: node1, metadata: {1: a, '2': b}}\n")); err != nil {
+		t.Fatalf("distinct keys: %v", err)
+	}
+}
