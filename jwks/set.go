@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -247,12 +248,11 @@ func Parse(doc []byte, fetched time.Time) (*Set, error) {
 		return nil, fmt.Errorf("%w: %d entries, at most %d", ErrTooManyKeys, len(raw.Keys), MaxKeys)
 	}
 	s := &Set{keys: make(map[string]*Key, len(raw.Keys)), Fetched: fetched}
+	ambiguous := map[string]bool{}
 	for i, msg := range raw.Keys {
 		k, err := parseKey(msg)
 		if err == nil && k.ID != "" {
-			if _, dup := s.keys[k.ID]; dup {
-				err = fmt.Errorf("kid %q appears twice; the first is kept", k.ID)
-			}
+			err = s.dedupKID(k, ambiguous)
 		}
 		if err != nil {
 			s.Skipped = append(s.Skipped, fmt.Sprintf("key %d: %v", i, err))
@@ -263,6 +263,9 @@ func Parse(doc []byte, fetched time.Time) (*Set, error) {
 		}
 		s.all = append(s.all, k)
 	}
+	if len(ambiguous) > 0 {
+		s.all = slices.DeleteFunc(s.all, func(k *Key) bool { return ambiguous[k.ID] })
+	}
 	if len(s.all) == 0 {
 		return nil, fmt.Errorf("%w (%d entries skipped)", ErrNoUsableKey, len(s.Skipped))
 	}
@@ -271,6 +274,28 @@ func Parse(doc []byte, fetched time.Time) (*Set, error) {
 
 // parseKey decodes one JWK with go-jose and keeps it only if it is a public
 // signing key of a kind jwtauthz verifies.
+// dedupKID says why k, whose kid is not empty, is not added: a copy of the
+// key already under its kid, or a kid that names two different keys. Such
+// a kid is ambiguous, whatever the order of the set: every key under it is
+// left out, so a token naming it is refused as unknown rather than checked
+// against whichever key came first.
+func (s *Set) dedupKID(k *Key, ambiguous map[string]bool) error {
+	if ambiguous[k.ID] {
+		return fmt.Errorf("kid %q names different keys; none of them is used", k.ID)
+	}
+	prev, dup := s.keys[k.ID]
+	switch {
+	case !dup:
+		return nil
+	case SameKey(prev.Public, k.Public) && prev.Alg == k.Alg:
+		return fmt.Errorf("kid %q: a copy of the key already listed", k.ID)
+	}
+	ambiguous[k.ID] = true
+	delete(s.keys, k.ID)
+	s.Skipped = append(s.Skipped, fmt.Sprintf("an earlier key: kid %q names different keys; none of them is used", k.ID))
+	return fmt.Errorf("kid %q names different keys; none of them is used", k.ID)
+}
+
 func parseKey(msg json.RawMessage) (*Key, error) {
 	var hdr struct {
 		Kty string `json:"kty"`

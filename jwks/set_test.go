@@ -78,7 +78,7 @@ func TestParse(t *testing.T) {
 		{name: "RSA of 4096 bits kept", doc: doc(maxRSA), wantKIDs: []string{"max"}},
 		{name: "point off the curve skipped", doc: doc(offCurve, jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
 		{name: "private key skipped", doc: doc(jwkJSON(t, private), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
-		{name: "duplicate kid: first kept", doc: doc(jwkJSON(t, es.JWK()), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
+		{name: "duplicate kid, same key: one kept", doc: doc(jwkJSON(t, es.JWK()), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
 		{name: "keys without kid: all kept", doc: doc(jwkJSON(t, withoutKID(rs)), jwkJSON(t, withoutKID(es)), jwkJSON(t, withoutKID(ed))), wantKIDs: []string{"", "", ""}},
 		{name: "RSA exponent 1 skipped", doc: doc(rsaJWK(t, rs, 1), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1},
 		{name: "even RSA exponent skipped", doc: doc(rsaJWK(t, rs, 65536), jwkJSON(t, es.JWK())), wantKIDs: []string{es.KID}, wantSkip: 1,
@@ -271,5 +271,41 @@ func BenchmarkKeyLookup(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		src.Key(s.KID)
+	}
+}
+
+// TestAmbiguousKIDIsRefusedInEitherOrder: a kid that names two different
+// keys selects neither, whichever comes first, while the set's other keys
+// stay; a third entry under that kid does not bring it back.
+func TestAmbiguousKIDIsRefusedInEitherOrder(t *testing.T) {
+	a, b, c := issuer.MustSigner("ES256"), issuer.MustSigner("ES256"), issuer.MustSigner("RS256")
+	other := b.JWK()
+	other.KeyID = a.KID // b's key under a's kid
+	for _, tt := range []struct {
+		name string
+		keys []string
+	}{
+		{"a first", []string{jwkJSON(t, a.JWK()), jwkJSON(t, other), jwkJSON(t, c.JWK())}},
+		{"b first", []string{jwkJSON(t, other), jwkJSON(t, a.JWK()), jwkJSON(t, c.JWK())}},
+		{"a, b, a again", []string{jwkJSON(t, a.JWK()), jwkJSON(t, other), jwkJSON(t, a.JWK()), jwkJSON(t, c.JWK())}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Parse(doc(tt.keys...), time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k, ok := s.Lookup(a.KID); ok {
+				t.Errorf("kid %q found (%T): want no key for an ambiguous kid", a.KID, k.Public)
+			}
+			if _, ok := s.Lookup(c.KID); !ok || s.Len() != 1 {
+				t.Errorf("%d keys, %q found %v: want the other key alone", s.Len(), c.KID, ok)
+			}
+			if len(s.Skipped) != len(tt.keys)-1 {
+				t.Errorf("skipped %v: want every entry under the ambiguous kid named", s.Skipped)
+			}
+		})
+	}
+	if _, err := Parse(doc(jwkJSON(t, a.JWK()), jwkJSON(t, other)), time.Time{}); !errors.Is(err, ErrNoUsableKey) {
+		t.Errorf("a set of one ambiguous kid: err %v, want ErrNoUsableKey", err)
 	}
 }
