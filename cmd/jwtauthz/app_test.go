@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jwtauthz/jwtauthz/internal/config"
 )
 
 func init() { configPoll = 10 * time.Millisecond } // tests need not wait 2 s for a reload
@@ -55,8 +57,8 @@ func startAppEnv(t testing.TB, wait bool, lookup func(string) (string, bool), ar
 		cmd, args = "dev", args[1:]
 	}
 	base := []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--shutdown-delay", "0s", "--log-level", "debug"}
-	def := defaults()
-	cfg, _, err := loadConfig(cmd, append(base, args...), lookup, io.Discard, def)
+	def := config.Defaults()
+	cfg, _, err := config.Load(cmd, append(base, args...), lookup, io.Discard, def)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -65,7 +67,7 @@ func startAppEnv(t testing.TB, wait bool, lookup func(string) (string, bool), ar
 	if err != nil {
 		t.Fatalf("newApp: %v", err)
 	}
-	a.load = reloader(cmd, append(base, args...), lookup)
+	a.load = config.Loader(cmd, append(base, args...), lookup)
 	ctx, cancel := context.WithCancel(context.Background())
 	ta := &testApp{app: a, cancel: cancel, done: make(chan error, 1), logs: logs}
 	go func() { ta.done <- a.run(ctx) }()

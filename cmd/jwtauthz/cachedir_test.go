@@ -20,6 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc/codes"
 
+	"github.com/jwtauthz/jwtauthz/internal/config"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
@@ -70,7 +71,7 @@ func attackerKeys(t *testing.T) (*issuer.Signer, []byte) {
 func startCached(t *testing.T, idp *issuer.Server, dir string) (*testApp, error) {
 	t.Helper()
 	args := []string{"--issuer", idp.URL, "--jwks-cache-dir", dir, "--config", writeFile(t, adminRule)}
-	if _, _, err := loadConfig("serve", append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, args...), envOf(), io.Discard, defaults()); err != nil {
+	if _, _, err := config.Load("serve", append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, args...), envOf(), io.Discard, config.Defaults()); err != nil {
 		return nil, err
 	}
 	return startApp(t, false, args...), nil

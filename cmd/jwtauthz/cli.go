@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"time"
+
+	"github.com/jwtauthz/jwtauthz/internal/config"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
@@ -34,11 +36,6 @@ Usage:
 Run "jwtauthz serve -h" for the flags.
 `
 
-// getenvOf is lookup as an os.Getenv: "" for unset.
-func getenvOf(lookup func(string) (string, bool)) func(string) string {
-	return func(k string) string { v, _ := lookup(k); return v }
-}
-
 // run is the whole program but for the exit. lookup is os.LookupEnv, or a
 // test's: a variable set to "" is set (an empty address disables its
 // listener).
@@ -51,7 +48,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	case "serve", "dev":
 		return serveCmd(ctx, args[0], args[1:], lookup, stdout, stderr)
 	case "healthcheck":
-		return healthcheckCmd(args[1:], getenvOf(lookup), stderr)
+		return healthcheckCmd(args[1:], config.Getenv(lookup), stderr)
 	case "version":
 		fmt.Fprintln(stdout, "jwtauthz", versionString(), runtime.Version())
 		return exitOK
@@ -64,12 +61,12 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 }
 
 func serveCmd(ctx context.Context, cmd string, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
-	cfg, cf, err := loadConfig(cmd, args, lookup, stderr, devDefaults(cmd))
+	cfg, cf, err := config.Load(cmd, args, lookup, stderr, config.DefaultsFor(cmd))
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
-	if err == nil && cf.checkConfig {
-		err = cfg.check()
+	if err == nil && cf.CheckConfig {
+		err = cfg.Check()
 		if err == nil {
 			fmt.Fprintln(stdout, "config ok")
 			return exitOK
@@ -89,7 +86,7 @@ func serveCmd(ctx context.Context, cmd string, args []string, lookup func(string
 		fmt.Fprintf(stderr, "jwtauthz %s: %v\n", cmd, err)
 		return exitError
 	}
-	a.load = reloader(cmd, args, lookup)
+	a.load = config.Loader(cmd, args, lookup)
 	if a.dev != nil {
 		if err := a.dev.banner(stdout, addrOf(a.httpLis), addrOf(a.grpcLis)); err != nil {
 			fmt.Fprintf(stderr, "jwtauthz dev: %v\n", err)
@@ -101,36 +98,6 @@ func serveCmd(ctx context.Context, cmd string, args []string, lookup func(string
 		return exitError
 	}
 	return exitOK
-}
-
-// devDefaults are the defaults of cmd: dev listens on loopback alone (its
-// /dev/token mints tokens it trusts), stops at once, logs text and serves
-// gRPC reflection (for grpcurl). An address given by flag, variable or
-// file is used as given.
-func devDefaults(cmd string) *config {
-	def := defaults()
-	if cmd == "dev" {
-		def.GRPCAddr, def.HTTPAddr, def.AdminAddr = onLoopback(def.GRPCAddr), onLoopback(def.HTTPAddr), onLoopback(def.AdminAddr)
-		def.ShutdownDelay, def.LogFormat, def.GRPCReflection = 0, "text", true
-	}
-	return def
-}
-
-// onLoopback is the address addr, a host:port, with the host 127.0.0.1.
-func onLoopback(addr string) string {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	return net.JoinHostPort("127.0.0.1", port)
-}
-
-// reloader reads the same command line, environment and file again.
-func reloader(cmd string, args []string, lookup func(string) (string, bool)) func() (*config, error) {
-	return func() (*config, error) {
-		c, _, err := loadConfig(cmd, args, lookup, io.Discard, devDefaults(cmd))
-		return c, err
-	}
 }
 
 func addrOf(l net.Listener) string {
@@ -149,7 +116,7 @@ func healthcheckCmd(args []string, getenv func(string) string, stderr io.Writer)
 	fs.SetOutput(stderr)
 	def := getenv("JWTAUTHZ_ADMIN_ADDR")
 	if def == "" {
-		def = defaults().AdminAddr
+		def = config.Defaults().AdminAddr
 	}
 	addr := fs.String("admin-addr", def, "admin listener to ask (env JWTAUTHZ_ADMIN_ADDR)")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after")
@@ -157,7 +124,7 @@ func healthcheckCmd(args []string, getenv func(string) string, stderr io.Writer)
 		return exitUsage
 	}
 	c := &http.Client{Timeout: *timeout}
-	resp, err := c.Get("http://" + local(*addr) + "/readyz")
+	resp, err := c.Get("http://" + config.DialAddr(*addr) + "/readyz")
 	if err != nil {
 		fmt.Fprintf(stderr, "healthcheck: %v\n", err)
 		return exitError

@@ -27,6 +27,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/jwtauthz/jwtauthz/envoy"
+	"github.com/jwtauthz/jwtauthz/internal/config"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
@@ -60,7 +61,7 @@ func portOf(t *testing.T, addr string) string {
 // TestDeployDefaults ties the shipped Envoy configurations to the ports
 // jwtauthz listens on when no flag says otherwise.
 func TestDeployDefaults(t *testing.T) {
-	d := defaults()
+	d := config.Defaults()
 	grpcP, httpP, adminP := portOf(t, d.GRPCAddr), portOf(t, d.HTTPAddr), portOf(t, d.AdminAddr)
 	for _, tc := range []struct{ file, cluster, want string }{
 		{"envoy.yaml", "jwtauthz", "jwtauthz:" + grpcP},
@@ -456,7 +457,7 @@ func TestDockerfile(t *testing.T) {
 	if from != "gcr.io/distroless/static:nonroot" {
 		t.Errorf("final stage FROM %q, want gcr.io/distroless/static:nonroot", from)
 	}
-	d := defaults()
+	d := config.Defaults()
 	wantExpose := strings.Join([]string{portOf(t, d.GRPCAddr), portOf(t, d.HTTPAddr), portOf(t, d.AdminAddr)}, " ")
 	const bin = "/usr/local/bin/jwtauthz"
 	for _, w := range []struct{ cmd, want string }{

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jwtauthz/jwtauthz/internal/config"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
@@ -36,8 +37,8 @@ func newDevIssuer(admin net.Addr) (*devIssuer, error) {
 	return &devIssuer{issuer.New("http://"+net.JoinHostPort(host, port)+"/dev", s)}, nil
 }
 
-func (d *devIssuer) provider() providerConfig {
-	return providerConfig{Name: "dev", Issuer: d.URL, JWKSURL: d.JWKSURL()}
+func (d *devIssuer) provider() config.ProviderConfig {
+	return config.ProviderConfig{Name: "dev", Issuer: d.URL, JWKSURL: d.JWKSURL()}
 }
 
 // ServeHTTP serves /dev/token?sub=…&ttl=… and the issuer's documents.
@@ -77,23 +78,11 @@ func (d *devIssuer) banner(w io.Writer, httpAddr, grpcAddr string) error {
 	fmt.Fprintf(w, "jwtauthz dev: a development issuer at %s (its key is made anew at every start)\n\n", d.URL)
 	fmt.Fprintf(w, "A token for sub=dev-user, valid 1 h:\n\n  TOKEN=%s\n\n", tok)
 	if httpAddr != "" {
-		fmt.Fprintf(w, "Ask the HTTP forward-auth port (200 with X-Auth-Subject; without the header: 401):\n\n  curl -i -H \"Authorization: Bearer $TOKEN\" http://%s/anything\n\n", local(httpAddr))
+		fmt.Fprintf(w, "Ask the HTTP forward-auth port (200 with X-Auth-Subject; without the header: 401):\n\n  curl -i -H \"Authorization: Bearer $TOKEN\" http://%s/anything\n\n", config.DialAddr(httpAddr))
 	}
 	if grpcAddr != "" && !strings.HasPrefix(grpcAddr, "unix://") {
-		fmt.Fprintf(w, "Ask the Envoy ext_authz gRPC port:\n\n  grpcurl -plaintext -d '{\"attributes\":{\"request\":{\"http\":{\"method\":\"GET\",\"host\":\"api.local\",\"path\":\"/anything\",\"headers\":{\"authorization\":\"Bearer '\"$TOKEN\"'\"}}}}}' %s envoy.service.auth.v3.Authorization/Check\n\n", local(grpcAddr))
+		fmt.Fprintf(w, "Ask the Envoy ext_authz gRPC port:\n\n  grpcurl -plaintext -d '{\"attributes\":{\"request\":{\"http\":{\"method\":\"GET\",\"host\":\"api.local\",\"path\":\"/anything\",\"headers\":{\"authorization\":\"Bearer '\"$TOKEN\"'\"}}}}}' %s envoy.service.auth.v3.Authorization/Check\n\n", config.DialAddr(grpcAddr))
 	}
 	fmt.Fprintf(w, "More tokens: curl '%s/token?sub=alice&ttl=10m'\n\n", d.URL)
 	return nil
-}
-
-// local turns a listen address into one to connect to.
-func local(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc/codes"
 
+	"github.com/jwtauthz/jwtauthz/internal/config"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
@@ -39,13 +40,12 @@ func (c *testClock) Add(d time.Duration) {
 func startAppClock(t *testing.T, clock func() time.Time, args ...string) *testApp {
 	t.Helper()
 	base := []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--shutdown-delay", "0s"}
-	cfg, _, err := loadConfig("serve", append(base, args...), envOf(), io.Discard, defaults())
+	cfg, _, err := config.Load("serve", append(base, args...), envOf(), io.Discard, config.Defaults())
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	cfg.now = clock
 	logs := &syncBuffer{}
-	a, err := newApp(cfg, slog.New(slog.NewJSONHandler(logs, nil)), false)
+	a, err := newApp(cfg, slog.New(slog.NewJSONHandler(logs, nil)), false, withClock(clock))
 	if err != nil {
 		t.Fatalf("newApp: %v", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/jwtauthz/jwtauthz/internal/config"
 )
 
 // startAppPolled is startApp whose config file is read only when the test
@@ -14,7 +16,7 @@ func startAppPolled(t *testing.T, args ...string) (*testApp, chan<- time.Time) {
 	t.Helper()
 	base := []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--shutdown-delay", "0s", "--log-level", "debug"}
 	args = append(base, args...)
-	cfg, _, err := loadConfig("serve", args, envOf(), io.Discard, defaults())
+	cfg, _, err := config.Load("serve", args, envOf(), io.Discard, config.Defaults())
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -23,7 +25,7 @@ func startAppPolled(t *testing.T, args ...string) (*testApp, chan<- time.Time) {
 	if err != nil {
 		t.Fatalf("newApp: %v", err)
 	}
-	a.load = reloader("serve", args, envOf())
+	a.load = config.Loader("serve", args, envOf())
 	tick := make(chan time.Time)
 	a.pollTick = tick
 	ctx, cancel := context.WithCancel(context.Background())

@@ -64,17 +64,6 @@ func TestReadmeOpensWithTheCommands(t *testing.T) {
 	}
 }
 
-// TestDocsDocumentEverySetting wants every flag in the configuration
-// reference.
-func TestDocsDocumentEverySetting(t *testing.T) {
-	doc := readText(t, docsDir+"/configuration.md")
-	for _, s := range settings {
-		if !strings.Contains(doc, "`--"+s.name+"`") {
-			t.Errorf("docs/configuration.md does not document --%s", s.name)
-		}
-	}
-}
-
 // TestReadmeEnvoySnippet keeps the README's Envoy filter chain the one
 // envoy/envoy.yaml ships (and `go test ./envoy/` validates).
 func TestReadmeEnvoySnippet(t *testing.T) {

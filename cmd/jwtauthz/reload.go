@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -14,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/jwtauthz/jwtauthz/internal/config"
 )
 
 // configPoll is how often the config file is read for changes, and so how
@@ -24,31 +23,10 @@ import (
 var configPoll = 2 * time.Second
 
 var (
-	// errEmptyConfig: the config file holds no settings at all, which is
-	// what a file truncated, or read while being rewritten, looks like.
-	errEmptyConfig = errors.New("the document is empty (no settings, only blanks or comments): an empty config file is refused, since a truncated or half-written file looks the same")
 	// errConfigMoved: the file a reload read is not the one the polls
 	// agreed on; it changed again in between.
 	errConfigMoved = errors.New("the config file changed while being reloaded")
 )
-
-// emptyDocument reports whether the YAML document b holds nothing: no
-// bytes, only blanks and comments, or null. A syntax error is not empty:
-// decodeYAML reports it.
-func emptyDocument(b []byte) bool {
-	if len(bytes.TrimSpace(b)) == 0 { // YAML refuses some blanks, tabs among them
-		return true
-	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(b, &root); err != nil {
-		return false
-	}
-	if root.Kind == 0 {
-		return true
-	}
-	doc := root.Content[0]
-	return len(root.Content) == 1 && doc.Kind == yaml.ScalarNode && doc.Tag == "!!null"
-}
 
 // notifyHUP starts catching SIGHUP. run calls it before serving, so that a
 // SIGHUP never meets the default action (exit).
@@ -64,8 +42,8 @@ func notifyHUP() (<-chan os.Signal, func()) {
 func (a *app) watchReload(ctx context.Context, hup <-chan os.Signal) {
 	var w *configWatch
 	var tick <-chan time.Time
-	if a.cfg.path != "" {
-		w = newConfigWatch(a.cfg.path, a.cfg.sum)
+	if a.cfg.File() != "" {
+		w = newConfigWatch(a.cfg.File(), a.cfg.Sum())
 		tick = a.pollTick
 		if tick == nil {
 			t := time.NewTicker(configPoll)
@@ -215,18 +193,18 @@ func (a *app) reloadWant(why string, want *[32]byte) error {
 	return nil
 }
 
-func (a *app) tryReload(want *[32]byte) (*config, error) {
+func (a *app) tryReload(want *[32]byte) (*config.Config, error) {
 	cfg, err := a.load()
 	if err != nil {
 		return nil, err
 	}
-	if want != nil && cfg.sum != *want {
+	if want != nil && cfg.Sum() != *want {
 		return nil, errConfigMoved
 	}
 	if a.dev != nil {
 		cfg.Providers = append(cfg.Providers, a.dev.provider())
 	}
-	if err := cfg.check(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	wantKeys, err := a.jwksConfigs(cfg)
@@ -234,7 +212,7 @@ func (a *app) tryReload(want *[32]byte) (*config, error) {
 		return nil, err
 	}
 	a.sources.update(wantKeys)
-	ac := cfg.engineConfig(a.sources.keys())
+	ac := cfg.EngineConfig(a.sources.keys())
 	if err := a.engine.Update(ac.Providers, ac.Rules); err != nil {
 		return nil, fmt.Errorf("checked configuration refused: %w", err) // check() makes this unreachable
 	}
@@ -249,12 +227,12 @@ func (a *app) tryReload(want *[32]byte) (*config, error) {
 // changes says what cur changes of old, as log attributes: the providers
 // added, removed and changed, by name; the number of rules before and
 // after (rules=12→14) and the indexes of those that differ.
-func changes(old, cur *config) []any {
-	before, after := map[string]providerConfig{}, map[string]providerConfig{}
-	for _, p := range old.providers() {
+func changes(old, cur *config.Config) []any {
+	before, after := map[string]config.ProviderConfig{}, map[string]config.ProviderConfig{}
+	for _, p := range old.AllProviders() {
 		before[p.Name] = p
 	}
-	for _, p := range cur.providers() {
+	for _, p := range cur.AllProviders() {
 		after[p.Name] = p
 	}
 	added, removed, changed := []string{}, []string{}, []string{}
@@ -285,7 +263,7 @@ func changes(old, cur *config) []any {
 
 // restartOnly names the settings that differ between old and cur and that
 // a reload does not apply.
-func restartOnly(old, cur *config) []string {
+func restartOnly(old, cur *config.Config) []string {
 	var keys []string
 	for _, f := range []struct {
 		key      string

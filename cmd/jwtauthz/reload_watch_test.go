@@ -1,11 +1,10 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"os"
-	"strings"
 	"testing"
+
+	"github.com/jwtauthz/jwtauthz/internal/config"
 )
 
 // TestConfigWatch drives the watcher's decisions poll by poll: a change is
@@ -50,11 +49,11 @@ func TestConfigWatch(t *testing.T) {
 			} else {
 				path = writeFile(t, fullRules)
 			}
-			var c config
-			if err := readConfigFile(path, &c); err != nil {
+			var c config.Config
+			if err := config.ReadFile(path, &c); err != nil {
 				t.Fatal(err)
 			}
-			w := newConfigWatch(path, c.sum)
+			w := newConfigWatch(path, c.Sum())
 			for i, s := range tt.steps {
 				var err error
 				switch s.how {
@@ -77,42 +76,5 @@ func TestConfigWatch(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// An empty document (the file truncated, or read just after being opened
-// for a rewrite) is an error that names the file, and a whole file that
-// sets nothing is not mistaken for one.
-func TestEmptyConfigIsRefused(t *testing.T) {
-	tests := []struct {
-		name    string
-		doc     string
-		wantErr bool
-	}{
-		{name: "0 bytes", doc: "", wantErr: true},
-		{name: "blank lines", doc: "\n   \n\t\n", wantErr: true},
-		{name: "only comments", doc: "# rules:\n#   - {action: allow}\n", wantErr: true},
-		{name: "document marker alone", doc: "---\n", wantErr: true},
-		{name: "null", doc: "null\n", wantErr: true},
-		{name: "an empty mapping, written on purpose", doc: "{}\n"},
-		{name: "one setting", doc: "log_level: warn\n"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := writeFile(t, tt.doc)
-			_, err := load(t, []string{"--config", path, "--issuer", "https://issuer.example.com"}, envOf())
-			if tt.wantErr && (!errors.Is(err, errEmptyConfig) || !strings.Contains(err.Error(), path)) {
-				t.Fatalf("error %v: want errEmptyConfig naming %s", err, path)
-			}
-			if !tt.wantErr && err != nil {
-				t.Fatalf("error %v, want none", err)
-			}
-		})
-	}
-	// At start: exit 1, and the message names the file.
-	path := writeFile(t, "")
-	var out syncBuffer
-	if code := run(context.Background(), []string{"serve", "--config", path, "--issuer", "https://issuer.example.com"}, envOf(), &out, &out); code != exitError || !strings.Contains(out.String(), path) {
-		t.Fatalf("serve with an empty config file: exit %d, %q; want %d naming the file", code, out.String(), exitError)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/internal/config"
 	"github.com/jwtauthz/jwtauthz/jwks"
 )
 
@@ -33,7 +34,7 @@ const authService = "envoy.service.auth.v3.Authorization"
 
 // app is one running jwtauthz: its listeners, engine and key sources.
 type app struct {
-	cfg      *config // as at start; reload swaps providers and rules only
+	cfg      *config.Config // as at start; reload swaps providers and rules only
 	log      *slog.Logger
 	engine   *authz.Engine
 	sources  *sources
@@ -42,12 +43,13 @@ type app struct {
 	readyMu  sync.Mutex  // orders setReady and shutdown
 	stopping atomic.Bool // set under readyMu
 	dev      *devIssuer
+	now      func() time.Time // the engine's clock; nil: time.Now
 	metrics  *metrics
 	// load reads the configuration again, for reload; nil: no reload.
-	load func() (*config, error)
+	load func() (*config.Config, error)
 	// running is the configuration last applied, at start or by a
 	// reload; reloadMu orders reloads.
-	running  *config
+	running  *config.Config
 	reloadMu sync.Mutex
 	// pollTick, if not nil, replaces the ticker that has the config file
 	// read every configPoll (tests drive the polls with it).
@@ -58,10 +60,19 @@ type app struct {
 	httpSrv, adminSrv          *http.Server
 }
 
+// option changes how newApp builds an app.
+type option func(*app)
+
+// withClock gives the engine the clock now instead of time.Now.
+func withClock(now func() time.Time) option { return func(a *app) { a.now = now } }
+
 // newApp binds the listeners and builds the parts. dev adds the embedded
 // development issuer, served on the admin listener.
-func newApp(cfg *config, log *slog.Logger, dev bool) (a *app, err error) {
+func newApp(cfg *config.Config, log *slog.Logger, dev bool, opts ...option) (a *app, err error) {
 	a = &app{cfg: cfg, running: cfg, log: log, health: health.NewServer(), metrics: newMetrics(), sources: newSources()}
+	for _, o := range opts {
+		o(a)
+	}
 	defer func() {
 		if err != nil {
 			a.closeListeners()
@@ -83,8 +94,8 @@ func newApp(cfg *config, log *slog.Logger, dev bool) (a *app, err error) {
 		}
 		cfg.Providers = append(cfg.Providers, a.dev.provider())
 	}
-	if len(cfg.providers()) == 0 {
-		return nil, errNoIssuer
+	if len(cfg.AllProviders()) == 0 {
+		return nil, config.ErrNoIssuer
 	}
 	if err := a.build(); err != nil {
 		return nil, err
@@ -95,7 +106,7 @@ func newApp(cfg *config, log *slog.Logger, dev bool) (a *app, err error) {
 	if a.httpLis, err = listen(cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("http_addr: %w", err)
 	}
-	tc, err := cfg.serverTLS(log)
+	tc, err := serverTLS(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -110,8 +121,8 @@ func (a *app) build() error {
 		return err
 	}
 	a.sources.update(want)
-	ac := a.cfg.engineConfig(a.sources.keys())
-	ac.Logger = a.log
+	ac := a.cfg.EngineConfig(a.sources.keys())
+	ac.Logger, ac.Now = a.log, a.now
 	ac.Observe = a.observe
 	if a.engine, err = authz.New(ac); err != nil {
 		return err
@@ -126,31 +137,31 @@ func (a *app) build() error {
 // as the README shows would not copy (config.unprefixed), while the HTTP
 // forward-auth listener is on (http_addr of the running configuration: a
 // reload does not change it).
-func (a *app) warnUnprefixed(cfg *config) {
+func (a *app) warnUnprefixed(cfg *config.Config) {
 	if a.cfg.HTTPAddr == "" {
 		return
 	}
-	for _, ph := range cfg.unprefixed() {
+	for _, ph := range cfg.Unprefixed() {
 		a.log.Warn("header not named x-auth-…: a forward-auth proxy must be told to copy it, or a client's copy reaches the upstream", "provider", ph[0], "header", ph[1])
 	}
 }
 
 // jwksConfigs are the key source configurations of cfg's providers.
-func (a *app) jwksConfigs(cfg *config) ([]jwks.Config, error) {
-	client, err := cfg.jwksClient()
+func (a *app) jwksConfigs(cfg *config.Config) ([]jwks.Config, error) {
+	client, err := cfg.JWKSClient()
 	if err != nil {
 		return nil, err
 	}
 	var out []jwks.Config
-	for _, p := range cfg.providers() {
-		out = append(out, cfg.jwksConfig(p, client, a.log, a.metrics.observeFetch))
+	for _, p := range cfg.AllProviders() {
+		out = append(out, cfg.JWKSConfig(p, client, a.log, a.metrics.observeFetch))
 	}
 	return out, nil
 }
 
-func providerNames(cfg *config) []string {
+func providerNames(cfg *config.Config) []string {
 	var ns []string
-	for _, p := range cfg.providers() {
+	for _, p := range cfg.AllProviders() {
 		ns = append(ns, p.Name)
 	}
 	return ns

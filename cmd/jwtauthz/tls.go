@@ -10,6 +10,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/jwtauthz/jwtauthz/internal/config"
 )
 
 // fileWatch notices that files changed: their size and modification time.
@@ -65,7 +67,7 @@ func (r *reloading[T]) get() T {
 // serverTLS is the TLS configuration of the gRPC and HTTP listeners, nil
 // without --tls-cert. With --tls-client-ca, clients must present a
 // certificate that CA signed (what Envoy's TLS transport socket sends).
-func (c *config) serverTLS(log *slog.Logger) (*tls.Config, error) {
+func serverTLS(c *config.Config, log *slog.Logger) (*tls.Config, error) {
 	if c.TLSCert == "" {
 		return nil, nil
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/jwtauthz/jwtauthz/internal/config"
 )
 
 func TestTopLevelAudiencesNeedTheIssuer(t *testing.T) {
@@ -43,7 +45,7 @@ func TestTopLevelAudiencesReachTheDefaultProviderOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps := c.providers()
+	ps := c.AllProviders()
 	if len(ps) != 2 || !slices.Equal(ps[0].Audiences, []string{"api"}) || !slices.Equal(ps[1].Audiences, []string{"other"}) {
 		t.Fatalf("providers %+v", ps)
 	}
@@ -54,13 +56,13 @@ func TestEmptyEnvironmentVariable(t *testing.T) {
 	tests := []struct {
 		name    string
 		env     []string
-		check   func(c *config) bool
+		check   func(c *config.Config) bool
 		wantErr string
 	}{
-		{name: "empty http address disables the listener", env: []string{"JWTAUTHZ_HTTP_ADDR", ""}, check: func(c *config) bool { return c.HTTPAddr == "" }},
-		{name: "empty grpc address", env: []string{"JWTAUTHZ_GRPC_ADDR", ""}, check: func(c *config) bool { return c.GRPCAddr == "" && c.HTTPAddr == "127.0.0.1:7002" }},
-		{name: "empty admin address", env: []string{"JWTAUTHZ_ADMIN_ADDR", ""}, check: func(c *config) bool { return c.AdminAddr == "" }},
-		{name: "unset keeps the file's", env: nil, check: func(c *config) bool { return c.HTTPAddr == "127.0.0.1:7002" && c.GRPCAddr == ":9001" }},
+		{name: "empty http address disables the listener", env: []string{"JWTAUTHZ_HTTP_ADDR", ""}, check: func(c *config.Config) bool { return c.HTTPAddr == "" }},
+		{name: "empty grpc address", env: []string{"JWTAUTHZ_GRPC_ADDR", ""}, check: func(c *config.Config) bool { return c.GRPCAddr == "" && c.HTTPAddr == "127.0.0.1:7002" }},
+		{name: "empty admin address", env: []string{"JWTAUTHZ_ADMIN_ADDR", ""}, check: func(c *config.Config) bool { return c.AdminAddr == "" }},
+		{name: "unset keeps the file's", env: nil, check: func(c *config.Config) bool { return c.HTTPAddr == "127.0.0.1:7002" && c.GRPCAddr == ":9001" }},
 		{name: "empty duration", env: []string{"JWTAUTHZ_CLOCK_SKEW", ""}, wantErr: "JWTAUTHZ_CLOCK_SKEW: is set but empty"},
 		{name: "empty number", env: []string{"JWTAUTHZ_CACHE_SIZE", ""}, wantErr: "JWTAUTHZ_CACHE_SIZE: is set but empty"},
 		{name: "empty bool", env: []string{"JWTAUTHZ_PPROF", ""}, wantErr: "JWTAUTHZ_PPROF: is set but empty"},

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -14,7 +14,7 @@ import (
 )
 
 // validate checks every setting and names the key of each problem.
-func (c *config) validate() error {
+func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, a...)...))
@@ -106,7 +106,7 @@ func checkCacheDir(key, dir string) error {
 // not remove a query parameter (gRPC ext_authz has
 // query_parameters_to_remove; forward-auth cannot rewrite the URI), so a
 // query token would reach the upstream.
-func (p *providerConfig) checkForwardAuth(key string) error {
+func (p *ProviderConfig) checkForwardAuth(key string) error {
 	if p.ForwardToken == nil || *p.ForwardToken {
 		return nil
 	}
@@ -124,9 +124,9 @@ func (p *providerConfig) checkForwardAuth(key string) error {
 // answer, and the shipped envoy-http.yaml and the README's Traefik example
 // copy that prefix: a header they do not copy keeps the client's copy
 // whenever jwtauthz sets it. (gRPC ext_authz sets every one itself.)
-func (c *config) unprefixed() [][2]string {
+func (c *Config) Unprefixed() [][2]string {
 	var out [][2]string
-	for _, p := range c.providers() {
+	for _, p := range c.AllProviders() {
 		hs := slices.Sorted(maps.Keys(p.ClaimHeaders))
 		if p.PayloadHeader != "" {
 			hs = append(hs, p.PayloadHeader)
@@ -142,7 +142,7 @@ func (c *config) unprefixed() [][2]string {
 
 const defaultProvider = "default"
 
-func (p *providerConfig) validate(key string, names map[string]bool) error {
+func (p *ProviderConfig) validate(key string, names map[string]bool) error {
 	var errs []error
 	bad := func(sub, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s.%s: "+format, append([]any{key, sub}, a...)...))

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"encoding/base64"
@@ -19,7 +19,7 @@ const clerkBackendJWKS = "https://api.clerk.com/v1/jwks"
 // clerkEnv reads Clerk's own variable names, the ones a Clerk app already
 // has. They rank as environment variables: above the file, below the
 // JWTAUTHZ_ ones and the flags.
-func (c *config) clerkEnv(getenv func(string) string) {
+func (c *Config) clerkEnv(getenv func(string) string) {
 	for _, v := range []struct {
 		dst   *string
 		names []string
@@ -40,7 +40,7 @@ func (c *config) clerkEnv(getenv func(string) string) {
 // set. The Frontend API host comes from the publishable key or the domain;
 // with the secret key the keys come from the Backend API, and with the
 // secret key alone any iss signed by the instance's keys is accepted.
-func (c *config) clerk() (*providerConfig, error) {
+func (c *Config) clerk() (*ProviderConfig, error) {
 	if c.ClerkPublishableKey == "" && c.ClerkDomain == "" && c.ClerkSecretKey == "" {
 		return nil, nil
 	}
@@ -55,7 +55,7 @@ func (c *config) clerk() (*providerConfig, error) {
 			return nil, fmt.Errorf("clerk_domain: %w", err)
 		}
 	}
-	p := &providerConfig{
+	p := &ProviderConfig{
 		Name:              clerkProvider,
 		TokenSources:      []authz.TokenSource{authz.BearerSource, {Cookie: "__session"}},
 		AuthorizedParties: c.ClerkAuthorizedParties,

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"io"
@@ -28,7 +28,7 @@ func TestDevDefaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, _, err := loadConfig(tt.cmd, tt.args, envOf(tt.env...), io.Discard, devDefaults(tt.cmd))
+			c, _, err := Load(tt.cmd, tt.args, envOf(tt.env...), io.Discard, DefaultsFor(tt.cmd))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"io"
@@ -43,26 +43,26 @@ func FuzzConfig(f *testing.F) {
 		if err := os.WriteFile(path, doc, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c, _, err := loadConfig("serve", append([]string{"--config", path}, argv...), func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, io.Discard, defaults())
+		c, _, err := Load("serve", append([]string{"--config", path}, argv...), func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, io.Discard, Defaults())
 		if err != nil {
 			return
 		}
 		assertLoadedSafe(t, c)
 		c.JWKSCA = "" // reading a CA file is not what is fuzzed here
-		if err := c.check(); err != nil {
+		if err := c.Check(); err != nil {
 			return
 		}
-		for _, p := range c.engineConfig(map[string]authz.KeySource{}).Providers {
+		for _, p := range c.EngineConfig(map[string]authz.KeySource{}).Providers {
 			assertSafeAlgorithms(t, "engine provider "+p.Name, p.Algorithms)
 		}
 	})
 }
 
 // assertLoadedSafe asserts what validate promises of a configuration it passed.
-func assertLoadedSafe(t *testing.T, c *config) {
+func assertLoadedSafe(t *testing.T, c *Config) {
 	t.Helper()
 	assertSafeAlgorithms(t, "algorithms", c.Algorithms)
-	for _, p := range c.providers() {
+	for _, p := range c.AllProviders() {
 		assertSafeAlgorithms(t, "provider "+p.Name, p.Algorithms)
 	}
 	if c.CacheSize < 0 || c.NegativeCacheSize < 0 || c.MaxTokenSize <= 0 {

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"crypto/tls"
@@ -16,10 +16,10 @@ import (
 // (named "default"), the file's, then the Clerk preset's, each with the
 // default algorithms where it names none. (validate reports a bad Clerk
 // setting.)
-func (c *config) providers() []providerConfig {
-	var ps []providerConfig
+func (c *Config) AllProviders() []ProviderConfig {
+	var ps []ProviderConfig
 	if c.Issuer != "" {
-		ps = append(ps, providerConfig{Name: defaultProvider, Issuer: c.Issuer, JWKSURL: c.JWKSURL, Audiences: c.Audiences})
+		ps = append(ps, ProviderConfig{Name: defaultProvider, Issuer: c.Issuer, JWKSURL: c.JWKSURL, Audiences: c.Audiences})
 	}
 	ps = append(ps, c.Providers...)
 	if p, err := c.clerk(); err == nil && p != nil {
@@ -35,7 +35,7 @@ func (c *config) providers() []providerConfig {
 
 // jwksClient is the HTTP client of every key source: the system roots, or
 // the CAs of --jwks-ca.
-func (c *config) jwksClient() (*http.Client, error) {
+func (c *Config) JWKSClient() (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if c.JWKSCA != "" {
 		pem, err := os.ReadFile(c.JWKSCA)
@@ -51,7 +51,7 @@ func (c *config) jwksClient() (*http.Client, error) {
 	return &http.Client{Transport: tr, Timeout: c.JWKSTimeout}, nil
 }
 
-func (c *config) jwksConfig(p providerConfig, client *http.Client, log *slog.Logger, observe func(jwks.FetchResult)) jwks.Config {
+func (c *Config) JWKSConfig(p ProviderConfig, client *http.Client, log *slog.Logger, observe func(jwks.FetchResult)) jwks.Config {
 	h := http.Header{}
 	for k, v := range p.JWKSHeaders {
 		h.Set(k, v)
@@ -65,13 +65,13 @@ func (c *config) jwksConfig(p providerConfig, client *http.Client, log *slog.Log
 
 // engineConfig is the authz configuration, the keys of each provider taken
 // from keys by name.
-func (c *config) engineConfig(keys map[string]authz.KeySource) authz.Config {
+func (c *Config) EngineConfig(keys map[string]authz.KeySource) authz.Config {
 	ac := authz.DefaultConfig() // the limits no setting gives: negative TTL, dedup
-	ac.Rules, ac.Now = c.Rules, c.now
+	ac.Rules = c.Rules
 	ac.PathCase = authz.PathCase(c.PathCase)
 	ac.ClockSkew, ac.CacheTTL, ac.CacheSize = c.ClockSkew, c.CacheTTL, c.CacheSize
 	ac.NegativeCacheSize, ac.MaxTokenSize, ac.NetworkWait = c.NegativeCacheSize, c.MaxTokenSize, c.NetworkWait
-	for _, p := range c.providers() {
+	for _, p := range c.AllProviders() {
 		ac.Providers = append(ac.Providers, authz.ProviderConfig{
 			Name: p.Name, Issuer: p.Issuer, Audiences: p.Audiences, Algorithms: p.Algorithms, Keys: keys[p.Name],
 			TokenSources: p.TokenSources, ClaimHeaders: p.ClaimHeaders, PayloadHeader: p.PayloadHeader,
@@ -84,17 +84,17 @@ func (c *config) engineConfig(keys map[string]authz.KeySource) authz.Config {
 
 // check builds everything a configuration describes without starting it:
 // what `serve --check-config` runs.
-func (c *config) check() error {
-	ps := c.providers()
+func (c *Config) Check() error {
+	ps := c.AllProviders()
 	if len(ps) == 0 {
-		return errNoIssuer
+		return ErrNoIssuer
 	}
-	if _, err := c.jwksClient(); err != nil {
+	if _, err := c.JWKSClient(); err != nil {
 		return err
 	}
 	keys := map[string]authz.KeySource{}
 	for _, p := range ps {
 		keys[p.Name] = jwks.New(jwks.Config{Name: p.Name})
 	}
-	return authz.Validate(c.engineConfig(keys))
+	return authz.Validate(c.EngineConfig(keys))
 }

@@ -1,0 +1,300 @@
+// Package config is the configuration of jwtauthz serve and dev: the settings
+// (flags, JWTAUTHZ_* variables, the YAML file), their defaults, loading,
+// validation and the Clerk preset, and what they build (the authz and jwks
+// configurations).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/jwks"
+)
+
+// config is every setting of `serve` and `dev`. Each field comes, in order
+// of precedence, from its flag, its JWTAUTHZ_* variable, the YAML file, or
+// the default.
+type Config struct {
+	GRPCAddr  string `yaml:"grpc_addr"`
+	HTTPAddr  string `yaml:"http_addr"`
+	AdminAddr string `yaml:"admin_addr"`
+
+	Issuer     string   `yaml:"issuer"`
+	JWKSURL    string   `yaml:"jwks_url"`
+	Audiences  []string `yaml:"audiences"`
+	Algorithms []string `yaml:"algorithms"`
+
+	ClockSkew         time.Duration `yaml:"clock_skew"`
+	CacheTTL          time.Duration `yaml:"cache_ttl"`
+	CacheSize         int           `yaml:"cache_size"`
+	NegativeCacheSize int           `yaml:"negative_cache_size"`
+	MaxTokenSize      int           `yaml:"max_token_size"`
+	NetworkWait       time.Duration `yaml:"network_wait"`
+
+	JWKSRefresh     time.Duration `yaml:"jwks_refresh"`
+	JWKSMinRefresh  time.Duration `yaml:"jwks_min_refresh"`
+	JWKSTimeout     time.Duration `yaml:"jwks_timeout"`
+	JWKSCacheDir    string        `yaml:"jwks_cache_dir"`
+	JWKSCacheMaxAge time.Duration `yaml:"jwks_cache_max_age"`
+	JWKSCA          string        `yaml:"jwks_ca"`
+
+	LogLevel  string `yaml:"log_level"`
+	LogFormat string `yaml:"log_format"`
+
+	TLSCert     string `yaml:"tls_cert"`
+	TLSKey      string `yaml:"tls_key"`
+	TLSClientCA string `yaml:"tls_client_ca"`
+
+	Pprof bool `yaml:"pprof"`
+
+	GRPCReflection bool `yaml:"grpc_reflection"` // default false; dev: true
+
+	ClerkPublishableKey    string   `yaml:"clerk_publishable_key"`
+	ClerkDomain            string   `yaml:"clerk_domain"`
+	ClerkSecretKey         string   `yaml:"clerk_secret_key"` // env CLERK_SECRET_KEY; never a flag, never logged
+	ClerkAuthorizedParties []string `yaml:"clerk_authorized_parties"`
+
+	ShutdownDelay   time.Duration `yaml:"shutdown_delay"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	Providers []ProviderConfig   `yaml:"providers"`
+	Rules     []authz.RuleConfig `yaml:"rules"`
+	PathCase  string             `yaml:"path_case"` // how the upstream compares paths, for rules: authz.PathCase
+
+	path string   // the file it was read from, if any
+	sum  [32]byte // SHA-256 of what was read, to notice a change
+}
+
+// File is the path of the config file the settings were read from, "" if
+// none was.
+func (c *Config) File() string { return c.path }
+
+// Sum is the SHA-256 of the config file's content as it was read, to
+// notice a change.
+func (c *Config) Sum() [32]byte { return c.sum }
+
+// providerConfig is one entry of `providers:` in the file.
+type ProviderConfig struct {
+	Name              string              `yaml:"name"`
+	Issuer            string              `yaml:"issuer"`
+	JWKSURL           string              `yaml:"jwks_url"`
+	JWKSFile          string              `yaml:"jwks_file"`
+	JWKSHeaders       map[string]string   `yaml:"jwks_headers"`
+	Audiences         []string            `yaml:"audiences"`
+	Algorithms        []string            `yaml:"algorithms"`
+	TokenSources      []authz.TokenSource `yaml:"token_sources"`
+	ClaimHeaders      map[string]string   `yaml:"claim_headers"`
+	PayloadHeader     string              `yaml:"payload_header"`
+	ForwardToken      *bool               `yaml:"forward_token"`
+	AuthorizedParties []string            `yaml:"authorized_parties"`
+
+	anyIssuer bool // the Clerk preset with the secret key alone
+}
+
+func Defaults() *Config {
+	return &Config{
+		GRPCAddr:          ":9001",
+		HTTPAddr:          ":9002",
+		AdminAddr:         ":9003",
+		Algorithms:        authz.DefaultAlgorithms,
+		ClockSkew:         authz.DefaultClockSkew,
+		CacheTTL:          authz.DefaultCacheTTL,
+		CacheSize:         authz.DefaultCacheSize,
+		NegativeCacheSize: authz.DefaultNegativeCacheSize,
+		MaxTokenSize:      authz.DefaultMaxTokenSize,
+		NetworkWait:       authz.DefaultNetworkWait,
+		JWKSRefresh:       jwks.DefaultRefresh,
+		JWKSMinRefresh:    jwks.DefaultMinRefresh,
+		JWKSTimeout:       jwks.DefaultTimeout,
+		JWKSCacheMaxAge:   jwks.DefaultCacheMaxAge,
+		LogLevel:          "info",
+		LogFormat:         "json",
+		ShutdownDelay:     5 * time.Second,
+		ShutdownTimeout:   15 * time.Second,
+	}
+}
+
+// setting is one flag with its environment variable and YAML key.
+type setting struct {
+	name, usage string
+	apply       func(c *Config, v string) error
+	reset       func(c *Config) // lists: a higher source replaces, not extends
+	show        func(c *Config) string
+	isBool      bool
+	emptyOK     bool   // "" is a value, not a mistake: an address that disables its listener
+	yaml        string // the YAML key, if not the name with "_" for "-"
+
+	// A duration or a number is never negative, and 0 is either refused
+	// (positive) or means what zeroMeans says: never a default in disguise.
+	value func(c *Config) int64 // dur and num: the value, to check its range
+	eg    string                // positive: a sound value, for the error
+	zero  string                // zeroMeans: what 0 does
+}
+
+func (s setting) env() string {
+	return "JWTAUTHZ_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+// key is the setting's YAML key.
+func (s setting) key() string {
+	if s.yaml != "" {
+		return s.yaml
+	}
+	return strings.ReplaceAll(s.name, "-", "_")
+}
+
+// positive makes 0 an error, for a duration or number that 0 could not
+// turn off but only break; eg is a sound value, for the error.
+func (s setting) positive(eg string) setting {
+	s.eg = eg
+	return s
+}
+
+// zeroMeans says, in its usage too, what 0 does.
+func (s setting) zeroMeans(what string) setting {
+	s.zero = what
+	s.usage += "; 0: " + what
+	return s
+}
+
+// checkRange reports a duration or number out of its range: negative, or
+// 0 where it means nothing.
+func (s setting) checkRange(c *Config) error {
+	if s.value == nil {
+		return nil
+	}
+	switch v := s.value(c); {
+	case s.eg != "" && v <= 0:
+		return fmt.Errorf("must be > 0 (e.g. %s), got %s", s.eg, s.show(c))
+	case s.eg == "" && s.zero == "":
+		return fmt.Errorf("setting %s says neither what 0 means nor that it must be positive", s.name) // a mistake in settings
+	case v < 0:
+		return fmt.Errorf("must not be negative (0: %s), got %s", s.zero, s.show(c))
+	}
+	return nil
+}
+
+// checkRanges reports, by YAML key, every duration or number out of its
+// range (those given by flag or variable were checked as they came).
+func (c *Config) checkRanges() []error {
+	var errs []error
+	for _, s := range settings {
+		if err := s.checkRange(c); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.key(), err))
+		}
+	}
+	return errs
+}
+
+func str(name, usage string, f func(*Config) *string) setting {
+	return setting{name: name, usage: usage,
+		apply: func(c *Config, v string) error { *f(c) = v; return nil },
+		show:  func(c *Config) string { return *f(c) }}
+}
+
+// addr is a listener's address, which "" disables.
+func addr(name, usage string, f func(*Config) *string) setting {
+	s := str(name, usage, f)
+	s.emptyOK = true
+	return s
+}
+
+func dur(name, usage string, f func(*Config) *time.Duration) setting {
+	return setting{name: name, usage: usage, value: func(c *Config) int64 { return int64(*f(c)) },
+		apply: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%q is not a duration (e.g. 30s, 5m, 2h)", v)
+			}
+			*f(c) = d
+			return nil
+		},
+		show: func(c *Config) string { return f(c).String() }}
+}
+
+func num(name, usage string, f func(*Config) *int) setting {
+	return setting{name: name, usage: usage, value: func(c *Config) int64 { return int64(*f(c)) },
+		apply: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%q is not a whole number", v)
+			}
+			*f(c) = n
+			return nil
+		},
+		show: func(c *Config) string { return strconv.Itoa(*f(c)) }}
+}
+
+// withKey gives s the YAML key key.
+func withKey(key string, s setting) setting {
+	s.yaml = key
+	return s
+}
+
+func boolean(name, usage string, f func(*Config) *bool) setting {
+	return setting{name: name, usage: usage, isBool: true,
+		apply: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", v)
+			}
+			*f(c) = b
+			return nil
+		},
+		show: func(c *Config) string { return strconv.FormatBool(*f(c)) }}
+}
+
+func list(name, usage string, f func(*Config) *[]string) setting {
+	return setting{name: name, usage: usage,
+		apply: func(c *Config, v string) error {
+			for _, item := range strings.Split(v, ",") {
+				if item = strings.TrimSpace(item); item != "" {
+					*f(c) = append(*f(c), item)
+				}
+			}
+			return nil
+		},
+		reset: func(c *Config) { *f(c) = nil },
+		show:  func(c *Config) string { return strings.Join(*f(c), ",") }}
+}
+
+var settings = []setting{
+	addr("grpc-addr", "Envoy ext_authz gRPC listener, host:port or unix:///path; also serves grpc.health.v1 (and reflection with --grpc-reflection); empty disables", func(c *Config) *string { return &c.GRPCAddr }),
+	addr("http-addr", "HTTP forward-auth listener (nginx auth_request, Traefik forwardAuth, Envoy http_service); empty disables", func(c *Config) *string { return &c.HTTPAddr }),
+	addr("admin-addr", "admin listener: /healthz /readyz /cache/health /metrics; empty disables", func(c *Config) *string { return &c.AdminAddr }),
+	str("issuer", "the expected iss, compared exactly", func(c *Config) *string { return &c.Issuer }),
+	str("jwks-url", "JWKS address; empty: discovered from {issuer}/.well-known/openid-configuration", func(c *Config) *string { return &c.JWKSURL }),
+	withKey("audiences", list("audience", "expected aud of the --issuer provider (repeatable, or comma-separated); not given: aud not checked", func(c *Config) *[]string { return &c.Audiences })),
+	list("algorithms", "accepted signing algorithms", func(c *Config) *[]string { return &c.Algorithms }),
+	dur("clock-skew", "leeway for exp, nbf and iat", func(c *Config) *time.Duration { return &c.ClockSkew }).zeroMeans("none, a token is refused from the second of its exp"),
+	dur("cache-ttl", "longest life of a cached verified token (never beyond its exp)", func(c *Config) *time.Duration { return &c.CacheTTL }).zeroMeans("no token cache, every check verifies its token"),
+	num("cache-size", "verified tokens kept", func(c *Config) *int { return &c.CacheSize }).zeroMeans("no token cache, every check verifies its token"),
+	num("negative-cache-size", "rejected tokens remembered, apart from the verified ones", func(c *Config) *int { return &c.NegativeCacheSize }).zeroMeans("no negative cache"),
+	num("max-token-size", "larger tokens are refused before any parsing, in bytes", func(c *Config) *int { return &c.MaxTokenSize }).positive("8192"),
+	dur("network-wait", "longest a check waits on the network (an unknown kid's JWKS refresh, or the fetch under way it joins), besides the request's own deadline", func(c *Config) *time.Duration { return &c.NetworkWait }).zeroMeans("a check never waits, an unknown kid is refused at once while the fetch it asked for goes on"),
+	dur("jwks-refresh", "background JWKS refresh period", func(c *Config) *time.Duration { return &c.JWKSRefresh }).positive("2h"),
+	dur("jwks-min-refresh", "floor under the IdP's max-age, and the cooldown between the refreshes an unknown kid or a bad signature asks for", func(c *Config) *time.Duration { return &c.JWKSMinRefresh }).positive("30s"),
+	dur("jwks-timeout", "timeout of one JWKS or discovery fetch", func(c *Config) *time.Duration { return &c.JWKSTimeout }).positive("5s"),
+	str("jwks-cache-dir", "keep each good key set here, to start with it during an IdP outage", func(c *Config) *string { return &c.JWKSCacheDir }),
+	dur("jwks-cache-max-age", "a saved key set older than this is not loaded at start", func(c *Config) *time.Duration { return &c.JWKSCacheMaxAge }).positive("168h"),
+	str("jwks-ca", "PEM file of CAs for the IdP's certificate, instead of the system roots", func(c *Config) *string { return &c.JWKSCA }),
+	str("tls-cert", "PEM certificate (chain) for the gRPC and HTTP listeners; re-read when it changes", func(c *Config) *string { return &c.TLSCert }),
+	str("tls-key", "PEM private key of --tls-cert", func(c *Config) *string { return &c.TLSKey }),
+	str("tls-client-ca", "PEM CAs whose client certificates the gRPC and HTTP listeners require (mTLS)", func(c *Config) *string { return &c.TLSClientCA }),
+	str("clerk-publishable-key", "Clerk preset: pk_test_… or pk_live_… (env also NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY, CLERK_PUBLISHABLE_KEY); the secret key comes from env CLERK_SECRET_KEY", func(c *Config) *string { return &c.ClerkPublishableKey }),
+	str("clerk-domain", "Clerk preset: the Frontend API host, instead of the publishable key (env also NEXT_PUBLIC_CLERK_DOMAIN)", func(c *Config) *string { return &c.ClerkDomain }),
+	list("clerk-authorized-parties", "Clerk preset: accepted azp values, e.g. https://app.example.com", func(c *Config) *[]string { return &c.ClerkAuthorizedParties }),
+	boolean("pprof", "serve net/http/pprof under /debug/pprof/ on the admin listener", func(c *Config) *bool { return &c.Pprof }),
+	boolean("grpc-reflection", "serve gRPC server reflection on the gRPC listener, which lets anyone who reaches it list its services (default false; dev: true)", func(c *Config) *bool { return &c.GRPCReflection }),
+	str("log-level", "debug|info|warn|error", func(c *Config) *string { return &c.LogLevel }),
+	str("log-format", "json|text", func(c *Config) *string { return &c.LogFormat }),
+	dur("shutdown-delay", "on SIGTERM, time between going NOT_SERVING and closing the listeners", func(c *Config) *time.Duration { return &c.ShutdownDelay }).zeroMeans("the listeners close at once"),
+	dur("shutdown-timeout", "on SIGTERM, time in-flight checks get to finish", func(c *Config) *time.Duration { return &c.ShutdownTimeout }).positive("15s"),
+}
+
+// ErrNoIssuer: the configuration names no provider at all.
+var ErrNoIssuer = errors.New("no provider: set --issuer (or JWTAUTHZ_ISSUER), or list providers in the config file")
