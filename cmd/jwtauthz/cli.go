@@ -6,13 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"runtime"
 	"runtime/debug"
 	"time"
 
 	"github.com/jwtauthz/jwtauthz/internal/config"
+	"github.com/jwtauthz/jwtauthz/internal/server"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
@@ -38,15 +38,15 @@ Run "jwtauthz serve -h" for the flags.
 
 // run is the whole program but for the exit. lookup is os.LookupEnv, or a
 // test's: a variable set to "" is set (an empty address disables its
-// listener).
-func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+// listener). opts are added to those serve and dev build the server with.
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer, opts ...server.Option) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
 	switch args[0] {
 	case "serve", "dev":
-		return serveCmd(ctx, args[0], args[1:], lookup, stdout, stderr)
+		return serveCmd(ctx, args[0], args[1:], lookup, stdout, stderr, opts...)
 	case "healthcheck":
 		return healthcheckCmd(args[1:], config.Getenv(lookup), stderr)
 	case "version":
@@ -60,7 +60,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	return exitUsage
 }
 
-func serveCmd(ctx context.Context, cmd string, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+func serveCmd(ctx context.Context, cmd string, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer, opts ...server.Option) int {
 	cfg, cf, err := config.Load(cmd, args, lookup, stderr, config.DefaultsFor(cmd))
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -76,38 +76,26 @@ func serveCmd(ctx context.Context, cmd string, args []string, lookup func(string
 		fmt.Fprintf(stderr, "jwtauthz %s: %v\n", cmd, err)
 		return exitError
 	}
-	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	log := server.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	log.Info("starting", "version", versionString(), "go", runtime.Version(), "gomaxprocs", runtime.GOMAXPROCS(0))
-	if memoryLimit != nil {
-		memoryLimit(log)
+	opts = append(opts, server.WithReload(config.Loader(cmd, args, lookup)))
+	if cmd == "dev" {
+		opts = append(opts, server.WithDev())
 	}
-	a, err := newApp(cfg, log, cmd == "dev")
+	s, err := server.New(cfg, log, opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "jwtauthz %s: %v\n", cmd, err)
 		return exitError
 	}
-	a.load = config.Loader(cmd, args, lookup)
-	if a.dev != nil {
-		if err := a.dev.banner(stdout, addrOf(a.httpLis), addrOf(a.grpcLis)); err != nil {
-			fmt.Fprintf(stderr, "jwtauthz dev: %v\n", err)
-			return exitError
-		}
+	if err := s.DevBanner(stdout); err != nil {
+		fmt.Fprintf(stderr, "jwtauthz dev: %v\n", err)
+		return exitError
 	}
-	if err := a.run(ctx); err != nil {
+	if err := s.Run(ctx); err != nil {
 		log.Error("stopped", "error", err)
 		return exitError
 	}
 	return exitOK
-}
-
-func addrOf(l net.Listener) string {
-	if l == nil {
-		return ""
-	}
-	if l.Addr().Network() == "unix" {
-		return "unix://" + l.Addr().String()
-	}
-	return l.Addr().String()
 }
 
 // healthcheckCmd asks /readyz: distroless images have no curl.

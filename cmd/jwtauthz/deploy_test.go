@@ -167,7 +167,7 @@ func testForwardAuth(t *testing.T, start func(authAddr, appAddr string) *http.Cl
 		io.WriteString(w, "app")
 	}))
 	defer app.Close()
-	client := start(a.httpLis.Addr().String(), app.Listener.Addr().String())
+	client := start(a.HTTPAddr(), app.Listener.Addr().String())
 
 	bearer := "Bearer " + tokenFor
 	for _, s := range append([]step{

@@ -6,21 +6,23 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
+
+	"github.com/jwtauthz/jwtauthz/internal/server"
 )
 
 func main() {
 	// Until run catches SIGHUP (a reload), one that comes early is ignored
 	// rather than fatal.
 	signal.Ignore(syscall.SIGHUP)
-	memoryLimit = func(log *slog.Logger) { setMemoryLimit(log, memlimit.FromCgroup) }
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	// Go's memory limit follows the container's: in tests, which call run
+	// without it, the test process's limit is left alone.
+	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr, server.WithMemoryLimit(memlimit.FromCgroup))
 	stop()
 	os.Exit(code)
 }

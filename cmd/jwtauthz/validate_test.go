@@ -143,3 +143,21 @@ func checkConfig(t *testing.T, args, env []string, wantErr string) {
 		t.Fatalf("exit %d, output %q; want 1 and %q", code, out.String(), wantErr)
 	}
 }
+
+func TestPathCaseCheckConfig(t *testing.T) {
+	tests := []struct {
+		name, pathCase, wantErr string
+	}{
+		{name: "insensitive", pathCase: "insensitive"},
+		{name: "sensitive", pathCase: "sensitive"},
+		{name: "empty: unset", pathCase: `""`},
+		{name: "not a value", pathCase: "ignore", wantErr: `path_case must be sensitive, insensitive or unset, got "ignore"`},
+		{name: "a value in another case", pathCase: "Sensitive", wantErr: `path_case must be sensitive, insensitive or unset, got "Sensitive"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := "providers:\n  - {name: a, issuer: https://a.example.com, jwks_url: https://a.example.com/jwks}\npath_case: " + tt.pathCase + "\n"
+			checkConfig(t, []string{"--config", writeFile(t, cfg)}, nil, tt.wantErr)
+		})
+	}
+}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -45,13 +45,13 @@ func startAppClock(t *testing.T, clock func() time.Time, args ...string) *testAp
 		t.Fatalf("config: %v", err)
 	}
 	logs := &syncBuffer{}
-	a, err := newApp(cfg, slog.New(slog.NewJSONHandler(logs, nil)), false, withClock(clock))
+	a, err := New(cfg, slog.New(slog.NewJSONHandler(logs, nil)), WithClock(clock))
 	if err != nil {
-		t.Fatalf("newApp: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ta := &testApp{app: a, cancel: cancel, done: make(chan error, 1), logs: logs}
-	go func() { ta.done <- a.run(ctx) }()
+	ta := &testApp{Server: a, cancel: cancel, done: make(chan error, 1), logs: logs}
+	go func() { ta.done <- a.Run(ctx) }()
 	t.Cleanup(func() { ta.stop(t) })
 	ta.waitReady(t)
 	return ta

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bytes"
@@ -44,7 +44,7 @@ func TestMemoryLimit(t *testing.T) {
 			}
 			debug.SetMemoryLimit(math.MaxInt64)
 			var out bytes.Buffer
-			setMemoryLimit(newLogger(&out, "debug", "json"), tc.provider)
+			setMemoryLimit(NewLogger(&out, "debug", "json"), tc.provider)
 			if got := debug.SetMemoryLimit(-1); got != tc.want {
 				t.Errorf("memory limit %d, want %d", got, tc.want)
 			}

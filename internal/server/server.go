@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -32,8 +32,9 @@ import (
 // authService is the name grpc.health.v1 reports besides "".
 const authService = "envoy.service.auth.v3.Authorization"
 
-// app is one running jwtauthz: its listeners, engine and key sources.
-type app struct {
+// Server is one running jwtauthz: its listeners (gRPC ext_authz, HTTP
+// forward-auth, admin), engine and key sources, and the reload watcher.
+type Server struct {
 	cfg      *config.Config // as at start; reload swaps providers and rules only
 	log      *slog.Logger
 	engine   *authz.Engine
@@ -43,35 +44,29 @@ type app struct {
 	readyMu  sync.Mutex  // orders setReady and shutdown
 	stopping atomic.Bool // set under readyMu
 	dev      *devIssuer
-	now      func() time.Time // the engine's clock; nil: time.Now
-	metrics  *metrics
-	// load reads the configuration again, for reload; nil: no reload.
-	load func() (*config.Config, error)
+	options
+	metrics *metrics
 	// running is the configuration last applied, at start or by a
 	// reload; reloadMu orders reloads.
 	running  *config.Config
 	reloadMu sync.Mutex
-	// pollTick, if not nil, replaces the ticker that has the config file
-	// read every configPoll (tests drive the polls with it).
-	pollTick <-chan time.Time
 
 	grpcLis, httpLis, adminLis net.Listener
 	grpcSrv                    *grpc.Server
 	httpSrv, adminSrv          *http.Server
 }
 
-// option changes how newApp builds an app.
-type option func(*app)
-
-// withClock gives the engine the clock now instead of time.Now.
-func withClock(now func() time.Time) option { return func(a *app) { a.now = now } }
-
-// newApp binds the listeners and builds the parts. dev adds the embedded
-// development issuer, served on the admin listener.
-func newApp(cfg *config.Config, log *slog.Logger, dev bool, opts ...option) (a *app, err error) {
-	a = &app{cfg: cfg, running: cfg, log: log, health: health.NewServer(), metrics: newMetrics(), sources: newSources()}
+// New binds the listeners of cfg and builds the parts, logging to log;
+// Run serves. WithDev adds the embedded development issuer, served on the
+// admin listener; WithReload lets the configuration be reloaded.
+func New(cfg *config.Config, log *slog.Logger, opts ...Option) (a *Server, err error) {
+	a = &Server{cfg: cfg, running: cfg, log: log, health: health.NewServer(), metrics: newMetrics(), sources: newSources()}
+	a.options = defaultOptions()
 	for _, o := range opts {
-		o(a)
+		o(&a.options)
+	}
+	if a.memLimit != nil {
+		setMemoryLimit(log, a.memLimit)
 	}
 	defer func() {
 		if err != nil {
@@ -81,7 +76,7 @@ func newApp(cfg *config.Config, log *slog.Logger, dev bool, opts ...option) (a *
 	if a.adminLis, err = listen(cfg.AdminAddr); err != nil {
 		return nil, fmt.Errorf("admin_addr: %w", err)
 	}
-	if dev {
+	if a.devMode {
 		if a.adminLis == nil {
 			return nil, errors.New("dev serves its issuer on the admin listener: admin_addr must not be empty")
 		}
@@ -115,7 +110,7 @@ func newApp(cfg *config.Config, log *slog.Logger, dev bool, opts ...option) (a *
 }
 
 // build makes the key sources and the engine.
-func (a *app) build() error {
+func (a *Server) build() error {
 	want, err := a.jwksConfigs(a.cfg)
 	if err != nil {
 		return err
@@ -137,7 +132,7 @@ func (a *app) build() error {
 // as the README shows would not copy (config.unprefixed), while the HTTP
 // forward-auth listener is on (http_addr of the running configuration: a
 // reload does not change it).
-func (a *app) warnUnprefixed(cfg *config.Config) {
+func (a *Server) warnUnprefixed(cfg *config.Config) {
 	if a.cfg.HTTPAddr == "" {
 		return
 	}
@@ -147,7 +142,7 @@ func (a *app) warnUnprefixed(cfg *config.Config) {
 }
 
 // jwksConfigs are the key source configurations of cfg's providers.
-func (a *app) jwksConfigs(cfg *config.Config) ([]jwks.Config, error) {
+func (a *Server) jwksConfigs(cfg *config.Config) ([]jwks.Config, error) {
 	client, err := cfg.JWKSClient()
 	if err != nil {
 		return nil, err
@@ -169,7 +164,7 @@ func providerNames(cfg *config.Config) []string {
 
 // servers builds the gRPC, HTTP and admin servers; tc, if not nil, is the
 // TLS of the first two.
-func (a *app) servers(tc *tls.Config) {
+func (a *Server) servers(tc *tls.Config) {
 	opts := []grpc.ServerOption{
 		// Envoy keeps its connections for hours and may ping them.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
@@ -250,7 +245,7 @@ func loopback(addr net.Addr) bool {
 	return false
 }
 
-func (a *app) closeListeners() {
+func (a *Server) closeListeners() {
 	for _, l := range []net.Listener{a.grpcLis, a.httpLis, a.adminLis} {
 		if l != nil {
 			l.Close()
@@ -258,10 +253,10 @@ func (a *app) closeListeners() {
 	}
 }
 
-// run serves until ctx ends or a listener fails, then shuts down: readiness
+// Run serves until ctx ends or a listener fails, then shuts down: readiness
 // goes NOT_SERVING at once, the listeners close after the shutdown delay,
 // and in-flight checks get the shutdown timeout to finish.
-func (a *app) run(ctx context.Context) error {
+func (a *Server) Run(ctx context.Context) error {
 	a.sources.start(context.WithoutCancel(ctx))
 	defer a.sources.stop()
 	g, gctx := errgroup.WithContext(ctx)
@@ -302,7 +297,7 @@ func (a *app) run(ctx context.Context) error {
 // sources: SERVING while every provider has keys. Keys, once loaded, are
 // kept through IdP failures; only a reload that adds a provider can make
 // the service wait again.
-func (a *app) watchReady(ctx context.Context) {
+func (a *Server) watchReady(ctx context.Context) {
 	for {
 		changed := a.sources.watch()
 		var waiting <-chan struct{}
@@ -322,7 +317,7 @@ func (a *app) watchReady(ctx context.Context) {
 	}
 }
 
-func (a *app) setReady(ready bool) {
+func (a *Server) setReady(ready bool) {
 	a.readyMu.Lock()
 	defer a.readyMu.Unlock()
 	if a.stopping.Load() || a.ready.Load() == ready {
@@ -341,7 +336,7 @@ func (a *app) setReady(ready bool) {
 
 // shutdown stops serving. delay is false when a listener failed: there is
 // nothing to drain towards.
-func (a *app) shutdown(delay bool) {
+func (a *Server) shutdown(delay bool) {
 	a.readyMu.Lock()
 	a.stopping.Store(true)
 	a.ready.Store(false)
@@ -370,7 +365,7 @@ func (a *app) shutdown(delay bool) {
 
 // observe logs each decision at debug level: never the token, and the path
 // without its query (which may hold one).
-func (a *app) observe(o authz.Observation) {
+func (a *Server) observe(o authz.Observation) {
 	r, d := &o.Request, &o.Decision
 	a.metrics.observeCheck(d, o.Elapsed)
 	if !a.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -382,8 +377,8 @@ func (a *app) observe(o authz.Observation) {
 		"request_id", r.RequestID, "cached", d.Cached, "duration", o.Elapsed)
 }
 
-// newLogger returns the slog logger the settings ask for, on w.
-func newLogger(w io.Writer, level, format string) *slog.Logger {
+// NewLogger returns the slog logger the settings ask for, on w.
+func NewLogger(w io.Writer, level, format string) *slog.Logger {
 	var lv slog.Level
 	lv.UnmarshalText([]byte(level))
 	opts := &slog.HandlerOptions{Level: lv}

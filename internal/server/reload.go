@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -16,12 +16,6 @@ import (
 	"github.com/jwtauthz/jwtauthz/internal/config"
 )
 
-// configPoll is how often the config file is read for changes, and so how
-// long a change must stay the same before it is applied. (A variable so
-// that tests can shorten it before starting an app; app.pollTick replaces
-// the ticker altogether.)
-var configPoll = 2 * time.Second
-
 var (
 	// errConfigMoved: the file a reload read is not the one the polls
 	// agreed on; it changed again in between.
@@ -37,16 +31,16 @@ func notifyHUP() (<-chan os.Signal, func()) {
 }
 
 // watchReload reloads the providers and rules on SIGHUP, at once, and when
-// the config file changes (read every configPoll, or at each a.pollTick),
+// the config file changes (read every a.configPoll, or at each a.pollTick),
 // as configWatch decides, until ctx ends.
-func (a *app) watchReload(ctx context.Context, hup <-chan os.Signal) {
+func (a *Server) watchReload(ctx context.Context, hup <-chan os.Signal) {
 	var w *configWatch
 	var tick <-chan time.Time
 	if a.cfg.File() != "" {
 		w = newConfigWatch(a.cfg.File(), a.cfg.Sum())
 		tick = a.pollTick
 		if tick == nil {
-			t := time.NewTicker(configPoll)
+			t := time.NewTicker(a.configPoll)
 			defer t.Stop()
 			tick = t.C
 		}
@@ -70,14 +64,14 @@ func (a *app) watchReload(ctx context.Context, hup <-chan os.Signal) {
 }
 
 // pollConfig reads the config file once and acts on what w makes of it.
-func (a *app) pollConfig(w *configWatch) {
+func (a *Server) pollConfig(w *configWatch) {
 	act, cur := w.poll()
 	why := "config file changed"
 	switch act {
 	case pollSame:
 		return
 	case pollPending:
-		a.log.Info("config change pending: applied once the file reads the same at the next poll", "path", w.path, "settle", configPoll.String())
+		a.log.Info("config change pending: applied once the file reads the same at the next poll", "path", w.path, "settle", a.configPoll.String())
 		return
 	case pollReverted:
 		a.log.Info("config file is back to the content last loaded; the pending change is dropped", "path", w.path)
@@ -168,14 +162,14 @@ func (w *configWatch) poll() (pollAction, fileState) {
 // keys and cached tokens. A configuration that fails validation is logged
 // and the running one stays. Settings outside providers and rules take
 // effect at the next restart; a change to them is logged.
-func (a *app) reload(why string) error {
+func (a *Server) reload(why string) error {
 	return a.reloadWant(why, nil)
 }
 
 // reloadWant is reload that, if want is not nil, applies the file only if
 // its content has that SHA-256 (errConfigMoved if not). The line it logs
 // says what changed.
-func (a *app) reloadWant(why string, want *[32]byte) error {
+func (a *Server) reloadWant(why string, want *[32]byte) error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	cfg, err := a.tryReload(want)
@@ -193,7 +187,7 @@ func (a *app) reloadWant(why string, want *[32]byte) error {
 	return nil
 }
 
-func (a *app) tryReload(want *[32]byte) (*config.Config, error) {
+func (a *Server) tryReload(want *[32]byte) (*config.Config, error) {
 	cfg, err := a.load()
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 )
 
 // startAppPolled is startApp whose config file is read only when the test
-// sends on the returned channel (one poll per send), not every configPoll.
+// sends on the returned channel (one poll per send), not every config poll period.
 func startAppPolled(t *testing.T, args ...string) (*testApp, chan<- time.Time) {
 	t.Helper()
 	base := []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--shutdown-delay", "0s", "--log-level", "debug"}
@@ -21,16 +21,14 @@ func startAppPolled(t *testing.T, args ...string) (*testApp, chan<- time.Time) {
 		t.Fatalf("config: %v", err)
 	}
 	logs := &syncBuffer{}
-	a, err := newApp(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), false)
-	if err != nil {
-		t.Fatalf("newApp: %v", err)
-	}
-	a.load = config.Loader("serve", args, envOf())
 	tick := make(chan time.Time)
-	a.pollTick = tick
+	a, err := New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), WithReload(config.Loader("serve", args, envOf())), WithPollTick(tick))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ta := &testApp{app: a, cancel: cancel, done: make(chan error, 1), logs: logs}
-	go func() { ta.done <- a.run(ctx) }()
+	ta := &testApp{Server: a, cancel: cancel, done: make(chan error, 1), logs: logs}
+	go func() { ta.done <- a.Run(ctx) }()
 	t.Cleanup(func() { ta.stop(t) })
 	ta.waitReady(t)
 	return ta, tick

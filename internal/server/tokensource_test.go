@@ -1,4 +1,4 @@
-package main
+package server
 
 // Issue 17, items 5 and 6, through the real binary: a token cookie or query
 // parameter held twice (or under another spelling of its name) is denied

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bytes"
@@ -13,11 +13,9 @@ import (
 	"github.com/jwtauthz/jwtauthz/internal/config"
 )
 
-func init() { configPoll = 10 * time.Millisecond } // tests need not wait 2 s for a reload
-
 // testApp is a jwtauthz started in-process by a test, on loopback ports.
 type testApp struct {
-	*app
+	*Server
 	cancel context.CancelFunc
 	done   chan error
 	logs   *syncBuffer
@@ -63,14 +61,18 @@ func startAppEnv(t testing.TB, wait bool, lookup func(string) (string, bool), ar
 		t.Fatalf("config: %v", err)
 	}
 	logs := &syncBuffer{}
-	a, err := newApp(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), cmd == "dev")
-	if err != nil {
-		t.Fatalf("newApp: %v", err)
+	// Tests need not wait 2 s for a reload.
+	opts := []Option{WithReload(config.Loader(cmd, append(base, args...), lookup)), WithConfigPoll(10 * time.Millisecond)}
+	if cmd == "dev" {
+		opts = append(opts, WithDev())
 	}
-	a.load = config.Loader(cmd, append(base, args...), lookup)
+	a, err := New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), opts...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ta := &testApp{app: a, cancel: cancel, done: make(chan error, 1), logs: logs}
-	go func() { ta.done <- a.run(ctx) }()
+	ta := &testApp{Server: a, cancel: cancel, done: make(chan error, 1), logs: logs}
+	go func() { ta.done <- a.Run(ctx) }()
 	t.Cleanup(func() { ta.stop(t) })
 	if wait {
 		ta.waitReady(t)

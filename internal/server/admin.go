@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"encoding/json"
@@ -18,7 +18,7 @@ const (
 	unhealthy = "unhealthy"
 )
 
-func (a *app) adminHandler() http.Handler {
+func (a *Server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -43,7 +43,7 @@ func (a *app) adminHandler() http.Handler {
 
 // readyz is 200 only when every provider has a usable key set and the
 // process is not shutting down; otherwise 503 with the reason.
-func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
+func (a *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if a.ready.Load() {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		return
@@ -105,7 +105,7 @@ type healthReport struct {
 // request dedup, the negative cache and each provider's keys. The overall
 // status is the worst of the providers': unhealthy while one has no keys,
 // degraded while one serves keys its last refresh could not renew.
-func (a *app) cacheHealth() healthReport {
+func (a *Server) cacheHealth() healthReport {
 	var h healthReport
 	st := a.engine.Stats()
 	h.Components.Tokens, h.Components.Dedup, h.Components.Negative = report(st.Tokens), report(st.Dedup), report(st.Negative)

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"crypto/tls"
@@ -112,7 +112,7 @@ func readPool(path string) (*x509.CertPool, error) {
 }
 
 // serveHTTP serves forward-auth, over TLS when configured.
-func (a *app) serveHTTP(lis net.Listener) error {
+func (a *Server) serveHTTP(lis net.Listener) error {
 	if a.httpSrv.TLSConfig != nil {
 		return a.httpSrv.ServeTLS(lis, "", "")
 	}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"errors"
@@ -13,10 +13,6 @@ import (
 // not count (the binary's text, the kernel's buffers of the sockets), as
 // the Go GC guide advises.
 const memoryLimitRatio = 0.9
-
-// memoryLimit is set by main to setMemoryLimit with the process's cgroup:
-// in tests it is nil, and the test process's limit is left alone.
-var memoryLimit func(*slog.Logger)
 
 // setMemoryLimit sets Go's soft memory limit (what GOMEMLIMIT sets) to
 // memoryLimitRatio of limit, the container's memory limit, so that the GC
