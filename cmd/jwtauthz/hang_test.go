@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/stats"
+
+	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
 // These helpers are copies of internal/server's (ops_test.go), for the

@@ -12,7 +12,7 @@ import (
 	"github.com/jwtauthz/jwtauthz/jwks"
 )
 
-// providers returns every configured provider: the one the flags describe
+// AllProviders returns every configured provider: the one the flags describe
 // (named "default"), the file's, then the Clerk preset's, each with the
 // default algorithms where it names none. (validate reports a bad Clerk
 // setting.)
@@ -33,7 +33,7 @@ func (c *Config) AllProviders() []ProviderConfig {
 	return ps
 }
 
-// jwksClient is the HTTP client of every key source: the system roots, or
+// JWKSClient is the HTTP client of every key source: the system roots, or
 // the CAs of --jwks-ca.
 func (c *Config) JWKSClient() (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -51,6 +51,8 @@ func (c *Config) JWKSClient() (*http.Client, error) {
 	return &http.Client{Transport: tr, Timeout: c.JWKSTimeout}, nil
 }
 
+// JWKSConfig is the key source configuration of the provider p, fetched
+// with client, logging to log and reporting each fetch to observe.
 func (c *Config) JWKSConfig(p ProviderConfig, client *http.Client, log *slog.Logger, observe func(jwks.FetchResult)) jwks.Config {
 	h := http.Header{}
 	for k, v := range p.JWKSHeaders {
@@ -63,7 +65,7 @@ func (c *Config) JWKSConfig(p ProviderConfig, client *http.Client, log *slog.Log
 	}
 }
 
-// engineConfig is the authz configuration, the keys of each provider taken
+// EngineConfig is the authz configuration, the keys of each provider taken
 // from keys by name.
 func (c *Config) EngineConfig(keys map[string]authz.KeySource) authz.Config {
 	ac := authz.DefaultConfig() // the limits no setting gives: negative TTL, dedup
@@ -82,7 +84,7 @@ func (c *Config) EngineConfig(keys map[string]authz.KeySource) authz.Config {
 	return ac
 }
 
-// check builds everything a configuration describes without starting it:
+// Check builds everything a configuration describes without starting it:
 // what `serve --check-config` runs.
 func (c *Config) Check() error {
 	ps := c.AllProviders()

@@ -15,7 +15,7 @@ import (
 	"github.com/jwtauthz/jwtauthz/jwks"
 )
 
-// config is every setting of `serve` and `dev`. Each field comes, in order
+// Config is every setting of `serve` and `dev`. Each field comes, in order
 // of precedence, from its flag, its JWTAUTHZ_* variable, the YAML file, or
 // the default.
 type Config struct {
@@ -77,7 +77,7 @@ func (c *Config) File() string { return c.path }
 // notice a change.
 func (c *Config) Sum() [32]byte { return c.sum }
 
-// providerConfig is one entry of `providers:` in the file.
+// ProviderConfig is one entry of `providers:` in the file.
 type ProviderConfig struct {
 	Name              string              `yaml:"name"`
 	Issuer            string              `yaml:"issuer"`
@@ -95,6 +95,8 @@ type ProviderConfig struct {
 	anyIssuer bool // the Clerk preset with the secret key alone
 }
 
+// Defaults are the settings of serve when no flag, variable or file gives
+// them.
 func Defaults() *Config {
 	return &Config{
 		GRPCAddr:          ":9001",

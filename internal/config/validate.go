@@ -13,7 +13,7 @@ import (
 	"github.com/jwtauthz/jwtauthz/jwks"
 )
 
-// validate checks every setting and names the key of each problem.
+// Validate checks every setting and names the key of each problem.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
@@ -118,7 +118,7 @@ func (p *ProviderConfig) checkForwardAuth(key string) error {
 	return nil
 }
 
-// unprefixed names, per provider, the headers it sets upstream (its
+// Unprefixed names, per provider, the headers it sets upstream (its
 // claim_headers and payload_header) that are not named x-auth-…. A
 // forward-auth proxy copies only the headers it is told to from jwtauthz's
 // answer, and the shipped envoy-http.yaml and the README's Traefik example
