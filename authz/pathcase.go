@@ -65,7 +65,7 @@ func (pol *policy) setPathCase(pc PathCase) error {
 	}
 	for i, ru := range pol.rules {
 		if err := ru.prepareFolded(); err != nil {
-			return fmt.Errorf("rules[%d].match.path_regex: %v", i, err)
+			return ruleError(i, "match.path_regex", "%w", err)
 		}
 		pol.caseDep = pol.caseDep || ru.caseDep && pol.cases == caseEither
 	}

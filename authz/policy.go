@@ -37,18 +37,18 @@ func newPolicy(cfg *Config, old *policy, gen uint64, now func() time.Time) (*pol
 	for i, pc := range cfg.Providers {
 		p, err := reuseOrBuild(pc, old, cfg.ClockSkew, cfg.NetworkWait, now)
 		if err != nil {
-			return nil, fmt.Errorf("providers[%d]: %w", i, err)
+			return nil, &ConfigError{Key: fmt.Sprintf("providers[%d]", i), Err: err}
 		}
 		if byName[p.name] != nil {
-			return nil, fmt.Errorf("providers[%d]: name %q is used twice", i, p.name)
+			return nil, providerError(i, "name %q is used twice", p.name)
 		}
 		switch {
 		case p.cfg.AnyIssuer && pol.anyIssuer != nil:
-			return nil, fmt.Errorf("providers[%d]: only one provider may accept any issuer (%q does)", i, pol.anyIssuer.name)
+			return nil, providerError(i, "only one provider may accept any issuer (%q does)", pol.anyIssuer.name)
 		case p.cfg.AnyIssuer:
 			pol.anyIssuer = p
 		case pol.byIssuer[p.cfg.Issuer] != nil:
-			return nil, fmt.Errorf("providers[%d]: issuer %q is also provider %q's", i, p.cfg.Issuer, pol.byIssuer[p.cfg.Issuer].name)
+			return nil, providerError(i, "issuer %q is also provider %q's", p.cfg.Issuer, pol.byIssuer[p.cfg.Issuer].name)
 		default:
 			pol.byIssuer[p.cfg.Issuer] = p
 		}

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
 	pathpkg "path"
@@ -81,18 +82,20 @@ func newRule(i int, rc RuleConfig, byName map[string]*provider, all []*provider)
 	switch r.action {
 	case ActionRequire, ActionOptional, ActionAllow:
 	default:
-		return nil, fmt.Errorf("rules[%d].action: %q is not one of require, optional, allow", i, rc.Action)
+		return nil, ruleError(i, "action", "%q is not one of require, optional, allow", rc.Action)
 	}
 	if rc.Match.PathRegex != "" {
-		re, err := regexp.Compile(`^(?:` + rc.Match.PathRegex + `)$`)
-		if err != nil {
-			return nil, fmt.Errorf("rules[%d].match.path_regex: %v", i, err)
+		// The pattern alone first: ^(?:a)|(.*)$ compiles, and matches all.
+		_, err := regexp.Compile(rc.Match.PathRegex)
+		re, err2 := regexp.Compile(`^(?:` + rc.Match.PathRegex + `)$`)
+		if err != nil || err2 != nil {
+			return nil, ruleError(i, "match.path_regex", "%q: %w", rc.Match.PathRegex, cmp.Or(err, err2))
 		}
 		r.re = re
 	}
 	for j, h := range rc.Match.Hosts {
 		if !hostPattern(h) {
-			return nil, fmt.Errorf("rules[%d].match.hosts[%d]: %q is not a host name or *. and a domain (without a port)", i, j, h)
+			return nil, ruleError(i, fmt.Sprintf("match.hosts[%d]", j), "%q is not a host name or *. and a domain (without a port)", h)
 		}
 		r.hosts = append(r.hosts, strings.ToLower(bareHost(h))) // as matchHost reads the request's
 	}
@@ -101,18 +104,18 @@ func newRule(i int, rc RuleConfig, byName map[string]*provider, all []*provider)
 	}
 	for _, p := range [...]struct{ key, v string }{{"path", rc.Match.Path}, {"path_prefix", rc.Match.PathPrefix}} {
 		if p.v != "" && (!strings.HasPrefix(p.v, "/") || strings.ContainsAny(p.v, "?#;")) {
-			return nil, fmt.Errorf("rules[%d].match.%s: %q must start with / and hold no ?, # or ; (rules match the path without its query)", i, p.key, p.v)
+			return nil, ruleError(i, "match."+p.key, "%q must start with / and hold no ?, # or ; (rules match the path without its query)", p.v)
 		}
 	}
 	if r.action == ActionAllow && (len(rc.Require.Providers) > 0 || len(rc.Require.Scopes) > 0 || len(rc.Require.Claims) > 0) {
-		return nil, fmt.Errorf("rules[%d]: action allow takes no require (it lets every request pass)", i)
+		return nil, ruleError(i, "", "action allow takes no require (it lets every request pass)")
 	}
 	if len(rc.Require.Providers) > 0 {
 		r.providers = nil
 		for _, n := range rc.Require.Providers {
 			p, ok := byName[n]
 			if !ok {
-				return nil, fmt.Errorf("rules[%d].require.providers: no provider named %q", i, n)
+				return nil, ruleError(i, "require.providers", "no provider named %q", n)
 			}
 			r.providers = append(r.providers, p)
 		}
