@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	egv1a1 "github.com/envoyproxy/gateway/api/v1alpha1"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -36,6 +38,13 @@ type manifests struct {
 	operators   []*istioOperator
 	secPols     []*egv1a1.SecurityPolicy
 	refGrants   []*gwv1b1.ReferenceGrant
+	secrets     map[string]*corev1.Secret
+	accounts    []*corev1.ServiceAccount
+	monitors    []*monitoringv1.ServiceMonitor
+	rules       []*monitoringv1.PrometheusRule
+	// external names the Secrets that are not here but that a pod may
+	// name (a chart's existingSecret).
+	external []string
 }
 
 // kustomization is the part of kustomize's Kustomization the manifests use,
@@ -58,7 +67,7 @@ type kustomization struct {
 // files that are not kustomize resources (given to istioctl, say).
 func load(t *testing.T, dir string, extra ...string) *manifests {
 	t.Helper()
-	m := &manifests{dir: dir, configMaps: map[string]*corev1.ConfigMap{}}
+	m := newManifests(dir)
 	strict(t, filepath.Join(dir, "kustomization.yaml"), readFile(t, filepath.Join(dir, "kustomization.yaml")), &m.kust)
 	if m.kust.APIVersion != "kustomize.config.k8s.io/v1beta1" || m.kust.Kind != "Kustomization" {
 		t.Errorf("%s/kustomization.yaml: %s %s", dir, m.kust.APIVersion, m.kust.Kind)
@@ -72,11 +81,7 @@ func load(t *testing.T, dir string, extra ...string) *manifests {
 		if !slices.Contains(m.kust.Resources, name) && !slices.Contains(extra, name) {
 			t.Errorf("%s is not in %s/kustomization.yaml", name, dir)
 		}
-		for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(readFile(t, f), -1) {
-			if strings.TrimSpace(doc) != "" {
-				m.add(t, name+"#"+string(rune('0'+i)), []byte(doc))
-			}
-		}
+		m.addDocs(t, name, readFile(t, f))
 	}
 	for _, r := range m.kust.Resources {
 		fi, err := os.Stat(filepath.Join(dir, r))
@@ -87,6 +92,21 @@ func load(t *testing.T, dir string, extra ...string) *manifests {
 		}
 	}
 	return m
+}
+
+// newManifests is an empty set of objects, read from where.
+func newManifests(where string) *manifests {
+	return &manifests{dir: where, configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
+}
+
+// addDocs decodes every document of one YAML stream, named name.
+func (m *manifests) addDocs(t *testing.T, name, stream string) {
+	t.Helper()
+	for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(stream, -1) {
+		if strings.TrimSpace(doc) != "" {
+			m.add(t, name+"#"+strconv.Itoa(i), []byte(doc))
+		}
+	}
 }
 
 // merge adds the objects and images of a base to m.
@@ -103,6 +123,10 @@ func (m *manifests) merge(b *manifests) {
 	m.operators = append(m.operators, b.operators...)
 	m.secPols = append(m.secPols, b.secPols...)
 	m.refGrants = append(m.refGrants, b.refGrants...)
+	maps.Copy(m.secrets, b.secrets)
+	m.accounts = append(m.accounts, b.accounts...)
+	m.monitors = append(m.monitors, b.monitors...)
+	m.rules = append(m.rules, b.rules...)
 }
 
 func readFile(t *testing.T, path string) string {
@@ -138,6 +162,15 @@ func (m *manifests) add(t *testing.T, where string, doc []byte) {
 	case "v1/ConfigMap":
 		cm := into(&corev1.ConfigMap{}).(*corev1.ConfigMap)
 		m.configMaps[cm.Name] = cm
+	case "v1/Secret":
+		sec := into(&corev1.Secret{}).(*corev1.Secret)
+		m.secrets[sec.Name] = sec
+	case "v1/ServiceAccount":
+		m.accounts = append(m.accounts, into(&corev1.ServiceAccount{}).(*corev1.ServiceAccount))
+	case "monitoring.coreos.com/v1/ServiceMonitor":
+		m.monitors = append(m.monitors, into(&monitoringv1.ServiceMonitor{}).(*monitoringv1.ServiceMonitor))
+	case "monitoring.coreos.com/v1/PrometheusRule":
+		m.rules = append(m.rules, into(&monitoringv1.PrometheusRule{}).(*monitoringv1.PrometheusRule))
 	case "v1/Namespace":
 		m.namespaces = append(m.namespaces, into(&corev1.Namespace{}).(*corev1.Namespace))
 	case "policy/v1/PodDisruptionBudget":
@@ -238,8 +271,8 @@ func (m *manifests) checkCommon(t *testing.T) {
 	}
 	for _, p := range m.pdbs {
 		d := m.deploymentFor(t, "pdb "+p.Name, p.Spec.Selector.MatchLabels)
-		if d != nil && (d.Spec.Replicas == nil || int(*d.Spec.Replicas) <= p.Spec.MinAvailable.IntValue()) {
-			t.Errorf("pdb %s: minAvailable %s leaves no pod of %s to evict", p.Name, p.Spec.MinAvailable.String(), d.Name)
+		if d != nil && m.minReplicas(d) <= p.Spec.MinAvailable.IntValue() {
+			t.Errorf("pdb %s: minAvailable %s of at least %d replicas leaves no pod of %s to evict", p.Name, p.Spec.MinAvailable.String(), m.minReplicas(d), d.Name)
 		}
 	}
 	for _, h := range m.hpas {
@@ -251,11 +284,17 @@ func (m *manifests) checkCommon(t *testing.T) {
 			t.Errorf("hpa %s: want at least 2 replicas", h.Name)
 		}
 	}
+	for _, sm := range m.monitors {
+		t.Run("servicemonitor "+sm.Name, func(t *testing.T) { m.checkServiceMonitor(t, sm) })
+	}
 	for _, np := range m.netpols {
 		d := m.deploymentFor(t, "networkpolicy "+np.Name, np.Spec.PodSelector.MatchLabels)
+		if d == nil {
+			continue
+		}
 		for _, in := range np.Spec.Ingress {
 			for _, p := range in.Ports {
-				if _, ok := podPort(d.Spec.Template.Spec, p.Port.StrVal); d != nil && !ok {
+				if _, ok := podPort(d.Spec.Template.Spec, p.Port.StrVal); !ok {
 					t.Errorf("networkpolicy %s: port %s is no container port", np.Name, p.Port.String())
 				}
 			}
@@ -293,6 +332,20 @@ func (m *manifests) checkNamespace(t *testing.T) {
 			}
 		}
 	}
+}
+
+// minReplicas is the fewest replicas d runs: its HPA's minReplicas when
+// one scales it (the HPA owns the count), else its replicas (1 if unset).
+func (m *manifests) minReplicas(d *appsv1.Deployment) int {
+	for _, h := range m.hpas {
+		if r := h.Spec.ScaleTargetRef; r.Kind == "Deployment" && r.Name == d.Name && h.Spec.MinReplicas != nil {
+			return int(*h.Spec.MinReplicas)
+		}
+	}
+	if d.Spec.Replicas == nil {
+		return 1
+	}
+	return int(*d.Spec.Replicas)
 }
 
 func (m *manifests) usesImage(name string) bool {

@@ -153,6 +153,9 @@ func (m *manifests) checkMounts(t *testing.T, spec corev1.PodSpec, c corev1.Cont
 		if ef.ConfigMapRef != nil && m.configMaps[ef.ConfigMapRef.Name] == nil {
 			t.Errorf("envFrom: no ConfigMap %s", ef.ConfigMapRef.Name)
 		}
+		if r := ef.SecretRef; r != nil && m.secrets[r.Name] == nil && !slices.Contains(m.external, r.Name) {
+			t.Errorf("envFrom: no Secret %s", r.Name)
+		}
 	}
 	for i, a := range c.Args {
 		var file string

@@ -40,11 +40,11 @@ func (c *Config) JWKSClient() (*http.Client, error) {
 	if c.JWKSCA != "" {
 		pem, err := os.ReadFile(c.JWKSCA)
 		if err != nil {
-			return nil, fmt.Errorf("jwks_ca: %w", err)
+			return nil, &Error{Key: "jwks_ca", Err: err, noExample: true}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("jwks_ca: %s holds no PEM certificate", c.JWKSCA)
+			return nil, invalidHint("jwks_ca", "%s holds no PEM certificate", c.JWKSCA)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
@@ -85,18 +85,22 @@ func (c *Config) EngineConfig(keys map[string]authz.KeySource) authz.Config {
 }
 
 // Check builds everything a configuration describes without starting it:
-// what `serve --check-config` runs.
+// what `serve --check-config` runs. Its errors are located as Validate's
+// are.
 func (c *Config) Check() error {
 	ps := c.AllProviders()
 	if len(ps) == 0 {
+		if c.path != "" {
+			return fmt.Errorf("%s: %w", c.path, ErrNoIssuer)
+		}
 		return ErrNoIssuer
 	}
 	if _, err := c.JWKSClient(); err != nil {
-		return err
+		return c.locate(err)
 	}
 	keys := map[string]authz.KeySource{}
 	for _, p := range ps {
 		keys[p.Name] = jwks.New(jwks.Config{Name: p.Name})
 	}
-	return authz.Validate(c.EngineConfig(keys))
+	return c.locate(authz.Validate(c.EngineConfig(keys)))
 }

@@ -22,15 +22,17 @@ const clerkBackendJWKS = "https://api.clerk.com/v1/jwks"
 func (c *Config) clerkEnv(getenv func(string) string) {
 	for _, v := range []struct {
 		dst   *string
+		key   string
 		names []string
 	}{
-		{&c.ClerkPublishableKey, []string{"CLERK_PUBLISHABLE_KEY", "NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY"}},
-		{&c.ClerkDomain, []string{"NEXT_PUBLIC_CLERK_DOMAIN"}},
-		{&c.ClerkSecretKey, []string{"CLERK_SECRET_KEY", "JWTAUTHZ_CLERK_SECRET_KEY"}},
+		{&c.ClerkPublishableKey, "clerk_publishable_key", []string{"CLERK_PUBLISHABLE_KEY", "NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY"}},
+		{&c.ClerkDomain, "clerk_domain", []string{"NEXT_PUBLIC_CLERK_DOMAIN"}},
+		{&c.ClerkSecretKey, "clerk_secret_key", []string{"CLERK_SECRET_KEY", "JWTAUTHZ_CLERK_SECRET_KEY"}},
 	} {
 		for _, n := range v.names { // later names win
 			if val := getenv(n); val != "" {
 				*v.dst = val
+				c.from[v.key] = n
 			}
 		}
 	}
@@ -48,11 +50,11 @@ func (c *Config) clerk() (*ProviderConfig, error) {
 	switch {
 	case c.ClerkPublishableKey != "":
 		if host, err = clerkHost(c.ClerkPublishableKey); err != nil {
-			return nil, fmt.Errorf("clerk_publishable_key: %w", err)
+			return nil, &Error{Key: "clerk_publishable_key", Err: err}
 		}
 	case c.ClerkDomain != "":
 		if host, err = clerkDomain(c.ClerkDomain); err != nil {
-			return nil, fmt.Errorf("clerk_domain: %w", err)
+			return nil, &Error{Key: "clerk_domain", Err: err}
 		}
 	}
 	p := &ProviderConfig{

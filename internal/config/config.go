@@ -67,6 +67,12 @@ type Config struct {
 
 	path string   // the file it was read from, if any
 	sum  [32]byte // SHA-256 of what was read, to notice a change
+
+	// Where each value came from, for errors (Error): the flag or
+	// variable that gave a setting, by YAML key, and the line of each key
+	// of the file, by its path (providers[0].issuer).
+	from  map[string]string
+	lines map[string]int
 }
 
 // File is the path of the config file the settings were read from, "" if
@@ -130,10 +136,14 @@ type setting struct {
 	emptyOK     bool   // "" is a value, not a mistake: an address that disables its listener
 	yaml        string // the YAML key, if not the name with "_" for "-"
 
+	// eg is a good value, which every error about the setting shows,
+	// whatever its source (a list's items comma-separated).
+	eg string
+
 	// A duration or a number is never negative, and 0 is either refused
 	// (positive) or means what zeroMeans says: never a default in disguise.
 	value func(c *Config) int64 // dur and num: the value, to check its range
-	eg    string                // positive: a sound value, for the error
+	pos   bool                  // positive: 0 is an error
 	zero  string                // zeroMeans: what 0 does
 }
 
@@ -149,10 +159,16 @@ func (s setting) key() string {
 	return strings.ReplaceAll(s.name, "-", "_")
 }
 
-// positive makes 0 an error, for a duration or number that 0 could not
-// turn off but only break; eg is a sound value, for the error.
-func (s setting) positive(eg string) setting {
+// example gives the setting its good value, eg.
+func (s setting) example(eg string) setting {
 	s.eg = eg
+	return s
+}
+
+// positive makes 0 an error, for a duration or number that 0 could not
+// turn off but only break; eg is a good value.
+func (s setting) positive(eg string) setting {
+	s.eg, s.pos = eg, true
 	return s
 }
 
@@ -170,12 +186,12 @@ func (s setting) checkRange(c *Config) error {
 		return nil
 	}
 	switch v := s.value(c); {
-	case s.eg != "" && v <= 0:
-		return fmt.Errorf("must be > 0 (e.g. %s), got %s", s.eg, s.show(c))
-	case s.eg == "" && s.zero == "":
+	case s.pos && v <= 0:
+		return fmt.Errorf("must be > 0, got %s", s.show(c))
+	case !s.pos && s.zero == "":
 		return fmt.Errorf("setting %s says neither what 0 means nor that it must be positive", s.name) // a mistake in settings
 	case v < 0:
-		return fmt.Errorf("must not be negative (0: %s), got %s", s.zero, s.show(c))
+		return fmt.Errorf("must not be negative, got %s; 0 means %s", s.show(c), s.zero)
 	}
 	return nil
 }
@@ -186,7 +202,7 @@ func (c *Config) checkRanges() []error {
 	var errs []error
 	for _, s := range settings {
 		if err := s.checkRange(c); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", s.key(), err))
+			errs = append(errs, &Error{Key: s.key(), Err: err})
 		}
 	}
 	return errs
@@ -210,7 +226,7 @@ func dur(name, usage string, f func(*Config) *time.Duration) setting {
 		apply: func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil {
-				return fmt.Errorf("%q is not a duration (e.g. 30s, 5m, 2h)", v)
+				return fmt.Errorf("%q is not a duration", v)
 			}
 			*f(c) = d
 			return nil
@@ -265,36 +281,36 @@ func list(name, usage string, f func(*Config) *[]string) setting {
 }
 
 var settings = []setting{
-	addr("grpc-addr", "Envoy ext_authz gRPC listener, host:port or unix:///path; also serves grpc.health.v1 (and reflection with --grpc-reflection); empty disables", func(c *Config) *string { return &c.GRPCAddr }),
-	addr("http-addr", "HTTP forward-auth listener (nginx auth_request, Traefik forwardAuth, Envoy http_service); empty disables", func(c *Config) *string { return &c.HTTPAddr }),
-	addr("admin-addr", "admin listener: /healthz /readyz /cache/health /metrics; empty disables", func(c *Config) *string { return &c.AdminAddr }),
-	str("issuer", "the expected iss, compared exactly", func(c *Config) *string { return &c.Issuer }),
-	str("jwks-url", "JWKS address; empty: discovered from {issuer}/.well-known/openid-configuration", func(c *Config) *string { return &c.JWKSURL }),
-	withKey("audiences", list("audience", "expected aud of the --issuer provider (repeatable, or comma-separated); not given: aud not checked", func(c *Config) *[]string { return &c.Audiences })),
-	list("algorithms", "accepted signing algorithms", func(c *Config) *[]string { return &c.Algorithms }),
-	dur("clock-skew", "leeway for exp, nbf and iat", func(c *Config) *time.Duration { return &c.ClockSkew }).zeroMeans("none, a token is refused from the second of its exp"),
-	dur("cache-ttl", "longest life of a cached verified token (never beyond its exp)", func(c *Config) *time.Duration { return &c.CacheTTL }).zeroMeans("no token cache, every check verifies its token"),
-	num("cache-size", "verified tokens kept", func(c *Config) *int { return &c.CacheSize }).zeroMeans("no token cache, every check verifies its token"),
-	num("negative-cache-size", "rejected tokens remembered, apart from the verified ones", func(c *Config) *int { return &c.NegativeCacheSize }).zeroMeans("no negative cache"),
+	addr("grpc-addr", "Envoy ext_authz gRPC listener, host:port or unix:///path; also serves grpc.health.v1 (and reflection with --grpc-reflection); empty disables", func(c *Config) *string { return &c.GRPCAddr }).example(":9001"),
+	addr("http-addr", "HTTP forward-auth listener (nginx auth_request, Traefik forwardAuth, Envoy http_service); empty disables", func(c *Config) *string { return &c.HTTPAddr }).example(":9002"),
+	addr("admin-addr", "admin listener: /healthz /readyz /cache/health /metrics; empty disables", func(c *Config) *string { return &c.AdminAddr }).example("127.0.0.1:9003"),
+	str("issuer", "the expected iss, compared exactly", func(c *Config) *string { return &c.Issuer }).example("https://auth.example.com/"),
+	str("jwks-url", "JWKS address; empty: discovered from {issuer}/.well-known/openid-configuration", func(c *Config) *string { return &c.JWKSURL }).example("https://auth.example.com/.well-known/jwks.json"),
+	withKey("audiences", list("audience", "expected aud of the --issuer provider (repeatable, or comma-separated); not given: aud not checked", func(c *Config) *[]string { return &c.Audiences })).example("https://api.example.com"),
+	list("algorithms", "accepted signing algorithms", func(c *Config) *[]string { return &c.Algorithms }).example("RS256,ES256"),
+	dur("clock-skew", "leeway for exp, nbf and iat", func(c *Config) *time.Duration { return &c.ClockSkew }).zeroMeans("none, a token is refused from the second of its exp").example("30s"),
+	dur("cache-ttl", "longest life of a cached verified token (never beyond its exp)", func(c *Config) *time.Duration { return &c.CacheTTL }).zeroMeans("no token cache, every check verifies its token").example("5m"),
+	num("cache-size", "verified tokens kept", func(c *Config) *int { return &c.CacheSize }).zeroMeans("no token cache, every check verifies its token").example("100000"),
+	num("negative-cache-size", "rejected tokens remembered, apart from the verified ones", func(c *Config) *int { return &c.NegativeCacheSize }).zeroMeans("no negative cache").example("10000"),
 	num("max-token-size", "larger tokens are refused before any parsing, in bytes", func(c *Config) *int { return &c.MaxTokenSize }).positive("8192"),
-	dur("network-wait", "longest a check waits on the network (an unknown kid's JWKS refresh, or the fetch under way it joins), besides the request's own deadline", func(c *Config) *time.Duration { return &c.NetworkWait }).zeroMeans("a check never waits, an unknown kid is refused at once while the fetch it asked for goes on"),
+	dur("network-wait", "longest a check waits on the network (an unknown kid's JWKS refresh, or the fetch under way it joins), besides the request's own deadline", func(c *Config) *time.Duration { return &c.NetworkWait }).zeroMeans("a check never waits, an unknown kid is refused at once while the fetch it asked for goes on").example("500ms"),
 	dur("jwks-refresh", "background JWKS refresh period", func(c *Config) *time.Duration { return &c.JWKSRefresh }).positive("2h"),
 	dur("jwks-min-refresh", "floor under the IdP's max-age, and the cooldown between the refreshes an unknown kid or a bad signature asks for", func(c *Config) *time.Duration { return &c.JWKSMinRefresh }).positive("30s"),
 	dur("jwks-timeout", "timeout of one JWKS or discovery fetch", func(c *Config) *time.Duration { return &c.JWKSTimeout }).positive("5s"),
-	str("jwks-cache-dir", "keep each good key set here, to start with it during an IdP outage", func(c *Config) *string { return &c.JWKSCacheDir }),
+	str("jwks-cache-dir", "keep each good key set here, to start with it during an IdP outage", func(c *Config) *string { return &c.JWKSCacheDir }).example("/var/cache/jwtauthz"),
 	dur("jwks-cache-max-age", "a saved key set older than this is not loaded at start", func(c *Config) *time.Duration { return &c.JWKSCacheMaxAge }).positive("168h"),
-	str("jwks-ca", "PEM file of CAs for the IdP's certificate, instead of the system roots", func(c *Config) *string { return &c.JWKSCA }),
-	str("tls-cert", "PEM certificate (chain) for the gRPC and HTTP listeners; re-read when it changes", func(c *Config) *string { return &c.TLSCert }),
-	str("tls-key", "PEM private key of --tls-cert", func(c *Config) *string { return &c.TLSKey }),
-	str("tls-client-ca", "PEM CAs whose client certificates the gRPC and HTTP listeners require (mTLS)", func(c *Config) *string { return &c.TLSClientCA }),
-	str("clerk-publishable-key", "Clerk preset: pk_test_… or pk_live_… (env also NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY, CLERK_PUBLISHABLE_KEY); the secret key comes from env CLERK_SECRET_KEY", func(c *Config) *string { return &c.ClerkPublishableKey }),
-	str("clerk-domain", "Clerk preset: the Frontend API host, instead of the publishable key (env also NEXT_PUBLIC_CLERK_DOMAIN)", func(c *Config) *string { return &c.ClerkDomain }),
-	list("clerk-authorized-parties", "Clerk preset: accepted azp values, e.g. https://app.example.com", func(c *Config) *[]string { return &c.ClerkAuthorizedParties }),
-	boolean("pprof", "serve net/http/pprof under /debug/pprof/ on the admin listener", func(c *Config) *bool { return &c.Pprof }),
-	boolean("grpc-reflection", "serve gRPC server reflection on the gRPC listener, which lets anyone who reaches it list its services (default false; dev: true)", func(c *Config) *bool { return &c.GRPCReflection }),
-	str("log-level", "debug|info|warn|error", func(c *Config) *string { return &c.LogLevel }),
-	str("log-format", "json|text", func(c *Config) *string { return &c.LogFormat }),
-	dur("shutdown-delay", "on SIGTERM, time between going NOT_SERVING and closing the listeners", func(c *Config) *time.Duration { return &c.ShutdownDelay }).zeroMeans("the listeners close at once"),
+	str("jwks-ca", "PEM file of CAs for the IdP's certificate, instead of the system roots", func(c *Config) *string { return &c.JWKSCA }).example("/etc/jwtauthz/idp-ca.pem"),
+	str("tls-cert", "PEM certificate (chain) for the gRPC and HTTP listeners; re-read when it changes", func(c *Config) *string { return &c.TLSCert }).example("/etc/jwtauthz/tls.crt"),
+	str("tls-key", "PEM private key of --tls-cert", func(c *Config) *string { return &c.TLSKey }).example("/etc/jwtauthz/tls.key"),
+	str("tls-client-ca", "PEM CAs whose client certificates the gRPC and HTTP listeners require (mTLS)", func(c *Config) *string { return &c.TLSClientCA }).example("/etc/jwtauthz/client-ca.pem"),
+	str("clerk-publishable-key", "Clerk preset: pk_test_… or pk_live_… (env also NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY, CLERK_PUBLISHABLE_KEY); the secret key comes from env CLERK_SECRET_KEY", func(c *Config) *string { return &c.ClerkPublishableKey }).example("pk_live_Y2xlcmsuZXhhbXBsZS5jb20k"),
+	str("clerk-domain", "Clerk preset: the Frontend API host, instead of the publishable key (env also NEXT_PUBLIC_CLERK_DOMAIN)", func(c *Config) *string { return &c.ClerkDomain }).example("clerk.example.com"),
+	list("clerk-authorized-parties", "Clerk preset: accepted azp values, e.g. https://app.example.com", func(c *Config) *[]string { return &c.ClerkAuthorizedParties }).example("https://app.example.com"),
+	boolean("pprof", "serve net/http/pprof under /debug/pprof/ on the admin listener", func(c *Config) *bool { return &c.Pprof }).example("true"),
+	boolean("grpc-reflection", "serve gRPC server reflection on the gRPC listener, which lets anyone who reaches it list its services (default false; dev: true)", func(c *Config) *bool { return &c.GRPCReflection }).example("true"),
+	str("log-level", "debug|info|warn|error", func(c *Config) *string { return &c.LogLevel }).example("info"),
+	str("log-format", "json|text", func(c *Config) *string { return &c.LogFormat }).example("json"),
+	dur("shutdown-delay", "on SIGTERM, time between going NOT_SERVING and closing the listeners", func(c *Config) *time.Duration { return &c.ShutdownDelay }).zeroMeans("the listeners close at once").example("5s"),
 	dur("shutdown-timeout", "on SIGTERM, time in-flight checks get to finish", func(c *Config) *time.Duration { return &c.ShutdownTimeout }).positive("15s"),
 }
 

@@ -111,21 +111,21 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		env  []string
 		want string
 	}{
-		{name: "unknown key", file: "issuer: https://a\ncache_tll: 5m\n", want: "cache_tll: line 2: unknown key"},
-		{name: "unknown nested key", file: "providers:\n  - name: a\n    issuer: https://a\n    jwks_ur: https://a/k\n", want: "providers[0].jwks_ur: line 4: unknown key"},
-		{name: "key twice", file: "issuer: https://a\nissuer: https://b\n", want: "issuer: line 2: key given twice"},
-		{name: "bad duration", file: "issuer: https://a\ncache_ttl: 5 minutes\n", want: "cache_ttl: line 2:"},
-		{name: "bad number", file: "issuer: https://a\ncache_size: lots\n", want: "cache_size: line 2:"},
-		{name: "list where a mapping goes", file: "issuer: https://a\nrules: {match: x}\n", want: "rules: line 2: must be a list"},
-		{name: "negative size", file: "issuer: https://a\ncache_size: -1\n", want: "cache_size: must not be negative (0: no token cache"},
-		{name: "zero timeout", file: "issuer: https://a\njwks_timeout: 0s\n", want: "jwks_timeout: must be > 0 (e.g. 5s), got 0s"},
-		{name: "negative flag", args: []string{"--issuer", "https://a", "--clock-skew", "-1s"}, want: "--clock-skew: must not be negative (0: none"},
-		{name: "zero variable", args: []string{"--issuer", "https://a"}, env: []string{"JWTAUTHZ_MAX_TOKEN_SIZE", "0"}, want: "JWTAUTHZ_MAX_TOKEN_SIZE: must be > 0 (e.g. 8192), got 0"},
+		{name: "unknown key", file: "issuer: https://a\ncache_tll: 5m\n", want: ":2: cache_tll: unknown key; did you mean cache_ttl?"},
+		{name: "unknown nested key", file: "providers:\n  - name: a\n    issuer: https://a\n    jwks_ur: https://a/k\n", want: ":4: providers[0].jwks_ur: unknown key; did you mean jwks_url?"},
+		{name: "key twice", file: "issuer: https://a\nissuer: https://b\n", want: ":2: issuer: key given twice"},
+		{name: "bad duration", file: "issuer: https://a\ncache_ttl: 5 minutes\n", want: `:2: cache_ttl: "5 minutes" is not a duration (e.g. 5m)`},
+		{name: "bad number", file: "issuer: https://a\ncache_size: lots\n", want: `:2: cache_size: "lots" is not a whole number (e.g. 100000)`},
+		{name: "list where a mapping goes", file: "issuer: https://a\nrules: {match: x}\n", want: ":2: rules: must be a list, not a mapping"},
+		{name: "negative size", file: "issuer: https://a\ncache_size: -1\n", want: ":2: cache_size: must not be negative, got -1; 0 means no token cache"},
+		{name: "zero timeout", file: "issuer: https://a\njwks_timeout: 0s\n", want: ":2: jwks_timeout: must be > 0, got 0s (e.g. 5s)"},
+		{name: "negative flag", args: []string{"--issuer", "https://a", "--clock-skew", "-1s"}, want: "--clock-skew: must not be negative, got -1s; 0 means none"},
+		{name: "zero variable", args: []string{"--issuer", "https://a"}, env: []string{"JWTAUTHZ_MAX_TOKEN_SIZE", "0"}, want: "JWTAUTHZ_MAX_TOKEN_SIZE: must be > 0, got 0 (e.g. 8192)"},
 		{name: "not a URL", args: []string{"--issuer", "clerk.example.com"}, want: `issuer: "clerk.example.com" is not an http(s) URL`},
 		{name: "HMAC", args: []string{"--issuer", "https://a", "--algorithms", "RS256,HS256"}, want: `algorithms: "HS256" is not allowed`},
-		{name: "log level", args: []string{"--issuer", "https://a", "--log-level", "loud"}, want: "log_level"},
-		{name: "address", args: []string{"--issuer", "https://a", "--grpc-addr", "9001"}, want: "grpc_addr"},
-		{name: "unix socket on http", args: []string{"--issuer", "https://a", "--http-addr", "unix:///tmp/x.sock"}, want: "http_addr"},
+		{name: "log level", args: []string{"--issuer", "https://a", "--log-level", "loud"}, want: "--log-level: "},
+		{name: "address", args: []string{"--issuer", "https://a", "--grpc-addr", "9001"}, want: "--grpc-addr: "},
+		{name: "unix socket on http", args: []string{"--issuer", "https://a", "--http-addr", "unix:///tmp/x.sock"}, want: "--http-addr: "},
 		{name: "flag value", args: []string{"--cache-ttl", "soon"}, want: `--cache-ttl: "soon" is not a duration`},
 		{name: "provider without issuer", file: "providers:\n  - name: a\n", want: "providers[0].issuer: is required"},
 		{name: "two providers with a name", file: "providers:\n  - {name: a, issuer: https://a}\n  - {name: a, issuer: https://b}\n", want: `providers[1].name: "a" is used twice`},
@@ -203,7 +203,7 @@ func TestClerkPreset(t *testing.T) {
 		{name: "secret alone: any iss of the instance", env: []string{"CLERK_SECRET_KEY", "sk_test_s3cret"}, wantJWKS: clerkBackendJWKS, wantAny: true, wantSecret: true},
 		{name: "authorized parties", args: []string{"--clerk-publishable-key", pk, "--clerk-authorized-parties", "https://app.example.com,https://admin.example.com"},
 			wantIssuer: "https://happy-cat-12.clerk.accounts.dev", wantJWKS: "https://happy-cat-12.clerk.accounts.dev/.well-known/jwks.json", wantParties: []string{"https://app.example.com", "https://admin.example.com"}},
-		{name: "malformed key", args: []string{"--clerk-publishable-key", "pk_test_bm9wZQ=="}, wantErr: "clerk_publishable_key: a publishable key is"},
+		{name: "malformed key", args: []string{"--clerk-publishable-key", "pk_test_bm9wZQ=="}, wantErr: "--clerk-publishable-key: a publishable key is"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

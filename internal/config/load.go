@@ -30,6 +30,26 @@ func (r recorder) IsBoolFlag() bool   { return r.isBool }
 type Flags struct {
 	ConfigPath  string
 	CheckConfig bool
+	Output      string // --check-config's output: "text" (the default) or "json"
+}
+
+// output is the value of -o and --output: text or json, else a usage error
+// (flag.Parse reports it as it reports an unknown flag).
+type output struct{ v *string }
+
+func (o output) String() string {
+	if o.v == nil {
+		return ""
+	}
+	return *o.v
+}
+
+func (o output) Set(v string) error {
+	if v != "text" && v != "json" {
+		return fmt.Errorf("%q is not text or json", v)
+	}
+	*o.v = v
+	return nil
 }
 
 // Load reads the settings of a `serve` or `dev` command line, with
@@ -42,6 +62,8 @@ func Load(cmd string, args []string, lookup func(string) (string, bool), stderr 
 	fs.StringVar(&cf.ConfigPath, "config", "", "YAML config file (env JWTAUTHZ_CONFIG)")
 	if cmd == "serve" {
 		fs.BoolVar(&cf.CheckConfig, "check-config", false, "validate the configuration and exit 0 (valid) or 1")
+		fs.Var(output{&cf.Output}, "output", "with --check-config: print what was resolved as text or json")
+		fs.Var(output{&cf.Output}, "o", "short for --output")
 	}
 	given := map[string]*[]string{}
 	for _, s := range settings {
@@ -55,7 +77,14 @@ func Load(cmd string, args []string, lookup func(string) (string, bool), stderr 
 	if fs.NArg() > 0 {
 		return nil, cf, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if cf.Output != "" && !cf.CheckConfig {
+		return nil, cf, errors.New("--output: goes with --check-config")
+	}
+	if cf.Output == "" {
+		cf.Output = "text"
+	}
 	c := def
+	c.from = map[string]string{}
 	if cf.ConfigPath == "" {
 		cf.ConfigPath = getenv("JWTAUTHZ_CONFIG")
 	}
@@ -71,14 +100,25 @@ func Load(cmd string, args []string, lookup func(string) (string, bool), stderr 
 	for _, s := range settings {
 		if vals := *given[s.name]; len(vals) > 0 {
 			if slices.Contains(vals, "") && !s.emptyOK {
-				return nil, cf, fmt.Errorf("--%s: is empty; leave it out to keep the file's value or the default (an empty value disables only an address)", s.name)
+				return nil, cf, s.given("--"+s.name, errors.New("is empty; leave it out to keep the file's value or the default (an empty value disables only an address)"), false)
 			}
 			if err := applyAll(c, s, vals); err != nil {
-				return nil, cf, fmt.Errorf("--%s: %w", s.name, err)
+				return nil, cf, s.given("--"+s.name, err, true)
 			}
+			c.from[s.key()] = "--" + s.name
 		}
 	}
 	return c, cf, c.Validate()
+}
+
+// given is an Error about s's value given by where, a flag or variable:
+// `--cache-ttl: "5x" is not a duration (e.g. 5m)`.
+func (s setting) given(where string, err error, withExample bool) *Error {
+	e := &Error{Where: where, Key: s.key(), Err: err, named: true, noExample: !withExample}
+	if withExample {
+		e.Example = example(s.key(), false)
+	}
+	return e
 }
 
 // applyEnv applies the JWTAUTHZ_* variables that are set. A set but empty
@@ -93,11 +133,12 @@ func applyEnv(c *Config, lookup func(string) (string, bool)) error {
 		case !ok:
 			continue
 		case v == "" && !s.emptyOK:
-			return fmt.Errorf("%s: is set but empty; unset it to keep the file's value or the default (an empty value disables only an address)", s.env())
+			return s.given(s.env(), errors.New("is set but empty; unset it to keep the file's value or the default (an empty value disables only an address)"), false)
 		}
 		if err := applyAll(c, s, []string{v}); err != nil {
-			return fmt.Errorf("%s: %w", s.env(), err)
+			return s.given(s.env(), err, true)
 		}
+		c.from[s.key()] = s.env()
 	}
 	return nil
 }
@@ -125,12 +166,10 @@ func ReadFile(path string, c *Config) error {
 	}
 	c.path, c.sum = path, sha256.Sum256(b)
 	if emptyDocument(b) {
-		return fmt.Errorf("config %s: %w", path, ErrEmptyConfig)
+		return fmt.Errorf("%s: %w", path, ErrEmptyConfig)
 	}
-	if err := decodeYAML(b, c); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	return nil
+	c.lines, err = decodeYAML(path, b, c)
+	return err
 }
 
 // ErrEmptyConfig: the config file holds no settings at all, which is

@@ -13,29 +13,37 @@ import (
 	"github.com/jwtauthz/jwtauthz/jwks"
 )
 
-// Validate checks every setting and names the key of each problem.
+// Validate checks every setting. Each problem is an *Error that names the
+// key and where its value came from: the flag, the variable, or the file
+// and line.
 func (c *Config) Validate() error {
+	return c.locate(c.validate())
+}
+
+func (c *Config) validate() error {
 	var errs []error
-	bad := func(key, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, a...)...))
-	}
-	for key, addr := range map[string]string{"grpc_addr": c.GRPCAddr, "http_addr": c.HTTPAddr, "admin_addr": c.AdminAddr} {
-		if err := checkAddr(addr, key == "grpc_addr"); err != nil {
-			bad(key, "%v", err)
+	bad := func(key, format string, a ...any) { errs = append(errs, invalid(key, format, a...)) }
+	hint := func(key, format string, a ...any) { errs = append(errs, invalidHint(key, format, a...)) }
+	for _, l := range []struct{ key, addr string }{{"grpc_addr", c.GRPCAddr}, {"http_addr", c.HTTPAddr}, {"admin_addr", c.AdminAddr}} {
+		if err := checkAddr(l.addr, l.key == "grpc_addr"); err != nil {
+			bad(l.key, "%v", err)
 		}
 	}
 	errs = append(errs, c.checkRanges()...) // durations and numbers, as settings says
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
-		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+		hint("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
-		bad("log_format", "%q is not json or text", c.LogFormat)
+		hint("log_format", "%q is not json or text", c.LogFormat)
 	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		bad("tls_key", "tls_cert and tls_key go together")
+	switch {
+	case c.TLSCert != "" && c.TLSKey == "":
+		hint("tls_cert", "needs tls_key: tls_cert and tls_key go together")
+	case c.TLSCert == "" && c.TLSKey != "":
+		hint("tls_key", "needs tls_cert: tls_cert and tls_key go together")
 	}
 	if c.TLSClientCA != "" && c.TLSCert == "" {
-		bad("tls_client_ca", "needs tls_cert and tls_key")
+		hint("tls_client_ca", "needs tls_cert and tls_key")
 	}
 	errs = append(errs, checkAlgorithms("algorithms", c.Algorithms))
 	if c.Issuer != "" && c.JWKSURL == "" {
@@ -44,8 +52,11 @@ func (c *Config) Validate() error {
 	if c.JWKSURL != "" {
 		errs = append(errs, checkURL("jwks_url", c.JWKSURL))
 		if c.Issuer == "" {
-			bad("jwks_url", "needs issuer")
+			hint("jwks_url", "needs issuer")
 		}
+	}
+	if !slices.Contains([]authz.PathCase{authz.PathCaseUnset, authz.PathCaseSensitive, authz.PathCaseInsensitive}, authz.PathCase(c.PathCase)) {
+		hint("path_case", "%q is not sensitive or insensitive (leave path_case out when the upstream's way is not known)", c.PathCase)
 	}
 	errs = append(errs, checkAudiences("audiences", c.Audiences))
 	if c.JWKSCacheDir != "" {
@@ -66,14 +77,14 @@ func (c *Config) Validate() error {
 	if err != nil {
 		errs = append(errs, err)
 	} else if clerk != nil && names[clerk.Name] {
-		bad("clerk", "the preset adds a provider named %q, which providers already has", clerk.Name)
+		hint(c.authzKey(fmt.Sprintf("providers[%d]", len(c.AllProviders())-1)), "the Clerk preset adds a provider named %q, which providers already has", clerk.Name)
 	}
 	if len(c.Audiences) > 0 && c.Issuer == "" {
-		hint := ""
+		more := ""
 		if clerk != nil {
-			hint = " (the Clerk preset checks no aud: to check one, write it out as a providers entry)"
+			more = " (the Clerk preset checks no aud: to check one, write it out as a providers entry)"
 		}
-		bad("audiences", "applies to the provider of issuer, which is not set; give each provider its own audiences%s", hint)
+		hint("audiences", "applies to the provider of issuer, which is not set; give each provider its own audiences%s", more)
 	}
 	return errors.Join(errs...)
 }
@@ -83,7 +94,7 @@ func (c *Config) Validate() error {
 func checkAudiences(key string, auds []string) error {
 	for i, a := range auds {
 		if a == "" {
-			return fmt.Errorf("%s[%d]: must not be empty (leave audiences out to not check aud)", key, i)
+			return invalidHint(fmt.Sprintf("%s[%d]", key, i), "must not be empty (leave audiences out to not check aud)")
 		}
 	}
 	return nil
@@ -98,7 +109,7 @@ func checkCacheDir(key, dir string) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("%s: %w; use a directory that only the user jwtauthz runs as can write: create it as that user with `mkdir -p -m 0700 %s`", key, err, dir)
+	return &Error{Key: key, Err: fmt.Errorf("%w; use a directory that only the user jwtauthz runs as can write: create it as that user with `mkdir -p -m 0700 %s`", err, dir), noExample: true}
 }
 
 // checkForwardAuth refuses what the HTTP forward-auth listener cannot do:
@@ -112,7 +123,7 @@ func (p *ProviderConfig) checkForwardAuth(key string) error {
 	}
 	for j, s := range p.TokenSources {
 		if s.Query != "" && s.Header == "" && s.Cookie == "" {
-			return fmt.Errorf("%s.forward_token: false cannot be honoured for token_sources[%d] (query %s) by the HTTP forward-auth listener, which cannot remove a query parameter; disable http_addr (set it to \"\") and use gRPC ext_authz, or keep the token in a header or cookie", key, j, s.Query)
+			return invalidHint(key+".forward_token", "false cannot be honoured for token_sources[%d] (query %s) by the HTTP forward-auth listener, which cannot remove a query parameter; disable http_addr (set it to \"\") and use gRPC ext_authz, or keep the token in a header or cookie", j, s.Query)
 		}
 	}
 	return nil
@@ -144,14 +155,13 @@ const defaultProvider = "default"
 
 func (p *ProviderConfig) validate(key string, names map[string]bool) error {
 	var errs []error
-	bad := func(sub, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s.%s: "+format, append([]any{key, sub}, a...)...))
-	}
+	bad := func(sub, format string, a ...any) { errs = append(errs, invalid(key+"."+sub, format, a...)) }
+	hint := func(sub, format string, a ...any) { errs = append(errs, invalidHint(key+"."+sub, format, a...)) }
 	switch {
 	case p.Name == "":
 		bad("name", "is required")
 	case names[p.Name]:
-		bad("name", "%q is used twice", p.Name)
+		hint("name", "%q is used twice", p.Name)
 	}
 	names[p.Name] = true
 	switch {
@@ -163,7 +173,7 @@ func (p *ProviderConfig) validate(key string, names map[string]bool) error {
 		errs = append(errs, checkURL(key+".issuer", p.Issuer))
 	}
 	if p.JWKSURL != "" && p.JWKSFile != "" {
-		bad("jwks_file", "is exclusive with jwks_url")
+		hint("jwks_file", "is exclusive with jwks_url")
 	}
 	if p.JWKSURL != "" {
 		errs = append(errs, checkURL(key+".jwks_url", p.JWKSURL))
@@ -186,7 +196,7 @@ func (p *ProviderConfig) validate(key string, names map[string]bool) error {
 			bad(fmt.Sprintf("token_sources[%d].prefix", j), "goes with header")
 		}
 	}
-	for h := range p.ClaimHeaders {
+	for _, h := range slices.Sorted(maps.Keys(p.ClaimHeaders)) {
 		if !validHeaderName(h) {
 			bad("claim_headers", "%q is not a header name", h)
 		}
@@ -211,11 +221,11 @@ func validHeaderName(h string) bool {
 
 func checkAlgorithms(key string, algs []string) error {
 	if len(algs) == 0 {
-		return fmt.Errorf("%s: must not be empty", key)
+		return invalid(key, "must not be empty")
 	}
 	for _, a := range algs {
 		if !slices.Contains(authz.DefaultAlgorithms, a) {
-			return fmt.Errorf("%s: %q is not allowed (allowed: %s)", key, a, strings.Join(authz.DefaultAlgorithms, ","))
+			return invalidHint(key, "%q is not allowed (allowed: %s)", a, strings.Join(authz.DefaultAlgorithms, ","))
 		}
 	}
 	return nil
@@ -224,7 +234,7 @@ func checkAlgorithms(key string, algs []string) error {
 func checkURL(key, s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("%s: %q is not an http(s) URL", key, s)
+		return invalid(key, "%q is not an http(s) URL", s)
 	}
 	return nil
 }
