@@ -45,7 +45,7 @@ func TestUntrustedCacheDirIsAConfigError(t *testing.T) {
 				}
 				return
 			}
-			for _, want := range []string{"jwks_cache_dir: ", tt.wantErr, "mkdir -p -m 0700 " + dir} {
+			for _, want := range []string{"--jwks-cache-dir: ", tt.wantErr, "mkdir -p -m 0700 " + dir} {
 				if code != exitError || !strings.Contains(out.String(), want) {
 					t.Fatalf("exit %d, output %q; want 1 and %q", code, out.String(), want)
 				}

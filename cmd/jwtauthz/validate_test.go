@@ -21,8 +21,8 @@ func TestTopLevelAudiencesNeedTheIssuer(t *testing.T) {
 		wantErr string // "" for a valid config
 	}{
 		{name: "file audiences beside providers", file: providers + "audiences: [api]\n", wantErr: "audiences: applies to the provider of issuer, which is not set"},
-		{name: "flag audience beside providers", file: providers, args: []string{"--audience", "api"}, wantErr: "audiences: applies to the provider of issuer"},
-		{name: "env audience beside providers", file: providers, env: []string{"JWTAUTHZ_AUDIENCE", "api"}, wantErr: "audiences: applies to the provider of issuer"},
+		{name: "flag audience beside providers", file: providers, args: []string{"--audience", "api"}, wantErr: "--audience: applies to the provider of issuer"},
+		{name: "env audience beside providers", file: providers, env: []string{"JWTAUTHZ_AUDIENCE", "api"}, wantErr: "JWTAUTHZ_AUDIENCE: applies to the provider of issuer"},
 		{name: "Clerk preset", args: []string{"--clerk-publishable-key", pk, "--audience", "api"}, wantErr: "the Clerk preset checks no aud"},
 		{name: "with the issuer", file: providers + "issuer: https://d.example.com\naudiences: [api]\n"},
 		{name: "with the issuer and the Clerk preset", args: []string{"--issuer", "https://d.example.com", "--audience", "api", "--clerk-publishable-key", pk}},
@@ -151,8 +151,8 @@ func TestPathCaseCheckConfig(t *testing.T) {
 		{name: "insensitive", pathCase: "insensitive"},
 		{name: "sensitive", pathCase: "sensitive"},
 		{name: "empty: unset", pathCase: `""`},
-		{name: "not a value", pathCase: "ignore", wantErr: `path_case must be sensitive, insensitive or unset, got "ignore"`},
-		{name: "a value in another case", pathCase: "Sensitive", wantErr: `path_case must be sensitive, insensitive or unset, got "Sensitive"`},
+		{name: "not a value", pathCase: "ignore", wantErr: `jwtauthz.yaml:3: path_case: "ignore" is not sensitive or insensitive`},
+		{name: "a value in another case", pathCase: "Sensitive", wantErr: `jwtauthz.yaml:3: path_case: "Sensitive" is not sensitive or insensitive`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

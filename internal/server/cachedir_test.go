@@ -259,8 +259,8 @@ func TestCacheDirOfAnotherUserRefusedAtStart(t *testing.T) {
 		g, h := adminAllowed(t, a, forged)
 		t.Fatalf("started with another user's cache dir; the planted key's token on /admin: gRPC allowed %v, forward-auth allowed %v", g, h)
 	}
-	if !strings.Contains(err.Error(), "jwks_cache_dir: ") || !strings.Contains(err.Error(), "owned by uid 65534") {
-		t.Fatalf("start refused with %v, want jwks_cache_dir named with the reason", err)
+	if !strings.Contains(err.Error(), "--jwks-cache-dir: ") || !strings.Contains(err.Error(), "owned by uid 65534") {
+		t.Fatalf("start refused with %v, want --jwks-cache-dir named with the reason", err)
 	}
 }
 
