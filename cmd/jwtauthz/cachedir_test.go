@@ -46,8 +46,8 @@ func TestUntrustedCacheDirIsAConfigError(t *testing.T) {
 				return
 			}
 			for _, want := range []string{"--jwks-cache-dir: ", tt.wantErr, "mkdir -p -m 0700 " + dir} {
-				if code != exitError || !strings.Contains(out.String(), want) {
-					t.Fatalf("exit %d, output %q; want 1 and %q", code, out.String(), want)
+				if code != exitUsage || !strings.Contains(out.String(), want) {
+					t.Fatalf("exit %d, output %q; want 2 and %q", code, out.String(), want)
 				}
 			}
 		})

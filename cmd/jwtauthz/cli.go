@@ -6,33 +6,38 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"runtime"
-	"runtime/debug"
-	"time"
 
 	"github.com/jwtauthz/jwtauthz/internal/config"
 	"github.com/jwtauthz/jwtauthz/internal/server"
 )
 
-// version is set at build time: -ldflags "-X main.version=v1.2.3".
-var version = ""
+// A release build sets these: -ldflags "-X main.version=v1.2.3 -X
+// main.commit=<revision> -X main.date=<RFC 3339 time>". Each one left empty
+// is read from what Go stamped in the binary (server.ReadBuildInfo).
+var (
+	version = ""
+	commit  = ""
+	date    = ""
+)
 
-// Exit codes.
+// Exit codes, the same for every command.
 const (
 	exitOK    = 0
-	exitError = 1 // a bad configuration, a failed listener, an unhealthy server
-	exitUsage = 2
+	exitError = 1 // a runtime failure: a listener that cannot be opened, the server stopping on an error, healthcheck not ready
+	exitUsage = 2 // a usage or configuration error: a flag, command or argument, a setting, a config file
 )
 
 const usage = `jwtauthz: JWT authentication for Envoy (ext_authz) and HTTP forward-auth.
 
 Usage:
-  jwtauthz serve [--config FILE] [flags]   serve (--check-config: validate and exit 0/1)
+  jwtauthz serve [--config FILE] [flags]   serve (--check-config: validate and exit 0/2)
   jwtauthz dev [flags]                     serve with an embedded development issuer
-  jwtauthz healthcheck [--admin-addr A]    exit 0 if /readyz answers 200, else 1
-  jwtauthz version
+  jwtauthz healthcheck [--config FILE] [--admin-addr A]
+                                           exit 0 if /readyz answers 200, else 1
+  jwtauthz version                         print version, commit, build date, Go
 
+Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
 Run "jwtauthz serve -h" for the flags.
 `
 
@@ -48,10 +53,9 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	case "serve", "dev":
 		return serveCmd(ctx, args[0], args[1:], lookup, stdout, stderr, opts...)
 	case "healthcheck":
-		return healthcheckCmd(args[1:], config.Getenv(lookup), stderr)
+		return healthcheckCmd(args[1:], lookup, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "jwtauthz", versionString(), runtime.Version())
-		return exitOK
+		return versionCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -66,26 +70,39 @@ func serveCmd(ctx context.Context, cmd string, args []string, lookup func(string
 		return exitOK
 	}
 	if err == nil && cf.CheckConfig {
-		err = cfg.Check()
-		if err == nil {
-			fmt.Fprintln(stdout, "config ok")
+		if err = cfg.Check(); err == nil {
+			// What was resolved: `config ok` first, or -o json alone.
+			s := cfg.Summary()
+			write := s.WriteText
+			if cf.Output == "json" {
+				write = s.WriteJSON
+			}
+			if err := write(stdout); err != nil {
+				fmt.Fprintf(stderr, "jwtauthz %s: %v\n", cmd, err)
+				return exitError
+			}
 			return exitOK
 		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "jwtauthz %s: %v\n", cmd, err)
-		return exitError
+		return exitUsage // config.Load's and Check's errors are all usage or configuration errors
 	}
 	log := server.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	log.Info("starting", "version", versionString(), "go", runtime.Version(), "gomaxprocs", runtime.GOMAXPROCS(0))
-	opts = append(opts, server.WithReload(config.Loader(cmd, args, lookup)))
+	b := server.ReadBuildInfo(version, commit, date)
+	log.Info("starting", "version", b.Version, "commit", b.Commit, "date", b.Date, "modified", b.Modified,
+		"go", b.GoVersion, "gomaxprocs", runtime.GOMAXPROCS(0))
+	opts = append(opts, server.WithReload(config.Loader(cmd, args, lookup)), server.WithBuildInfo(b))
 	if cmd == "dev" {
 		opts = append(opts, server.WithDev())
 	}
 	s, err := server.New(cfg, log, opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "jwtauthz %s: %v\n", cmd, err)
-		return exitError
+		if errors.Is(err, server.ErrListen) {
+			return exitError
+		}
+		return exitUsage // what New builds comes from the configuration
 	}
 	if err := s.DevBanner(stdout); err != nil {
 		fmt.Fprintf(stderr, "jwtauthz dev: %v\n", err)
@@ -96,50 +113,4 @@ func serveCmd(ctx context.Context, cmd string, args []string, lookup func(string
 		return exitError
 	}
 	return exitOK
-}
-
-// healthcheckCmd asks /readyz: distroless images have no curl.
-func healthcheckCmd(args []string, getenv func(string) string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("jwtauthz healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	def := getenv("JWTAUTHZ_ADMIN_ADDR")
-	if def == "" {
-		def = config.Defaults().AdminAddr
-	}
-	addr := fs.String("admin-addr", def, "admin listener to ask (env JWTAUTHZ_ADMIN_ADDR)")
-	timeout := fs.Duration("timeout", 3*time.Second, "give up after")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	c := &http.Client{Timeout: *timeout}
-	resp, err := c.Get("http://" + config.DialAddr(*addr) + "/readyz")
-	if err != nil {
-		fmt.Fprintf(stderr, "healthcheck: %v\n", err)
-		return exitError
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "healthcheck: /readyz answered %s\n", resp.Status)
-		return exitError
-	}
-	return exitOK
-}
-
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown)"
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			return "devel-" + s.Value[:12]
-		}
-	}
-	return "(devel)"
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc/codes"
 
+	"github.com/jwtauthz/jwtauthz/internal/server"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
@@ -44,8 +45,15 @@ type child struct {
 
 func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
-	c := &child{cmd: exec.Command(os.Args[0], args...), addrs: map[string]string{}, saw: make(chan string, 1024)}
-	c.cmd.Env = append(os.Environ(), "JWTAUTHZ_TEST_AS_MAIN=1")
+	return startExe(t, os.Args[0], []string{"JWTAUTHZ_TEST_AS_MAIN=1"}, args...)
+}
+
+// startExe runs the jwtauthz binary exe with args, the variables env added
+// to the test's, and waits until it is ready.
+func startExe(t *testing.T, exe string, env []string, args ...string) *child {
+	t.Helper()
+	c := &child{cmd: exec.Command(exe, args...), addrs: map[string]string{}, saw: make(chan string, 1024)}
+	c.cmd.Env = append(os.Environ(), env...)
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -153,8 +161,9 @@ func TestSignals(t *testing.T) {
 	}
 }
 
-// TestStartLogsRuntime wants the first line to say which Go and how many
-// threads of Go code (GOMAXPROCS) the process runs with (docs/operations.md, "CPU").
+// TestStartLogsRuntime wants the first line to say which build (as
+// `jwtauthz version` does), which Go and how many threads of Go code
+// (GOMAXPROCS) the process runs with (docs/operations.md, "CPU").
 func TestStartLogsRuntime(t *testing.T) {
 	idp := issuer.NewServer()
 	defer idp.Close()
@@ -163,14 +172,19 @@ func TestStartLogsRuntime(t *testing.T) {
 		t.Setenv("GOMAXPROCS", strconv.Itoa(procs))
 		c := startChild(t, "serve", "--config", path, "--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", "127.0.0.1:0")
 		var l struct {
-			Msg, Version, Go string
-			Gomaxprocs       int
+			Msg, Version, Commit, Date, Modified, Go string
+			Gomaxprocs                               int
 		}
 		c.mu.Lock()
 		first := c.lines[0] // startChild waited for a later line
 		c.mu.Unlock()
-		if err := json.Unmarshal([]byte(first), &l); err != nil || l.Msg != "starting" || l.Version != versionString() || l.Go != runtime.Version() || l.Gomaxprocs != procs {
-			t.Errorf("first line %s: want starting, version %s, go %s, gomaxprocs %d", first, versionString(), runtime.Version(), procs)
+		b := server.ReadBuildInfo("", "", "") // this test binary is jwtauthz
+		want := struct {
+			Msg, Version, Commit, Date, Modified, Go string
+			Gomaxprocs                               int
+		}{"starting", b.Version, b.Commit, b.Date, b.Modified, runtime.Version(), procs}
+		if err := json.Unmarshal([]byte(first), &l); err != nil || l != want {
+			t.Errorf("first line %s: want %+v", first, want)
 		}
 	}
 }

@@ -131,7 +131,7 @@ func TestEmptyAudience(t *testing.T) {
 }
 
 // checkConfig runs serve --check-config with args and the variables env
-// names, and wants exit 0, or exit 1 and wantErr in the output.
+// names, and wants exit 0, or exit 2 and wantErr in the output.
 func checkConfig(t *testing.T, args, env []string, wantErr string) {
 	t.Helper()
 	var out bytes.Buffer
@@ -139,8 +139,8 @@ func checkConfig(t *testing.T, args, env []string, wantErr string) {
 	switch {
 	case wantErr == "" && code != exitOK:
 		t.Fatalf("exit %d: %s", code, out.String())
-	case wantErr != "" && (code != exitError || !strings.Contains(out.String(), wantErr)):
-		t.Fatalf("exit %d, output %q; want 1 and %q", code, out.String(), wantErr)
+	case wantErr != "" && (code != exitUsage || !strings.Contains(out.String(), wantErr)):
+		t.Fatalf("exit %d, output %q; want 2 and %q", code, out.String(), wantErr)
 	}
 }
 

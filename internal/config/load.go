@@ -61,7 +61,7 @@ func Load(cmd string, args []string, lookup func(string) (string, bool), stderr 
 	fs.SetOutput(stderr)
 	fs.StringVar(&cf.ConfigPath, "config", "", "YAML config file (env JWTAUTHZ_CONFIG)")
 	if cmd == "serve" {
-		fs.BoolVar(&cf.CheckConfig, "check-config", false, "validate the configuration and exit 0 (valid) or 1")
+		fs.BoolVar(&cf.CheckConfig, "check-config", false, "validate the configuration and exit 0 (valid) or 2")
 		fs.Var(output{&cf.Output}, "output", "with --check-config: print what was resolved as text or json")
 		fs.Var(output{&cf.Output}, "o", "short for --output")
 	}

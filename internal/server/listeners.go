@@ -64,8 +64,27 @@ func httpServer(h http.Handler) *http.Server {
 	}
 }
 
+// ErrListen is what an error of New is (errors.Is) when a listener could
+// not be opened: the address in use, no permission, no directory for the
+// socket. That is the host failing, at that moment; New's other errors are
+// the configuration's.
+var ErrListen = errors.New("cannot listen")
+
+// listenError is an error of listen: the cause's message, and ErrListen.
+type listenError struct{ error }
+
+func (e listenError) Unwrap() []error { return []error{e.error, ErrListen} }
+
 // listen binds addr: "" is no listener, unix:///path a Unix socket.
 func listen(addr string) (net.Listener, error) {
+	l, err := bind(addr)
+	if err != nil {
+		return nil, listenError{err}
+	}
+	return l, nil
+}
+
+func bind(addr string) (net.Listener, error) {
 	if addr == "" {
 		return nil, nil
 	}

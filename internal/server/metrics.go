@@ -56,6 +56,19 @@ func newMetrics() *metrics {
 	return m
 }
 
+// setBuildInfo exports jwtauthz_build_info, always 1, labelled with b.
+func (m *metrics) setBuildInfo(b BuildInfo) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "jwtauthz_build_info",
+		Help: "Always 1, labelled with the build of jwtauthz that runs (as `jwtauthz version` prints it).",
+		ConstLabels: prometheus.Labels{
+			"version": b.Version, "commit": b.Commit, "date": b.Date, "go_version": b.GoVersion, "modified": b.Modified,
+		},
+	})
+	g.Set(1)
+	m.reg.MustRegister(g)
+}
+
 // setProviders pre-resolves the check counters of these providers.
 func (m *metrics) setProviders(names []string) {
 	byName := map[string]*[2][]prometheus.Counter{}

@@ -29,6 +29,7 @@ type options struct {
 	// read every configPoll.
 	pollTick <-chan time.Time
 	memLimit memlimit.Provider // nil: Go's memory limit is left alone
+	build    *BuildInfo        // nil: ReadBuildInfo("", "", "")
 }
 
 func defaultOptions() options { return options{configPoll: DefaultConfigPoll} }

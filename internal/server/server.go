@@ -53,12 +53,15 @@ type Server struct {
 // New binds the listeners of cfg and builds the parts, logging to log;
 // Run serves. WithDev adds the embedded development issuer, served on the
 // admin listener; WithReload lets the configuration be reloaded.
-func New(cfg *config.Config, log *slog.Logger, opts ...Option) (a *Server, err error) {
-	a = &Server{cfg: cfg, running: cfg, log: log, health: health.NewServer(), metrics: newMetrics(), sources: newSources()}
+func New(cfg *config.Config, log *slog.Logger, opts ...Option) (_ *Server, err error) {
+	// Not the named result: return nil, err would nil it before the
+	// deferred closeListeners below.
+	a := &Server{cfg: cfg, running: cfg, log: log, health: health.NewServer(), metrics: newMetrics(), sources: newSources()}
 	a.options = defaultOptions()
 	for _, o := range opts {
 		o(&a.options)
 	}
+	a.metrics.setBuildInfo(a.buildInfo())
 	if a.memLimit != nil {
 		setMemoryLimit(log, a.memLimit)
 	}
