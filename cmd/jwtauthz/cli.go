@@ -70,17 +70,9 @@ func serveCmd(ctx context.Context, cmd string, args []string, lookup func(string
 		return exitOK
 	}
 	if err == nil && cf.CheckConfig {
-		if err = cfg.Check(); err == nil {
-			// What was resolved: `config ok` first, or -o json alone.
-			s := cfg.Summary()
-			write := s.WriteText
-			if cf.Output == "json" {
-				write = s.WriteJSON
-			}
-			if err := write(stdout); err != nil {
-				fmt.Fprintf(stderr, "jwtauthz %s: %v\n", cmd, err)
-				return exitError
-			}
+		err = cfg.Check()
+		if err == nil {
+			fmt.Fprintln(stdout, "config ok")
 			return exitOK
 		}
 	}
