@@ -70,9 +70,17 @@ func serveCmd(ctx context.Context, cmd string, args []string, lookup func(string
 		return exitOK
 	}
 	if err == nil && cf.CheckConfig {
-		err = cfg.Check()
-		if err == nil {
-			fmt.Fprintln(stdout, "config ok")
+		if err = cfg.Check(); err == nil {
+			// What was resolved: `config ok` first, or -o json alone.
+			s := cfg.Summary()
+			write := s.WriteText
+			if cf.Output == "json" {
+				write = s.WriteJSON
+			}
+			if err := write(stdout); err != nil {
+				fmt.Fprintf(stderr, "jwtauthz %s: %v\n", cmd, err)
+				return exitError
+			}
 			return exitOK
 		}
 	}

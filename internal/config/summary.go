@@ -1,0 +1,388 @@
+package config
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/url"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jwtauthz/jwtauthz/authz"
+)
+
+// Summary is what a configuration resolves to, as `serve --check-config`
+// prints it (-o json: this as JSON). It holds no secret: of the Clerk
+// secret key and jwks_headers, only the header names; of a URL, neither a
+// password nor the query's values.
+type Summary struct {
+	File        string            `json:"file"` // the config file, "" if none
+	Listeners   SummaryListeners  `json:"listeners"`
+	Providers   []SummaryProvider `json:"providers"`
+	Rules       []SummaryRule     `json:"rules"` // in order: the first that matches decides
+	Cache       SummaryCache      `json:"cache"`
+	PathCase    string            `json:"path_case"` // sensitive, insensitive or unset
+	NetworkWait string            `json:"network_wait"`
+	ClockSkew   string            `json:"clock_skew"`
+}
+
+// SummaryListeners are the three listeners; a disabled one is nil (null).
+type SummaryListeners struct {
+	GRPC  *SummaryListener `json:"grpc"`
+	HTTP  *SummaryListener `json:"http"`
+	Admin *SummaryListener `json:"admin"`
+}
+
+// SummaryListener is one listener.
+type SummaryListener struct {
+	Address string `json:"address"`
+	TLS     string `json:"tls"` // off, tls, or mtls (client certificates required)
+}
+
+// SummaryProvider is one provider, in the order tokens' issuers are
+// matched against them.
+type SummaryProvider struct {
+	Name              string               `json:"name"`
+	Issuer            string               `json:"issuer"`     // "" with any_issuer
+	AnyIssuer         bool                 `json:"any_issuer"` // the Clerk preset with the secret key alone
+	Keys              SummaryKeys          `json:"keys"`
+	Audiences         []string             `json:"audiences"` // empty: aud not checked
+	Algorithms        []string             `json:"algorithms"`
+	ClaimHeaders      map[string]string    `json:"claim_headers"` // header: claim
+	PayloadHeader     string               `json:"payload_header"`
+	TokenSources      []SummaryTokenSource `json:"token_sources"`
+	ForwardToken      bool                 `json:"forward_token"`
+	AuthorizedParties []string             `json:"authorized_parties"` // empty: azp not checked
+}
+
+// SummaryKeys says where a provider's keys come from.
+type SummaryKeys struct {
+	Source   string   `json:"source"`   // url, discovery or file
+	Location string   `json:"location"` // the JWKS URL, the discovery document's URL, or the file
+	Headers  []string `json:"headers"`  // names of the headers sent with the fetch (jwks_headers), never their values
+}
+
+// SummaryTokenSource is where a token is looked for: one of header (with
+// its prefix), cookie, query.
+type SummaryTokenSource struct {
+	Header string `json:"header,omitempty"`
+	Prefix string `json:"prefix,omitempty"`
+	Cookie string `json:"cookie,omitempty"`
+	Query  string `json:"query,omitempty"`
+}
+
+// SummaryRule is one rule.
+type SummaryRule struct {
+	Index    int             `json:"index"`
+	Match    SummaryMatch    `json:"match"`
+	Action   string          `json:"action"` // require, optional or allow
+	Requires SummaryRequires `json:"requires"`
+}
+
+// SummaryMatch is what a rule matches; an empty field matches everything.
+type SummaryMatch struct {
+	Hosts      []string `json:"hosts,omitempty"`
+	Methods    []string `json:"methods,omitempty"`
+	Path       string   `json:"path,omitempty"`
+	PathPrefix string   `json:"path_prefix,omitempty"`
+	PathRegex  string   `json:"path_regex,omitempty"` // matched against the whole path
+}
+
+// SummaryRequires is what a token must have on the rule's route: from
+// one of the providers, with every scope and claim. Empty for allow.
+type SummaryRequires struct {
+	Providers []string          `json:"providers"`
+	Scopes    []string          `json:"scopes"`
+	Claims    map[string]string `json:"claims"`
+}
+
+// SummaryCache are the caches' limits in effect (a cache one of whose
+// two limits is 0 is off, and shows both at 0).
+type SummaryCache struct {
+	TokenTTL     string `json:"token_ttl"`
+	TokenSize    int    `json:"token_size"`
+	NegativeTTL  string `json:"negative_ttl"`
+	NegativeSize int    `json:"negative_size"`
+	DedupWindow  string `json:"dedup_window"`
+	DedupSize    int    `json:"dedup_size"`
+	MaxTokenSize int    `json:"max_token_size"`
+}
+
+// Summary returns what c resolves to. Call it on a configuration Check
+// passed.
+func (c *Config) Summary() Summary {
+	ac := c.EngineConfig(nil)
+	s := Summary{
+		File:        c.path,
+		Listeners:   c.listeners(),
+		Providers:   []SummaryProvider{},
+		Rules:       []SummaryRule{},
+		PathCase:    cmp.Or(c.PathCase, "unset"),
+		NetworkWait: ac.NetworkWait.String(),
+		ClockSkew:   ac.ClockSkew.String(),
+	}
+	var names []string
+	for _, p := range c.AllProviders() {
+		s.Providers = append(s.Providers, summarizeProvider(p))
+		names = append(names, p.Name)
+	}
+	for i, r := range c.Rules {
+		s.Rules = append(s.Rules, summarizeRule(i, r, names))
+	}
+	// As authz.Config says: a cache one of whose limits is 0 is off.
+	off := func(d time.Duration, n int) (string, int) {
+		if d == 0 || n == 0 {
+			return "0s", 0
+		}
+		return d.String(), n
+	}
+	s.Cache.TokenTTL, s.Cache.TokenSize = off(ac.CacheTTL, ac.CacheSize)
+	s.Cache.NegativeTTL, s.Cache.NegativeSize = off(ac.NegativeTTL, ac.NegativeCacheSize)
+	s.Cache.DedupWindow, s.Cache.DedupSize = off(ac.DedupWindow, ac.DedupSize)
+	s.Cache.MaxTokenSize = ac.MaxTokenSize
+	return s
+}
+
+func (c *Config) listeners() SummaryListeners {
+	tls := "off"
+	switch {
+	case c.TLSClientCA != "":
+		tls = "mtls"
+	case c.TLSCert != "":
+		tls = "tls"
+	}
+	l := func(addr, tls string) *SummaryListener {
+		if addr == "" {
+			return nil
+		}
+		return &SummaryListener{Address: addr, TLS: tls}
+	}
+	return SummaryListeners{GRPC: l(c.GRPCAddr, tls), HTTP: l(c.HTTPAddr, tls), Admin: l(c.AdminAddr, "off")}
+}
+
+func summarizeProvider(p ProviderConfig) SummaryProvider {
+	sp := SummaryProvider{
+		Name: p.Name, Issuer: p.Issuer, AnyIssuer: p.anyIssuer,
+		Audiences: orEmpty(p.Audiences), Algorithms: orEmpty(p.Algorithms),
+		ClaimHeaders: map[string]string{}, PayloadHeader: p.PayloadHeader,
+		ForwardToken: p.ForwardToken == nil || *p.ForwardToken, AuthorizedParties: orEmpty(p.AuthorizedParties),
+	}
+	maps.Copy(sp.ClaimHeaders, p.ClaimHeaders)
+	switch {
+	case p.JWKSFile != "":
+		sp.Keys = SummaryKeys{Source: "file", Location: p.JWKSFile}
+	case p.JWKSURL != "":
+		sp.Keys = SummaryKeys{Source: "url", Location: redactURL(p.JWKSURL)}
+	default: // as jwks discovers it
+		sp.Keys = SummaryKeys{Source: "discovery", Location: redactURL(strings.TrimSuffix(p.Issuer, "/") + "/.well-known/openid-configuration")}
+	}
+	sp.Keys.Headers = slices.Sorted(maps.Keys(p.JWKSHeaders))
+	if sp.Keys.Headers == nil {
+		sp.Keys.Headers = []string{}
+	}
+	sources := p.TokenSources
+	if len(sources) == 0 {
+		sources = []authz.TokenSource{authz.BearerSource} // as authz defaults them
+	}
+	for _, t := range sources {
+		sp.TokenSources = append(sp.TokenSources, SummaryTokenSource{Header: t.Header, Prefix: t.Prefix, Cookie: t.Cookie, Query: t.Query})
+	}
+	return sp
+}
+
+// redactURL hides what a URL may carry of a secret: the password of its
+// user info and the values of its query.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(not a URL)"
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"xxxxx"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+func summarizeRule(i int, r authz.RuleConfig, all []string) SummaryRule {
+	sr := SummaryRule{
+		Index: i,
+		Match: SummaryMatch{Hosts: r.Match.Hosts, Methods: r.Match.Methods, Path: r.Match.Path,
+			PathPrefix: r.Match.PathPrefix, PathRegex: r.Match.PathRegex},
+		Action:   string(cmp.Or(r.Action, authz.ActionRequire)),
+		Requires: SummaryRequires{Providers: []string{}, Scopes: orEmpty(r.Require.Scopes), Claims: map[string]string{}},
+	}
+	if sr.Action != string(authz.ActionAllow) {
+		sr.Requires.Providers = orEmpty(r.Require.Providers)
+		if len(r.Require.Providers) == 0 {
+			sr.Requires.Providers = slices.Clone(all) // any provider
+		}
+	}
+	maps.Copy(sr.Requires.Claims, r.Require.Claims)
+	return sr
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// WriteJSON writes s as one indented JSON object (the shape
+// docs/configuration.md shows), and nothing else.
+func (s Summary) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(s)
+}
+
+// WriteText writes s for people: `config ok` on the first line (what
+// scripts look for), then one aligned line per setting.
+func (s Summary) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	line := func(format string, a ...any) { fmt.Fprintf(tw, format+"\n", a...) }
+	line("config ok")
+	if s.File != "" {
+		line("file\t%s", s.File)
+	}
+	line("listeners")
+	for _, l := range []struct {
+		name string
+		l    *SummaryListener
+	}{{"grpc", s.Listeners.GRPC}, {"http", s.Listeners.HTTP}, {"admin", s.Listeners.Admin}} {
+		switch {
+		case l.l == nil:
+			line("  %s\toff", l.name)
+		case l.l.TLS == "off":
+			line("  %s\t%s", l.name, l.l.Address)
+		default:
+			line("  %s\t%s (%s)", l.name, l.l.Address, l.l.TLS)
+		}
+	}
+	for _, p := range s.Providers {
+		line("provider %s", p.Name)
+		issuer := p.Issuer
+		if p.AnyIssuer {
+			issuer = "any (the key set is the instance's alone)"
+		}
+		line("  issuer\t%s", issuer)
+		keys := p.Keys.Source + " " + p.Keys.Location
+		if len(p.Keys.Headers) > 0 {
+			keys += " (headers " + strings.Join(p.Keys.Headers, ", ") + ")"
+		}
+		line("  keys\t%s", keys)
+		line("  audiences\t%s", listOr(p.Audiences, "not checked"))
+		line("  algorithms\t%s", strings.Join(p.Algorithms, ", "))
+		var srcs []string
+		for _, t := range p.TokenSources {
+			srcs = append(srcs, t.String())
+		}
+		line("  token sources\t%s", strings.Join(srcs, "; "))
+		if !p.ForwardToken {
+			line("  forward token\tno: removed before the request goes upstream")
+		}
+		if len(p.ClaimHeaders) > 0 {
+			line("  claim headers\t%s", pairs(p.ClaimHeaders, ": "))
+		}
+		if p.PayloadHeader != "" {
+			line("  payload header\t%s", p.PayloadHeader)
+		}
+		if len(p.AuthorizedParties) > 0 {
+			line("  authorized parties\t%s", strings.Join(p.AuthorizedParties, ", "))
+		}
+	}
+	line("rules (the first that matches decides)")
+	for _, r := range s.Rules {
+		line("  %d\t%s\t%s", r.Index, r.Match, r.describe())
+	}
+	line("  -\tany other request\trequire a token from any provider")
+	line("cache")
+	line("  tokens\t%s", cacheText(s.Cache.TokenTTL, s.Cache.TokenSize))
+	line("  rejected tokens\t%s", cacheText(s.Cache.NegativeTTL, s.Cache.NegativeSize))
+	line("  dedup\t%s", cacheText(s.Cache.DedupWindow, s.Cache.DedupSize))
+	line("  max token size\t%d bytes", s.Cache.MaxTokenSize)
+	line("path_case\t%s", s.PathCase)
+	line("network_wait\t%s", s.NetworkWait)
+	line("clock_skew\t%s", s.ClockSkew)
+	return tw.Flush()
+}
+
+// String is the token source as the text summary shows it.
+func (t SummaryTokenSource) String() string {
+	switch {
+	case t.Cookie != "":
+		return "cookie " + t.Cookie
+	case t.Query != "":
+		return "query " + t.Query
+	case t.Prefix != "":
+		return fmt.Sprintf("header %s %q", t.Header, t.Prefix)
+	}
+	return "header " + t.Header
+}
+
+// String is what the rule matches, as the text summary shows it.
+func (m SummaryMatch) String() string {
+	var parts []string
+	if len(m.Hosts) > 0 {
+		parts = append(parts, "hosts "+strings.Join(m.Hosts, ", "))
+	}
+	if len(m.Methods) > 0 {
+		parts = append(parts, "methods "+strings.Join(m.Methods, ", "))
+	}
+	for _, p := range [...][2]string{{"path", m.Path}, {"path_prefix", m.PathPrefix}, {"path_regex", m.PathRegex}} {
+		if p[1] != "" {
+			parts = append(parts, p[0]+" "+p[1])
+		}
+	}
+	if len(parts) == 0 {
+		return "every request"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (r SummaryRule) describe() string {
+	if r.Action == string(authz.ActionAllow) {
+		return "allow, no token read"
+	}
+	d := r.Action + " a token from " + strings.Join(r.Requires.Providers, ", ")
+	if r.Action == string(authz.ActionOptional) {
+		d = "optional: none, or a valid one from " + strings.Join(r.Requires.Providers, ", ")
+	}
+	if len(r.Requires.Scopes) > 0 {
+		d += "; scopes " + strings.Join(r.Requires.Scopes, ", ")
+	}
+	if len(r.Requires.Claims) > 0 {
+		d += "; claims " + pairs(r.Requires.Claims, "=")
+	}
+	return d
+}
+
+func listOr(l []string, none string) string {
+	if len(l) == 0 {
+		return none
+	}
+	return strings.Join(l, ", ")
+}
+
+func pairs(m map[string]string, sep string) string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, k+sep+m[k])
+	}
+	return strings.Join(out, ", ")
+}
+
+func cacheText(ttl string, size int) string {
+	if size == 0 {
+		return "off"
+	}
+	return fmt.Sprintf("%d entries, %s each at most", size, ttl)
+}
