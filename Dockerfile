@@ -1,13 +1,16 @@
 # jwtauthz: a static binary on distroless, running as nonroot.
 #
 #   docker build -t jwtauthz .
+#   docker build -t jwtauthz --build-arg VERSION=$(git describe --tags) --build-arg COMMIT=$(git rev-parse HEAD) --build-arg DATE=$(date -u +%FT%TZ) .
 #   docker run --rm -p 9001-9003:9001-9003 jwtauthz serve --issuer https://issuer.example.com/
 #   docker run --rm -p 127.0.0.1:9001-9003:9001-9003 jwtauthz dev --grpc-addr :9001 --http-addr :9002 --admin-addr :9003
 #       # with a development issuer (dev listens on loopback unless given addresses)
 #
 # Checked by `go test ./cmd/jwtauthz/` (TestDockerfile): the stages, user,
 # ports and health check below, and that the go build line builds a static
-# binary whose `healthcheck` works against a running server.
+# binary whose `healthcheck` works against a running server. `go -C tools
+# test` (TestReleaseDockerfile) keeps Dockerfile.release, the image GoReleaser
+# publishes, on the same base, user, ports, health check and entrypoint.
 
 FROM golang:1.26 AS build
 WORKDIR /src
@@ -19,7 +22,14 @@ COPY . .
 # the target.
 ARG TARGETOS
 ARG TARGETARCH
-RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build -trimpath -ldflags "-s -w" -o /out/jwtauthz ./cmd/jwtauthz
+# The version, commit and build date that `jwtauthz version`, the starting
+# log line and jwtauthz_build_info report (--build-arg VERSION=..., as in the
+# example above): the build context has no .git for Go to read them from.
+# Release images are built by GoReleaser from Dockerfile.release instead.
+ARG VERSION=dev
+ARG COMMIT=
+ARG DATE=
+RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT} -X main.date=${DATE}" -o /out/jwtauthz ./cmd/jwtauthz
 
 FROM gcr.io/distroless/static:nonroot
 COPY --from=build /out/jwtauthz /usr/local/bin/jwtauthz

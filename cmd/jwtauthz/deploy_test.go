@@ -507,7 +507,9 @@ func slowTest(t *testing.T, what string) {
 }
 
 // goBuildArgs returns the arguments of the Dockerfile's go build, which
-// must build with CGO_ENABLED=0 -trimpath -ldflags "-s -w".
+// must build with CGO_ENABLED=0 -trimpath -ldflags "-s -w ..." (the -X
+// version stamps follow; tools/release_test.go checks them), each ${ARG}
+// its default, as in a docker build without --build-arg.
 func goBuildArgs(t *testing.T, df []instruction) []string {
 	t.Helper()
 	for _, run := range args(df, "RUN") {
@@ -518,8 +520,12 @@ func goBuildArgs(t *testing.T, df []instruction) []string {
 		if !slices.Contains(strings.Fields(pre), "CGO_ENABLED=0") {
 			t.Errorf("go build without CGO_ENABLED=0: %s", run)
 		}
-		if !strings.Contains(rest, `-trimpath -ldflags "-s -w"`) || !strings.HasSuffix(rest, "./cmd/jwtauthz") {
-			t.Errorf(`go build %s: want -trimpath -ldflags "-s -w" ... ./cmd/jwtauthz`, rest)
+		if !strings.Contains(rest, `-trimpath -ldflags "-s -w`) || !strings.HasSuffix(rest, "./cmd/jwtauthz") {
+			t.Errorf(`go build %s: want -trimpath -ldflags "-s -w ..." ... ./cmd/jwtauthz`, rest)
+		}
+		for _, arg := range args(df, "ARG") {
+			name, def, _ := strings.Cut(arg, "=")
+			rest = strings.ReplaceAll(rest, "${"+name+"}", def)
 		}
 		var out []string
 		for i, part := range strings.Split(rest, `"`) {
