@@ -265,3 +265,34 @@ func TestCheckConfigOutputFlag(t *testing.T) {
 		})
 	}
 }
+
+// TestStartErrorsGiveTheLine: at start, what the engine refuses of the
+// file names the file and line too, as --check-config does.
+func TestStartErrorsGiveTheLine(t *testing.T) {
+	ports := []string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}
+	tests := []struct {
+		name, file, want string // want follows the file's path
+	}{
+		{name: "path_regex", file: "providers:\n  - name: a\n    issuer: https://a.example.com\nrules:\n  - match: {path_regex: \"/api/(v1\"}\n",
+			want: ":5: rules[0].match.path_regex: \"/api/(v1\": error parsing regexp: missing closing ): `/api/(v1` (e.g. /api/v[0-9]+/.*)"},
+		{name: "claim header", file: "log_level: info\nproviders:\n  - name: a\n    issuer: https://a.example.com\n    claim_headers: {authorization: sub}\n",
+			want: `:3: providers[0]: provider "a": header "authorization" is the request's own`},
+		{name: "no provider", file: "log_level: info\n", want: ": no provider"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, tt.file)
+			for _, check := range []bool{false, true} {
+				args := append([]string{"serve", "--config", path}, ports...)
+				if check {
+					args = append(args, "--check-config")
+				}
+				var out syncBuffer
+				code := run(context.Background(), args, envOf(), &out, &out)
+				if code == exitOK || !strings.Contains(out.String(), path+tt.want) {
+					t.Fatalf("%v: exit %d, output %q; want an error with %q", args, code, out.String(), path+tt.want)
+				}
+			}
+		})
+	}
+}

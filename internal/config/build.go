@@ -3,7 +3,6 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -90,10 +89,7 @@ func (c *Config) EngineConfig(keys map[string]authz.KeySource) authz.Config {
 func (c *Config) Check() error {
 	ps := c.AllProviders()
 	if len(ps) == 0 {
-		if c.path != "" {
-			return fmt.Errorf("%s: %w", c.path, ErrNoIssuer)
-		}
-		return ErrNoIssuer
+		return c.Locate(ErrNoIssuer)
 	}
 	if _, err := c.JWKSClient(); err != nil {
 		return c.locate(err)

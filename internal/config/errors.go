@@ -61,6 +61,17 @@ func invalidHint(key, format string, a ...any) *Error {
 	return &Error{Key: key, Err: fmt.Errorf(format, a...), noExample: true}
 }
 
+// Locate returns err, an error of authz.New or Update with the
+// configuration c built, with each of its errors about a key located as
+// Validate's are: by the flag, variable or file line its value came from.
+// ErrNoIssuer names the file, if one was read.
+func (c *Config) Locate(err error) error {
+	if errors.Is(err, ErrNoIssuer) && c.path != "" {
+		return fmt.Errorf("%s: %w", c.path, err)
+	}
+	return c.locate(err)
+}
+
 // locate gives each Error in err (errors.Join'd or alone) the place its
 // value came from and its example, and turns an *authz.ConfigError into an
 // Error about the key it names here. Other errors are returned as they are.

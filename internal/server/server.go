@@ -87,10 +87,10 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (_ *Server, err e
 		cfg.Providers = append(cfg.Providers, a.dev.provider())
 	}
 	if len(cfg.AllProviders()) == 0 {
-		return nil, config.ErrNoIssuer
+		return nil, cfg.Locate(config.ErrNoIssuer)
 	}
 	if err := a.build(); err != nil {
-		return nil, err
+		return nil, cfg.Locate(err)
 	}
 	if a.grpcLis, err = listen(cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("grpc_addr: %w", err)
