@@ -282,7 +282,7 @@ func TestStartErrorsGiveTheLine(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := writeFile(t, tt.file)
-			for _, check := range []bool{false, true} {
+			for _, check := range []bool{true, false} {
 				args := append([]string{"serve", "--config", path}, ports...)
 				if check {
 					args = append(args, "--check-config")
