@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -90,7 +91,11 @@ func TestVersionFromLdflags(t *testing.T) {
 
 	idp := issuer.NewServer()
 	defer idp.Close()
-	c := startExe(t, exe, nil, "serve", "--issuer", idp.URL, "--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", "127.0.0.1:0")
+	// Through a file, as TestStartLogsRuntime does: writing it orders, for
+	// the race detector, issuer.NewServer's setting of its URL before the
+	// fetch from the other process that its server goroutine answers.
+	path := writeFile(t, "issuer: "+idp.URL+"\n")
+	c := startExe(t, exe, nil, "serve", "--config", path, "--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", "127.0.0.1:0")
 	c.mu.Lock()
 	first := c.lines[0]
 	c.mu.Unlock()
@@ -116,6 +121,9 @@ func TestVersionFromVCS(t *testing.T) {
 	}
 	if out, err := exec.Command(git, "-C", root, "rev-parse", "--is-inside-work-tree").CombinedOutput(); err != nil {
 		t.Skipf("not a git checkout, so no revision to stamp (git rev-parse: %v %s)", err, bytes.TrimSpace(out))
+	}
+	if fi, err := os.Stat(filepath.Join(root, ".git")); err != nil || !fi.IsDir() {
+		t.Skip("the checkout's .git is not a directory (a linked git worktree or a submodule): go build stamps no revision there")
 	}
 	// -buildvcs=true, not the default auto: GOFLAGS may say false.
 	got := versionOf(t, goBuild(t, "-buildvcs=true"))
