@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestErrorStyleOverSources gives each bad value by flag, by variable and
@@ -99,6 +100,7 @@ func TestFileErrorsGiveTheLine(t *testing.T) {
 			want: `2: audiences: "api" is not a list (e.g. [https://api.example.com])`},
 		{name: "a mapping in claim_headers", file: provider + "    claim_headers:\n      x-auth-org:\n        id: org\n",
 			want: "6: providers[0].claim_headers.x-auth-org: must be text, not a mapping"},
+		{name: "an alias to a bad value", file: "issuer: https://a.example.com\nlog_level: &v 5 minutes\ncache_ttl: *v\n", want: `3: cache_ttl: "5 minutes" is not a duration (e.g. 5m)`},
 		{name: "unknown key", file: provider + "    jwks_ur: https://a.example.com/k\n",
 			want: "4: providers[0].jwks_ur: unknown key; did you mean jwks_url?"},
 		{name: "syntax", file: provider + "  - name: b\n issuer: x\n",
@@ -174,4 +176,29 @@ func settingNamed(t *testing.T, name string) setting {
 	}
 	t.Fatalf("no setting --%s", name)
 	return setting{}
+}
+
+// TestEverySettingHasAGoodExample: each setting's errors show an example
+// (one per setting, whatever the source), and it is a value the setting
+// takes.
+func TestEverySettingHasAGoodExample(t *testing.T) {
+	for _, s := range settings {
+		t.Run(s.name, func(t *testing.T) {
+			if s.eg == "" {
+				t.Fatalf("--%s has no example", s.name)
+			}
+			if err := applyAll(Defaults(), s, []string{s.eg}); err != nil {
+				t.Fatalf("--%s=%s: %v", s.name, s.eg, err)
+			}
+		})
+	}
+}
+
+// TestAliases: a YAML alias gives a setting the value it names, read as
+// that setting's own.
+func TestAliases(t *testing.T) {
+	c, err := load(t, []string{"--config", writeFile(t, "issuer: https://a.example.com\nclock_skew: &d 45s\ncache_ttl: *d\n")}, envOf())
+	if err != nil || c.CacheTTL != 45*time.Second || c.ClockSkew != 45*time.Second {
+		t.Fatalf("err %v, config %+v; want cache_ttl and clock_skew 45s", err, c)
+	}
 }

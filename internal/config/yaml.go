@@ -66,6 +66,7 @@ var (
 )
 
 func (d *decoder) node(n *yaml.Node, v reflect.Value, path string) error {
+	n = resolve(n)
 	switch {
 	case n.Kind == yaml.ScalarNode && n.Tag == "!!null":
 		return nil // `key:` with no value leaves the default
@@ -156,6 +157,14 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) error {
 	return nil
 }
 
+// resolve is the node an alias (*name) stands for, or n.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
 // settingOf returns the setting a top-level key of the file gives, if it is
 // one whose value is a single scalar (not a list: a list is a YAML list).
 func settingOf(v reflect.Value, path, key string) (setting, bool) {
@@ -174,14 +183,16 @@ func settingOf(v reflect.Value, path, key string) (setting, bool) {
 // The range (negative, 0) is checked with the other sources' values, once
 // every source is read.
 func (d *decoder) setting(s setting, n *yaml.Node, c *Config, key string, t reflect.Type) error {
+	line := n.Line // an alias's, not the line it names
+	n = resolve(n)
 	switch {
 	case n.Kind == yaml.ScalarNode && n.Tag == "!!null":
 		return nil
 	case n.Kind != yaml.ScalarNode:
-		return d.fail(n.Line, key, true, wrongType(n, t))
+		return d.fail(line, key, true, wrongType(n, t))
 	}
 	if err := s.apply(c, n.Value); err != nil {
-		return d.fail(n.Line, key, true, err)
+		return d.fail(line, key, true, err)
 	}
 	return nil
 }
