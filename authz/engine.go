@@ -8,13 +8,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jwtauthz/jwtauthz/cache"
-	"github.com/jwtauthz/jwtauthz/jwks"
 )
 
 // Engine decides checks. It is safe for concurrent use.
@@ -247,32 +245,6 @@ func (e *Engine) grant(ctx context.Context, pol *policy, tok string, th cache.Ke
 	return v
 }
 
-// holds reports whether g still counts under pol: its provider is one of
-// pol's (a reload that replaced it ends its grants), pol still routes the
-// token's iss to it, and the key that verified the token is still in the
-// provider's current set under its kid, or anywhere in it for a token
-// without kid (a key withdrawn by the IdP, or replaced under the same kid,
-// ends its grants).
-func (pol *policy) holds(g *Grant) bool {
-	if !slices.Contains(pol.providers, g.p) { // a few pointers: cheaper than the map authorize reads
-		return false
-	}
-	if g.p.cfg.AnyIssuer && pol.byIssuer[g.issuer()] != nil {
-		return false
-	}
-	var k *usedKey
-	if g.extra != nil && g.extra.key != nil {
-		k = g.extra.key
-	} else {
-		k = g.p.usedKey(g.kid)
-	}
-	if k.kid == "" {
-		return g.p.keys.HasKey(k.key) // a token without kid: the key anywhere in the set
-	}
-	key, _, ok := g.p.keys.Key(k.kid)
-	return ok && jwks.SameKey(key, k.key)
-}
-
 func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.Key, now time.Time) verdict {
 	reject := func(r Reason) verdict {
 		if remembered(r) {
@@ -329,19 +301,6 @@ func remembered(r Reason) bool {
 		return false
 	}
 	return true
-}
-
-// refreshContext bounds a check's wait on the network (an unknown-kid
-// refresh, which may join a fetch under way) by wait, Config.NetworkWait,
-// and by the request's deadline less what the answer needs to reach the
-// caller in time: a tenth of the time left, at least 10 ms. The bound is
-// the nearer of the two; a wait of 0 or less ends the context at once.
-func refreshContext(ctx context.Context, wait time.Duration) (context.Context, context.CancelFunc) {
-	if dl, ok := ctx.Deadline(); ok {
-		left := time.Until(dl)
-		wait = min(wait, left-max(left/10, 10*time.Millisecond))
-	}
-	return context.WithTimeout(ctx, wait)
 }
 
 // Stats are the counters of the engine's caches.

@@ -120,11 +120,3 @@ func fits(alg string, key crypto.PublicKey) bool {
 	}
 	return false
 }
-
-// refresh asks the key source for a fetch as for an unknown kid (it may
-// say no at once: cooldown), waiting no longer than refreshContext allows.
-func (p *provider) refresh(ctx context.Context) {
-	wctx, cancel := refreshContext(ctx, p.wait)
-	p.keys.Refresh(wctx)
-	cancel()
-}

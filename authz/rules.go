@@ -3,12 +3,9 @@ package authz
 import (
 	"cmp"
 	"fmt"
-	"net/url"
-	pathpkg "path"
 	"regexp"
 	"slices"
 	"strings"
-	"unicode/utf8"
 )
 
 // Action is what a rule does with a matching request.
@@ -133,6 +130,34 @@ func newRule(i int, rc RuleConfig, byName map[string]*provider, all []*provider)
 	return r, nil
 }
 
+// hostPattern reports whether h is a host name (or an IP address), *. and
+// a domain, or * alone: without a port, a path or any other *.
+func hostPattern(h string) bool {
+	if h == "*" {
+		return true // any host, as no hosts at all
+	}
+	d := strings.TrimPrefix(h, "*.")
+	if d == "" || strings.HasPrefix(d, ".") || strings.ContainsAny(d, "*/?#@ ") {
+		return false
+	}
+	if strings.HasPrefix(d, "[") {
+		return h == d && len(d) > 2 && strings.HasSuffix(d, "]") && !strings.ContainsAny(d[1:len(d)-1], "[]")
+	}
+	return !strings.Contains(d, ":")
+}
+
+// collectSources gathers, in order and without repeats, the token sources of
+// the providers the rule allows.
+func (ru *rule) collectSources() {
+	for _, p := range ru.providers {
+		for _, s := range p.sources {
+			if !slices.Contains(ru.sources, s) {
+				ru.sources = append(ru.sources, s)
+			}
+		}
+	}
+}
+
 // matches reports whether the rule applies to r, whose path matchPath
 // cleaned is path (matchesFolded is its twin for a folded path).
 func (ru *rule) matches(r *Request, path string) bool {
@@ -153,117 +178,25 @@ func (ru *rule) matches(r *Request, path string) bool {
 	return true
 }
 
-// matchPath returns the path rules match: without its query, with
-// percent-escapes decoded, dot segments resolved and repeated slashes
-// merged, as a normalising upstream will read it (so that /public/../admin
-// is /admin). ok is false for a path servers do not all read alike: a #
-// (a fragment never reaches a server: a client or proxy that sends one
-// parses the target otherwise than the upstream, which cuts the path
-// there; after the ? it cannot change the path, and is left alone), an
-// encoded slash, backslash, NUL, ? or #, a backslash, a semicolon (Java
-// servers cut ;params out of each segment: /public/..;/admin is their
-// /admin), a bad escape, an escape left after decoding (%252e is %2e once
-// decoded, and . to an upstream that decodes twice), or dot segments in a
-// path that is not absolute. When the dot segments or slashes changed the
-// path, alt is it decoded but as it came: what an upstream that does not
-// resolve them reads (the caller checks that it selects the same rule).
-// fold says that path or alt holds an upper-case letter or a non-ASCII
-// rune, which folding may change. A plain path costs nothing.
-func matchPath(raw string) (path, alt string, fold, ok bool) {
-	path, _, _ = strings.Cut(raw, "?")
-	look, fold := scanPath(path)
-	if !look {
-		return path, "", fold, true
+// matchesFolded is matches for a folded path, with the rule's folded
+// patterns.
+func (ru *rule) matchesFolded(r *Request, path string) bool {
+	if len(ru.methods) > 0 && !ru.matchMethod(r.Method) {
+		return false
 	}
-	if strings.ContainsAny(path, "\\\x00;#") || !strings.HasPrefix(path, "/") {
-		return "", "", false, false
+	if len(ru.hosts) > 0 && !ru.matchHost(r.Host) {
+		return false
 	}
-	lower := strings.ToLower(path)
-	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%00") {
-		return "", "", false, false
+	switch {
+	case ru.fpath != "" && path != ru.fpath:
+		return false
+	case ru.fprefix != "" && !strings.HasPrefix(path, ru.fprefix):
+		return false
+	case ru.fre != nil && !ru.fre.MatchString(path):
+		return false
 	}
-	dec, err := url.PathUnescape(path)
-	bad, fold := checkDecoded(dec)
-	if err != nil || bad {
-		return "", "", false, false
-	}
-	clean := pathpkg.Clean(dec)
-	// RFC 3986's remove_dot_segments keeps the slash of a last segment that
-	// is empty, "." or "..": /a/b/.. is /a/, where Clean says /a.
-	if (strings.HasSuffix(dec, "/") || strings.HasSuffix(dec, "/.") || strings.HasSuffix(dec, "/..")) && clean != "/" {
-		clean += "/"
-	}
-	if clean != dec {
-		alt = dec
-	}
-	return clean, alt, fold, true
+	return true
 }
-
-// scanPath reports, in one pass, whether p holds an escape, a backslash, a
-// semicolon, a #, a NUL, a repeated slash or a dot segment (look: matchPath
-// must look closer), and if not, whether it holds a byte folding may change.
-func scanPath(p string) (look, fold bool) {
-	for i := 0; i < len(p); i++ {
-		k := pathBytes[p[i]]
-		if k == 0 {
-			continue
-		}
-		switch k {
-		case byteSlash:
-			rest := p[i+1:]
-			if strings.HasPrefix(rest, "/") || rest == "." || rest == ".." ||
-				strings.HasPrefix(rest, "./") || strings.HasPrefix(rest, "../") {
-				return true, false
-			}
-		case byteLook:
-			return true, false
-		case byteFold:
-			fold = true
-		}
-	}
-	return false, fold
-}
-
-// Kinds of path bytes, for scanPath and checkDecoded; most are 0.
-const (
-	byteSlash = 1 + iota
-	byteLook  // %, \, ;, #, ?, NUL
-	byteFold  // an upper-case ASCII letter, a byte of a multi-byte rune
-)
-
-var pathBytes = func() (t [256]uint8) {
-	t['/'] = byteSlash
-	for _, c := range "%\\;#?\x00" {
-		t[c] = byteLook
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = byteFold
-	}
-	for c := utf8.RuneSelf; c < len(t); c++ {
-		t[c] = byteFold
-	}
-	return t
-}()
-
-// checkDecoded reports whether dec, a path decoded once, holds what
-// servers read apart (bad): a backslash, a NUL, a ;, ? or #, or an escape
-// still (a % and two hex digits: an upstream that decodes twice reads
-// another path); and if not, whether it holds a byte folding may change.
-func checkDecoded(dec string) (bad, fold bool) {
-	for i := 0; i < len(dec); i++ {
-		switch pathBytes[dec[i]] {
-		case byteLook:
-			if dec[i] != '%' || i+2 < len(dec) && hexDigit(dec[i+1]) && hexDigit(dec[i+2]) {
-				return true, false
-			}
-		case byteFold:
-			fold = true
-		}
-	}
-	return false, fold
-}
-
-func hexDigit(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c|0x20 && c|0x20 <= 'f' }
 
 // matchMethod matches the request's method without case, as many servers
 // read it.
@@ -274,22 +207,6 @@ func (ru *rule) matchMethod(m string) bool {
 		}
 	}
 	return false
-}
-
-// hostPattern reports whether h is a host name (or an IP address), *. and
-// a domain, or * alone: without a port, a path or any other *.
-func hostPattern(h string) bool {
-	if h == "*" {
-		return true // any host, as no hosts at all
-	}
-	d := strings.TrimPrefix(h, "*.")
-	if d == "" || strings.HasPrefix(d, ".") || strings.ContainsAny(d, "*/?#@ ") {
-		return false
-	}
-	if strings.HasPrefix(d, "[") {
-		return h == d && len(d) > 2 && strings.HasSuffix(d, "]") && !strings.ContainsAny(d[1:len(d)-1], "[]")
-	}
-	return !strings.Contains(d, ":")
 }
 
 // matchHost matches the request's authority as bareHost leaves it.
@@ -321,6 +238,16 @@ func stripPort(host string) string {
 
 func hasSuffixFold(s, suffix string) bool {
 	return len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
+}
+
+// extract returns the first token found among the rule's sources.
+func (ru *rule) extract(r *Request) (string, *TokenSource) {
+	for i := range ru.sources {
+		if tok := ru.sources[i].extract(r); tok != "" {
+			return tok, &ru.sources[i]
+		}
+	}
+	return "", nil
 }
 
 func (ru *rule) allows(p *provider) bool {
