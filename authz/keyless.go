@@ -12,8 +12,6 @@ import (
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/jwtauthz/jwtauthz/jwks"
 )
 
 // MaxKeylessTries bounds the keys a token without kid is checked against.
@@ -65,7 +63,7 @@ func (p *provider) tryKeys(h header, method jwt.SigningMethod, input string, sig
 		return nil, tried, fmt.Errorf("%w: %w", jwt.ErrTokenUnverifiable, err)
 	}
 	for _, key := range fit {
-		if slices.ContainsFunc(tried, func(t crypto.PublicKey) bool { return jwks.SameKey(t, key) }) {
+		if slices.ContainsFunc(tried, func(t crypto.PublicKey) bool { return sameKey(t, key) }) {
 			continue
 		}
 		tried = append(tried, key)
@@ -83,7 +81,7 @@ func (p *provider) fitting(h header, fit []crypto.PublicKey) ([]crypto.PublicKey
 	over := false
 	for key, alg := range p.keys.EachKey {
 		if alg != "" && alg != h.Alg || !fits(h.Alg, key) ||
-			slices.ContainsFunc(fit, func(f crypto.PublicKey) bool { return jwks.SameKey(f, key) }) {
+			slices.ContainsFunc(fit, func(f crypto.PublicKey) bool { return sameKey(f, key) }) {
 			continue
 		}
 		if len(fit) == MaxKeylessTries {

@@ -5,8 +5,6 @@ import (
 	"reflect"
 	"slices"
 	"time"
-
-	"github.com/jwtauthz/jwtauthz/jwks"
 )
 
 // policy is the part of the configuration that decides: providers and
@@ -207,5 +205,5 @@ func (pol *policy) holds(g *Grant) bool {
 		return g.p.keys.HasKey(k.key) // a token without kid: the key anywhere in the set
 	}
 	key, _, ok := g.p.keys.Key(k.kid)
-	return ok && jwks.SameKey(key, k.key)
+	return ok && sameKey(key, k.key)
 }

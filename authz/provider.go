@@ -3,6 +3,8 @@ package authz
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,8 +13,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/jwtauthz/jwtauthz/jwks"
 )
 
 // KeySource is where a provider's verification keys come from. jwks.Source
@@ -121,12 +121,12 @@ func (p *provider) keyIndex(kid string, key crypto.PublicKey) (uint16, bool) {
 	if cur := p.used.Load(); cur != nil {
 		used = *cur
 	}
-	if i, ok := p.kidNum[kid]; ok && jwks.SameKey(used[i].key, key) {
+	if i, ok := p.kidNum[kid]; ok && sameKey(used[i].key, key) {
 		return i, true
 	}
 	if kid == "" {
 		for _, i := range p.keylessNums {
-			if jwks.SameKey(used[i].key, key) {
+			if sameKey(used[i].key, key) {
 				return i, true
 			}
 		}
@@ -149,6 +149,26 @@ func (p *provider) keyIndex(kid string, key crypto.PublicKey) (uint16, bool) {
 
 // usedKey returns the key with number i, without a lock.
 func (p *provider) usedKey(i uint16) *usedKey { return &(*p.used.Load())[i] }
+
+// sameKey reports whether a and b are one public key: the same object (a
+// key source such as jwks.Source keeps a key's object while its material
+// stays the same, so this is the usual answer and costs a comparison), or
+// equal material. The key source's own comparison is not imported: authz
+// depends on no key source, only on KeySource.
+func sameKey(a, b crypto.PublicKey) bool {
+	switch a := a.(type) {
+	case *ecdsa.PublicKey:
+		if b, ok := b.(*ecdsa.PublicKey); ok && a == b {
+			return true
+		}
+	case *rsa.PublicKey:
+		if b, ok := b.(*rsa.PublicKey); ok && a == b {
+			return true
+		}
+	}
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}
 
 func newProvider(cfg ProviderConfig, skew, wait time.Duration, now func() time.Time) (*provider, error) {
 	if cfg.Name == "" || (cfg.Issuer == "") != cfg.AnyIssuer || cfg.Keys == nil {

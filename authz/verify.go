@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/jwtauthz/jwtauthz/jwks"
 )
 
 // Sentinel errors of verification, mapped to reasons in one place (reasonOf).
@@ -81,7 +80,7 @@ func (p *provider) keyed(ctx context.Context, tok string, h header, method jwt.S
 // token's kid names now if it is another than old, else nil.
 func (p *provider) replacedKey(ctx context.Context, h header, old any) any {
 	key, err := p.refreshedKey(ctx, h)
-	if err != nil || jwks.SameKey(key, old) {
+	if err != nil || sameKey(key, old) {
 		return nil
 	}
 	return key
