@@ -1,10 +1,6 @@
 package authz
 
-import (
-	"net/http"
-
-	"google.golang.org/grpc/codes"
-)
+import "net/http"
 
 // Reason is why a check was decided the way it was. The set is small and
 // fixed, so it can label metrics.
@@ -36,6 +32,10 @@ const (
 	ReasonSpoofedHeader                   // spoofed_header: forward-auth, the client sent a header jwtauthz sets
 	numReasons
 )
+
+// NumReasons is the number of reasons: every Reason is below it, so that an
+// adapter can keep what it prepares per reason in an array.
+const NumReasons = numReasons
 
 type reasonInfo struct {
 	label  string
@@ -109,6 +109,26 @@ var (
 	challenges [numReasons]string
 	bodies     [numReasons]string
 )
+
+// Challenge returns the WWW-Authenticate value of the reason's denial, as
+// Decision.Challenge holds it unless the denial has one of its own (a rule's
+// scopes); "" for a reason that allows. It is made once: no string is built.
+func (r Reason) Challenge() string {
+	if r < numReasons {
+		return challenges[r]
+	}
+	return ""
+}
+
+// Body returns the JSON body of the reason's denial, as Decision.Body holds
+// it unless the denial has one of its own (spoofed_header names the
+// header). It is made once: no string is built.
+func (r Reason) Body() string {
+	if r < numReasons {
+		return bodies[r]
+	}
+	return ""
+}
 
 func init() {
 	for r := range numReasons {
@@ -190,24 +210,6 @@ func (d *Decision) Status() int {
 		return http.StatusUnauthorized
 	}
 	return s
-}
-
-// GRPCCode returns the gRPC status code of the decision; never OK for a
-// denial.
-func (d *Decision) GRPCCode() codes.Code { return grpcCode(d.Status()) }
-
-func grpcCode(status int) codes.Code {
-	switch status {
-	case http.StatusOK:
-		return codes.OK
-	case http.StatusForbidden:
-		return codes.PermissionDenied
-	case http.StatusServiceUnavailable:
-		return codes.Unavailable
-	case http.StatusRequestHeaderFieldsTooLarge, http.StatusBadRequest:
-		return codes.InvalidArgument
-	}
-	return codes.Unauthenticated
 }
 
 // deny returns a denial for r with its prepared challenge and body.

@@ -1,22 +1,17 @@
 package authz
 
-import (
-	"testing"
-
-	"google.golang.org/grpc/codes"
-)
+import "testing"
 
 // A denial whose reason reads as success must still deny: fail closed.
+// (The adapters' answers to every reason: extauthz's TestDenialIsNeverOK.)
 func TestDenialIsNeverOK(t *testing.T) {
 	for _, r := range Reasons() {
-		d := Decision{Reason: r}
-		resp := CheckResponse(&d)
-		if codes.Code(resp.Status.Code) == codes.OK || resp.GetOkResponse() != nil || resp.GetDeniedResponse().GetStatus().GetCode() == 200 {
-			t.Errorf("denial with reason %v answers %v", r, resp)
+		if d := (Decision{Reason: r}); d.Status() == 200 {
+			t.Errorf("denial with reason %v answers 200", r)
 		}
 	}
 	var zero Decision
-	if zero.Status() == 200 || zero.GRPCCode() == codes.OK {
+	if zero.Status() == 200 {
 		t.Fatal("the zero Decision allows")
 	}
 }

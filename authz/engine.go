@@ -1,7 +1,8 @@
 // Package authz decides whether a request may pass: request attributes in,
 // a Decision out. It holds the token cache, the negative cache and the
-// request dedup, and the Envoy gRPC and HTTP forward-auth adapters that
-// translate to and from its Request and Decision.
+// request dedup, and the HTTP forward-auth adapter (ForwardAuth). It
+// imports no protobuf, gRPC or Envoy package: Envoy's gRPC ext_authz
+// adapter is package extauthz.
 package authz
 
 import (

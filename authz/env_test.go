@@ -2,10 +2,7 @@ package authz_test
 
 import (
 	"context"
-	"encoding/json"
 	"net"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,32 +12,20 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/authz/extauthz"
+	"github.com/jwtauthz/jwtauthz/authz/internal/authztest"
 	"github.com/jwtauthz/jwtauthz/jwks"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
 // clock is a fake clock the test moves by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = authztest.Clock
 
-func newClock() *clock { return &clock{t: time.Unix(1_800_000_000, 0)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return authztest.NewClock() }
 
 // env is one jwtauthz in a test: a real IdP on loopback serving a JWKS, a
-// jwks.Source fetching it, an Engine, and a real gRPC server and client.
+// jwks.Source fetching it, an Engine (authztest.Env), and a real gRPC
+// server (extauthz) and client.
 type env struct {
 	tb     testing.TB
 	idp    *issuer.Server
@@ -48,13 +33,12 @@ type env struct {
 	eng    *authz.Engine
 	clock  *clock
 	client authv3.AuthorizationClient
+	te     *authztest.Env
 }
 
-type envOption func(*authz.Config, *authz.ProviderConfig)
+type envOption = authztest.Option
 
-func withAudiences(aud ...string) envOption {
-	return func(_ *authz.Config, p *authz.ProviderConfig) { p.Audiences = aud }
-}
+func withAudiences(aud ...string) envOption { return authztest.WithAudiences(aud...) }
 
 func withConfig(f func(*authz.Config, *authz.ProviderConfig)) envOption { return f }
 
@@ -74,60 +58,22 @@ func newEnvNoWait(t testing.TB, idp *issuer.Server, opts ...envOption) *env {
 
 func buildEnv(t testing.TB, idp *issuer.Server, wait bool, opts ...envOption) *env {
 	t.Helper()
-	e := &env{tb: t, idp: idp, clock: newClock()}
-	e.src = runSource(t, jwks.Config{Name: "test", Issuer: idp.URL, URL: idp.JWKSURL()}, wait)
-	pc := authz.ProviderConfig{Name: "test", Issuer: idp.URL, Keys: e.src}
-	cfg := authz.DefaultConfig()
-	cfg.Now = e.clock.Now
-	for _, o := range opts {
-		o(&cfg, &pc)
-	}
-	cfg.Providers = append([]authz.ProviderConfig{pc}, cfg.Providers...)
-	eng, err := authz.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(eng.Close)
-	e.eng = eng
-	e.client = serveGRPC(t, authz.NewServer(eng))
+	te := authztest.Build(t, idp, wait, opts...)
+	e := &env{tb: t, idp: te.IdP, src: te.Src, eng: te.Eng, clock: te.Clock, te: te}
+	e.client = serveGRPC(t, extauthz.NewServer(e.eng))
 	return e
 }
 
 // withDefaultLimits is c with the limits of authz.DefaultConfig (a zero
 // limit in a Config is not its default): the Config literals of these tests
 // name only what they are about. c must set no limit.
-func withDefaultLimits(c authz.Config) authz.Config {
-	d := authz.DefaultConfig()
-	d.Providers, d.Rules, d.Now, d.Observe, d.Logger = c.Providers, c.Rules, c.Now, c.Observe, c.Logger
-	return d
-}
+func withDefaultLimits(c authz.Config) authz.Config { return authztest.WithDefaultLimits(c) }
 
 // runSource runs a jwks.Source until the test ends and, if wait, waits until
 // it has keys.
 func runSource(t testing.TB, cfg jwks.Config, wait bool) *jwks.Source {
 	t.Helper()
-	src := jwks.New(cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { src.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	if !wait {
-		return src
-	}
-	select {
-	case <-src.ReadyC():
-	case <-time.After(10 * time.Second):
-		t.Fatal("key source never became ready")
-	}
-	// ReadyC closes as the first set is published, a moment before that
-	// fetch stops taking joiners: wait until it is over, so that a test's
-	// Refresh makes a fetch of its own instead of joining it.
-	for deadline := time.Now().Add(10 * time.Second); src.Status().Fetches == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the first fetch never ended")
-		}
-	}
-	return src
+	return authztest.RunSource(t, cfg, wait)
 }
 
 // serveGRPC serves the ext_authz service on a loopback port, with opts
@@ -138,8 +84,8 @@ func serveGRPC(t testing.TB, s authv3.AuthorizationServer, opts ...grpc.ServerOp
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(append(authz.ServerOptions(), opts...)...)
-	if as, ok := s.(*authz.Server); ok {
+	gs := grpc.NewServer(append(extauthz.ServerOptions(), opts...)...)
+	if as, ok := s.(*extauthz.Server); ok {
 		as.Register(gs) // what jwtauthz serves: the wire codec's path
 	} else {
 		authv3.RegisterAuthorizationServer(gs, s)
@@ -157,40 +103,13 @@ func serveGRPC(t testing.TB, s authv3.AuthorizationServer, opts ...grpc.ServerOp
 // token mints a token from the IdP's signing key with the fake clock's
 // times: valid for an hour unless claims say otherwise. A nil value removes
 // a claim.
-func (e *env) token(claims jwt.MapClaims) string {
-	now := e.clock.Now()
-	c := jwt.MapClaims{"iss": e.idp.URL, "sub": "user_1", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
-	for k, v := range claims {
-		if v == nil {
-			delete(c, k)
-		} else {
-			c[k] = v
-		}
-	}
-	tok, err := e.idp.Signing().Sign(c)
-	if err != nil {
-		panic(err)
-	}
-	return tok
-}
+func (e *env) token(claims jwt.MapClaims) string { return e.te.Token(claims) }
 
 // browserRequest returns the shared realistic CheckRequest with the given
 // authorization header ("" removes it) and x-request-id ("" removes it).
 func browserRequest(t testing.TB, authorization, requestID string) *authv3.CheckRequest {
 	t.Helper()
-	req := authz.BrowserCheckRequest(t)
-	h := req.Attributes.Request.Http.Headers
-	setOrDelete(h, "authorization", authorization)
-	setOrDelete(h, "x-request-id", requestID)
-	return req
-}
-
-func setOrDelete(h map[string]string, k, v string) {
-	if v == "" {
-		delete(h, k)
-	} else {
-		h[k] = v
-	}
+	return authztest.BrowserRequest(t, authorization, requestID)
 }
 
 // check sends a Check with the given authorization header.
@@ -212,30 +131,15 @@ func (e *env) send(req *authv3.CheckRequest) *authv3.CheckResponse {
 }
 
 // okHeaders returns the headers an allow sets, by name.
-func okHeaders(resp *authv3.CheckResponse) map[string]string {
-	out := map[string]string{}
-	for _, h := range resp.GetOkResponse().GetHeaders() {
-		out[h.Header.Key] = h.Header.Value
-	}
-	return out
-}
+func okHeaders(resp *authv3.CheckResponse) map[string]string { return authztest.OKHeaders(resp) }
 
 // deniedHeader returns a header of a denial.
 func deniedHeader(resp *authv3.CheckResponse, name string) string {
-	for _, h := range resp.GetDeniedResponse().GetHeaders() {
-		if strings.EqualFold(h.Header.Key, name) {
-			return h.Header.Value
-		}
-	}
-	return ""
+	return authztest.DeniedHeader(resp, name)
 }
 
 // deniedBody decodes a denial's JSON body.
 func deniedBody(t testing.TB, resp *authv3.CheckResponse) map[string]string {
 	t.Helper()
-	var m map[string]string
-	if err := json.Unmarshal([]byte(resp.GetDeniedResponse().GetBody()), &m); err != nil {
-		t.Fatalf("denial body %q: %v", resp.GetDeniedResponse().GetBody(), err)
-	}
-	return m
+	return authztest.DeniedBody(t, resp)
 }

@@ -35,6 +35,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/authz/extauthz"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
@@ -315,7 +316,7 @@ func checkDecision(t *testing.T, fe *fuzzEnv, d *authz.Decision, texts ...string
 // with raw values) and its path. Lines of headers are "name:value".
 func FuzzCheck(f *testing.F) {
 	fe := newFuzzEnv(f)
-	srv := authz.NewServer(fe.eng)
+	srv := extauthz.NewServer(fe.eng)
 	for _, s := range []struct {
 		headers string
 		raw     bool

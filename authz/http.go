@@ -109,16 +109,7 @@ func (h httpHeaders) Get(name string) string {
 	case 1:
 		return vs[0]
 	}
-	return strings.Join(vs, joiner(name))
-}
-
-// joiner is what several values of the header name are joined with: ","
-// as Envoy joins them, but "; " for cookie (RFC 9113 §8.2.3).
-func joiner(name string) string {
-	if strings.EqualFold(name, "cookie") {
-		return "; "
-	}
-	return ","
+	return strings.Join(vs, HeaderJoiner(name))
 }
 
 // WriteDecision writes d as a forward-auth answer.

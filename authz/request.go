@@ -1,5 +1,7 @@
 package authz
 
+import "strings"
+
 // Request is what the core needs of one HTTP request.
 type Request struct {
 	Method string
@@ -25,10 +27,22 @@ func (r *Request) header(name string) string {
 }
 
 // Headers gives a request's headers by lower-case name; several values of
-// one header come joined with ",", as Envoy joins them.
+// one header come joined as HeaderJoiner says, as Envoy joins them.
 type Headers interface {
 	Get(name string) string
 }
 
 // MapHeaders are headers keyed by lower-case name, as in Envoy's CheckRequest.
 type MapHeaders map[string]string
+
+// HeaderJoiner returns what an adapter joins several values of the header
+// name with, so that Headers.Get answers as Envoy does: "," (two
+// Authorization headers are then one malformed value rather than a
+// choice), but "; " for cookie (RFC 9113 §8.2.3), whose values the token
+// sources then read as one Cookie header.
+func HeaderJoiner(name string) string {
+	if strings.EqualFold(name, "cookie") {
+		return "; "
+	}
+	return ","
+}

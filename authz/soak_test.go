@@ -31,6 +31,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/authz/extauthz"
 	"github.com/jwtauthz/jwtauthz/jwks"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
@@ -228,7 +229,7 @@ func runSoak(t *testing.T, dur time.Duration) soakResult {
 		t.Fatal(err)
 	}
 	t.Cleanup(eng.Close)
-	s.client = serveGRPC(t, authz.NewServer(eng))
+	s.client = serveGRPC(t, extauthz.NewServer(eng))
 
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()

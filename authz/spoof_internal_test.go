@@ -1,7 +1,9 @@
 package authz
 
 import (
+	"encoding/json"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 )
@@ -30,7 +32,7 @@ func TestSameHeaderName(t *testing.T) {
 func BenchmarkSpoofedHeader(b *testing.B) {
 	pol := &policy{managed: []string{HeaderSubject, HeaderIssuer, "x-auth-email", "x-auth-org", "x-auth-user"}}
 	h := http.Header{}
-	for k, v := range browserCheckRequest(b).Attributes.Request.Http.Headers {
+	for k, v := range browserHeaders(b) {
 		if !strings.HasPrefix(k, ":") {
 			h.Set(k, v)
 		}
@@ -41,4 +43,26 @@ func BenchmarkSpoofedHeader(b *testing.B) {
 			b.Fatal("spoofed")
 		}
 	}
+}
+
+// browserHeaders are the headers of the shared realistic CheckRequest
+// (testdata/checkrequest-browser.json), read without Envoy's types.
+func browserHeaders(t testing.TB) map[string]string {
+	b, err := os.ReadFile("../testdata/checkrequest-browser.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req struct {
+		Attributes struct {
+			Request struct {
+				HTTP struct {
+					Headers map[string]string `json:"headers"`
+				} `json:"http"`
+			} `json:"request"`
+		} `json:"attributes"`
+	}
+	if err := json.Unmarshal(b, &req); err != nil || len(req.Attributes.Request.HTTP.Headers) == 0 {
+		t.Fatalf("checkrequest-browser.json: %v", err)
+	}
+	return req.Attributes.Request.HTTP.Headers
 }

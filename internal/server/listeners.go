@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/authz/extauthz"
 )
 
 // servers builds the gRPC, HTTP and admin servers; tc, if not nil, is the
@@ -37,8 +38,8 @@ func (a *Server) servers(tc *tls.Config) {
 	if tc != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
-	a.grpcSrv = grpc.NewServer(append(authz.ServerOptions(), opts...)...)
-	authz.NewServer(a.engine).Register(a.grpcSrv)
+	a.grpcSrv = grpc.NewServer(append(extauthz.ServerOptions(), opts...)...)
+	extauthz.NewServer(a.engine).Register(a.grpcSrv)
 	healthpb.RegisterHealthServer(a.grpcSrv, a.health)
 	if a.cfg.GRPCReflection {
 		reflection.Register(a.grpcSrv)

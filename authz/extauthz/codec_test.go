@@ -1,4 +1,4 @@
-package authz_test
+package extauthz_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/authz/extauthz"
+	"github.com/jwtauthz/jwtauthz/authz/internal/authztest"
 )
 
 // With a unary interceptor, the handler gives it a CheckResponse message
@@ -26,22 +28,22 @@ func TestCheckThroughInterceptor(t *testing.T) {
 		}
 		return resp, err
 	}
-	client := serveGRPC(t, authz.NewServer(e.eng), grpc.UnaryInterceptor(count))
+	client := serveGRPC(t, extauthz.NewServer(e.Eng), grpc.UnaryInterceptor(count))
 
-	tok := "Bearer " + e.token(nil)
+	tok := "Bearer " + e.Token(nil)
 	for _, tc := range []struct {
 		auth string
 		want codes.Code
 	}{{tok, codes.OK}, {"Bearer x.y.z", codes.Unauthenticated}} {
-		got, err := client.Check(t.Context(), browserRequest(t, tc.auth, ""))
+		got, err := client.Check(t.Context(), authztest.BrowserRequest(t, tc.auth, ""))
 		if err != nil {
 			t.Fatal(err)
 		}
-		direct, err := e.client.Check(t.Context(), browserRequest(t, tc.auth, ""))
+		direct, err := e.client.Check(t.Context(), authztest.BrowserRequest(t, tc.auth, ""))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if codes.Code(got.Status.Code) != tc.want || okHeaders(got)[authz.HeaderSubject] != okHeaders(direct)[authz.HeaderSubject] ||
+		if codes.Code(got.Status.Code) != tc.want || authztest.OKHeaders(got)[authz.HeaderSubject] != authztest.OKHeaders(direct)[authz.HeaderSubject] ||
 			got.GetDeniedResponse().GetStatus().GetCode() != direct.GetDeniedResponse().GetStatus().GetCode() {
 			t.Errorf("%s: through the interceptor %v, without %v", tc.auth, got, direct)
 		}

@@ -1,12 +1,15 @@
-package authz
+package extauthz
 
 import (
+	"net/http"
 	"sync"
 	"unicode/utf8"
 
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/jwtauthz/jwtauthz/authz"
 )
 
 // Field numbers of the allow jwtauthz writes
@@ -40,27 +43,53 @@ func encoded(b mem.Buffer) *encodedResponse {
 	return e
 }
 
+// encodedDenials are the denials of the reasons that deny, with their
+// fixed challenge and body, encoded once. Their buffers are never freed and
+// are shared by every stream: gRPC only reads them.
+var encodedDenials [authz.NumReasons]*encodedResponse
+
+func init() {
+	for r := range authz.NumReasons {
+		if r.Status() != http.StatusOK {
+			b, err := proto.Marshal(denied(fixedDenial(r)))
+			if err != nil {
+				panic(err) // fixed strings: a bug
+			}
+			encodedDenials[r] = encoded(mem.SliceBuffer(b))
+		}
+	}
+}
+
+// encodedDenial returns the encoded denial of d's reason, nil if it has
+// none (a reason that allows, or one out of range).
+func encodedDenial(d *authz.Decision) *encodedResponse {
+	if d.Reason < authz.NumReasons {
+		return encodedDenials[d.Reason]
+	}
+	return nil
+}
+
 // encodeResponse returns d as the bytes CheckResponse(d) marshals to.
-func encodeResponse(d *Decision) *encodedResponse {
+func encodeResponse(d *authz.Decision) *encodedResponse {
 	if !d.Allow {
-		if e := encodedDenials[d.Reason]; e != nil && d.Challenge == challenges[d.Reason] && d.Body == bodies[d.Reason] {
+		if e := encodedDenial(d); e != nil && isFixed(d) {
 			return e
 		}
 		b, err := proto.Marshal(denied(d))
 		if err != nil {
 			// Strings that are not UTF-8 in a challenge or a body: deny
 			// all the same, with the reason's fixed answer if it has one.
-			if e := encodedDenials[d.Reason]; e != nil {
+			if e := encodedDenial(d); e != nil {
 				return e
 			}
-			return encodedDenials[ReasonBadRequest]
+			return encodedDenials[authz.ReasonBadRequest]
 		}
 		return encoded(mem.SliceBuffer(b))
 	}
 	if d.CookieSet && !utf8.ValidString(d.Cookie) {
 		// The one value taken from the request: proto3 strings are UTF-8,
 		// and Envoy would fail to parse the response.
-		return encodedDenials[ReasonBadRequest]
+		return encodedDenials[authz.ReasonBadRequest]
 	}
 	ok := okSize(d)
 	n := 3 + protowire.SizeVarint(uint64(ok)) + ok
@@ -109,13 +138,13 @@ func (p *bufPool) Put(b *[]byte) {
 // the query parameters to remove. Empty strings are left out, as proto3
 // leaves them out.
 
-func okSize(d *Decision) int {
+func okSize(d *authz.Decision) int {
 	n := 0
 	if d.Subject != "" {
-		n += sizeBytes(optionSize(HeaderSubject, d.Subject))
+		n += sizeBytes(optionSize(authz.HeaderSubject, d.Subject))
 	}
 	if d.Issuer != "" {
-		n += sizeBytes(optionSize(HeaderIssuer, d.Issuer))
+		n += sizeBytes(optionSize(authz.HeaderIssuer, d.Issuer))
 	}
 	for _, h := range d.Set {
 		n += sizeBytes(optionSize(h.Name, h.Value))
@@ -152,14 +181,14 @@ func headerSize(name, value string) int { return stringSize(name) + stringSize(v
 func optionSize(name, value string) int { return sizeBytes(headerSize(name, value)) + 2 }
 
 // appendAllow appends the allow d, whose ok_response is ok bytes long.
-func appendAllow(b []byte, d *Decision, ok int) []byte {
+func appendAllow(b []byte, d *authz.Decision, ok int) []byte {
 	b = append(b, fRespStatus<<3|byte(protowire.BytesType), 0, fRespOK<<3|byte(protowire.BytesType))
 	b = appendLen(b, ok)
 	if d.Subject != "" {
-		b = appendOption(b, HeaderSubject, d.Subject)
+		b = appendOption(b, authz.HeaderSubject, d.Subject)
 	}
 	if d.Issuer != "" {
-		b = appendOption(b, HeaderIssuer, d.Issuer)
+		b = appendOption(b, authz.HeaderIssuer, d.Issuer)
 	}
 	for _, h := range d.Set {
 		b = appendOption(b, h.Name, h.Value)

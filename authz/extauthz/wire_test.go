@@ -1,32 +1,19 @@
-package authz
+package extauthz
 
 import (
 	"bytes"
-	"context"
-	"crypto"
-	"encoding/json"
-	"os"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/authz/internal/authztest"
 )
 
-func browserCheckRequest(t testing.TB) *authv3.CheckRequest {
-	b, err := os.ReadFile("../testdata/checkrequest-browser.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := &authv3.CheckRequest{}
-	if err := protojson.Unmarshal(b, req); err != nil {
-		t.Fatal(err)
-	}
-	return req
-}
+func browserCheckRequest(t testing.TB) *authv3.CheckRequest { return authztest.BrowserCheckRequest(t) }
 
 func marshal(t testing.TB, m proto.Message) []byte {
 	b, err := proto.Marshal(m)
@@ -40,7 +27,7 @@ func marshal(t testing.TB, m proto.Message) []byte {
 // held to: what the core needs from proto.Unmarshal's message. Envoy sends
 // headers lower-cased in `headers`, or, with encode_raw_headers, in
 // `header_map`, repeats joined with "," (cookies with "; ").
-func requestOf(h *authv3.AttributeContext_HttpRequest) Request {
+func requestOf(h *authv3.AttributeContext_HttpRequest) authz.Request {
 	hdrs := h.GetHeaders()
 	if len(hdrs) == 0 && len(h.GetHeaderMap().GetHeaders()) > 0 {
 		hdrs = map[string]string{}
@@ -57,7 +44,7 @@ func requestOf(h *authv3.AttributeContext_HttpRequest) Request {
 			hdrs[k] = v
 		}
 	}
-	r := Request{Method: h.GetMethod(), Host: h.GetHost(), Path: h.GetPath(), RequestID: hdrs["x-request-id"], Headers: MapHeaders(hdrs)}
+	r := authz.Request{Method: h.GetMethod(), Host: h.GetHost(), Path: h.GetPath(), RequestID: hdrs["x-request-id"], Headers: authz.MapHeaders(hdrs)}
 	if r.Method == "" {
 		r.Method = hdrs[":method"]
 	}
@@ -99,7 +86,7 @@ func sameAsUnmarshal(t testing.TB, b []byte) {
 		names = append(names, strings.ToLower(h.Key)) // the core asks in lower case
 	}
 	for _, n := range names {
-		if g, e := got.header(n), exp.header(n); g != e {
+		if g, e := got.Headers.Get(n), exp.Headers.Get(n); g != e {
 			t.Fatalf("header %q = %q, want %q", n, g, e)
 		}
 	}
@@ -191,128 +178,4 @@ func BenchmarkWireRead(b *testing.B) {
 			}
 		}
 	})
-}
-
-// A request with more headers than the codec reads is denied, not decided
-// on the headers it did read.
-func TestOversizeRequestIsDenied(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Providers = []ProviderConfig{{Name: "p", Issuer: "https://p", Keys: nopKeys{}}}
-	e, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := e.Check(t.Context(), &Request{Oversize: true, Headers: MapHeaders{}})
-	if d.Allow || d.Reason != ReasonRequestTooLarge || d.Status() != 431 {
-		t.Fatalf("%+v", d)
-	}
-}
-
-type nopKeys struct{}
-
-func (nopKeys) Key(string) (crypto.PublicKey, string, bool) { return nil, "", false }
-func (nopKeys) Ready() bool                                 { return false }
-func (nopKeys) Refresh(context.Context) bool                { return false }
-func (nopKeys) EachKey(func(crypto.PublicKey, string) bool) {}
-func (nopKeys) HasKey(crypto.PublicKey) bool                { return false }
-
-func TestDecodeObject(t *testing.T) {
-	tests := []struct {
-		in   string
-		want error // nil: accepted
-	}{
-		{`{"a":1,"b":"x:{y}","c":{"a":1,"a":2},"d":[{"e":":"}]}`, nil},
-		{` {"a":"\"}"} `, nil},
-		{"{ \"a\" :\"\\\\\" ,\"b\":[1,\"]\",{\"c\":\"}\"}],\"d\":-1.5e+3\n}", nil},
-		{`{"a":1,"b":{"a":2},"\u0062":3}`, errDuplicate},
-		{`{"a":1,"a":2}`, errDuplicate},
-		{`{"a":1,"\u0061":2}`, errDuplicate},
-		{`{}`, nil},
-		{`null`, errNotObject},
-		{`[1]`, errNotObject},
-		{`{"a":1} x`, nil}, // refused below by encoding/json
-		{"{\"a\":\"\xff\"}", errUTF8},
-	}
-	for _, tt := range tests {
-		_, err := decodeObject([]byte(tt.in))
-		switch {
-		case tt.in == `{"a":1} x`:
-			if err == nil {
-				t.Errorf("%s: trailing data accepted", tt.in)
-			}
-		case err != tt.want:
-			t.Errorf("%s: err %v, want %v", tt.in, err, tt.want)
-		}
-	}
-}
-
-func BenchmarkPeek(b *testing.B) {
-	tok := "eyJhbGciOiJFUzI1NiIsImtpZCI6Ik9kMnBmUHNJd3RWVE5oVFQiLCJ0eXAiOiJKV1QifQ.eyJleHAiOjE3OTYxMTQzNzYsImlhdCI6MTc5NjExMDc3NiwiaXNzIjoiaHR0cDovLzEyNy4wLjAuMTo5MDAzL2RldiIsInN1YiI6ImRldi11c2VyIn0.08pXodU_-gYVWCem5WI80GWsCD0ujo3U0X9xO5OqZwi5v-fsTbEmiZ05TJEw8sr7592Lz_SMFY9teqs5Xl1mJA"
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := peek(tok); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// FuzzDecodeObject holds decodeObject to what encoding/json reads: the same
-// members with the same values, accepted exactly when json.Unmarshal into a
-// map accepts the object and no name comes twice.
-func FuzzDecodeObject(f *testing.F) {
-	for _, s := range []string{`{"a":1,"b":"x:{y}","c":{"a":1,"a":2},"d":[{"e":":"}]}`, ` {"a":"\"}"} `, `{"a":1,"\u0061":2}`,
-		`{}`, `{"exp":1e3,"n":null,"t":true,"s":"\u00e9\\"}`, `{"a":1} x`, `{"a" : [ 1 , 2 ] , "b" : { } }`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := decodeObject(b)
-		var want map[string]json.RawMessage
-		werr := json.Unmarshal(b, &want)
-		if err == nil {
-			if werr != nil || !utf8.Valid(b) {
-				t.Fatalf("%q accepted; encoding/json: %v", b, werr)
-			}
-			if len(got) != len(want) {
-				t.Fatalf("%q: %d members, encoding/json %d", b, len(got), len(want))
-			}
-			for k, v := range want {
-				if string(got[k]) != string(v) {
-					t.Fatalf("%q: member %q = %s, encoding/json %s", b, k, got[k], v)
-				}
-			}
-			return
-		}
-		// Refused: so must encoding/json, unless the reason is one it does
-		// not check (a repeated name, invalid UTF-8) or the text is not an
-		// object (encoding/json takes null into a map).
-		if werr == nil && err != errDuplicate && err != errUTF8 && err != errNotObject {
-			t.Fatalf("%q refused (%v); encoding/json accepts it", b, err)
-		}
-		if err == errDuplicate && (werr != nil || members(b) == len(want)) {
-			t.Fatalf("%q refused as a duplicate, but no name repeats", b)
-		}
-	})
-}
-
-// members counts the members of the JSON object obj, which encoding/json
-// has accepted: every ':' outside strings at the object's own depth.
-func members(obj []byte) int {
-	n, depth, inStr, esc := 0, 0, false, false
-	for _, c := range obj {
-		switch {
-		case esc:
-			esc = false
-		case inStr:
-			esc, inStr = c == '\\', c != '"'
-		case c == '"':
-			inStr = true
-		case c == '{' || c == '[':
-			depth++
-		case c == '}' || c == ']':
-			depth--
-		case c == ':' && depth == 1:
-			n++
-		}
-	}
-	return n
 }

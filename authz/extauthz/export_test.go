@@ -1,4 +1,4 @@
-package authz
+package extauthz
 
 import (
 	"context"
@@ -6,10 +6,6 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 )
-
-// BrowserCheckRequest is the shared realistic CheckRequest
-// (testdata/checkrequest-browser.json), for the external tests.
-var BrowserCheckRequest = browserCheckRequest
 
 // CheckBytes is what the gRPC path does with a marshaled CheckRequest that
 // gRPC hands over: the codec's wire read, the check, the

@@ -1,4 +1,4 @@
-package authz
+package extauthz
 
 import (
 	"strings"
@@ -6,25 +6,27 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/jwtauthz/jwtauthz/authz"
 )
 
 // The encoded response is the CheckResponse the Decision maps to, byte for
 // byte as proto.Marshal writes it.
 func TestEncodedResponseIsCheckResponse(t *testing.T) {
 	long := strings.Repeat("v", 20_000) // lengths of three varint bytes
-	cases := map[string]Decision{
+	cases := map[string]authz.Decision{
 		"subject and issuer":  {Allow: true, Subject: "user_2abc", Issuer: "https://clerk.example.com", Remove: []string{"x-auth-claim-org"}},
-		"issuer only":         {Allow: true, Issuer: "https://idp", Remove: []string{HeaderSubject, "x-payload"}},
+		"issuer only":         {Allow: true, Issuer: "https://idp", Remove: []string{authz.HeaderSubject, "x-payload"}},
 		"nothing":             {Allow: true},
-		"claim headers":       {Allow: true, Subject: "s", Set: []Header{{"x-org", "acme"}, {"x-empty", ""}, {"x-long", long}}},
+		"claim headers":       {Allow: true, Subject: "s", Set: []authz.Header{{Name: "x-org", Value: "acme"}, {Name: "x-empty"}, {Name: "x-long", Value: long}}},
 		"cookie rewritten":    {Allow: true, Subject: "s", CookieSet: true, Cookie: "theme=dark; " + strings.Repeat("c", 200)},
 		"cookie removed":      {Allow: true, Subject: "s", CookieSet: true, Remove: []string{"authorization"}},
 		"query removed":       {Allow: true, Subject: "s", RemoveQuery: []string{"access_token"}, Remove: []string{""}},
 		"long subject":        {Allow: true, Subject: strings.Repeat("u", 130), Issuer: long},
-		"denial":              {Reason: ReasonBadSignature, Challenge: challenges[ReasonBadSignature], Body: bodies[ReasonBadSignature]},
-		"denial of its own":   {Reason: ReasonInsufficientScope, Challenge: `Bearer error="insufficient_scope", scope="a b"`, Body: `{"error":"forbidden"}`},
+		"denial":              *fixedDenial(authz.ReasonBadSignature),
+		"denial of its own":   {Reason: authz.ReasonInsufficientScope, Challenge: `Bearer error="insufficient_scope", scope="a b"`, Body: `{"error":"forbidden"}`},
 		"zero decision":       {},
-		"not UTF-8 challenge": {Reason: ReasonBadSignature, Challenge: "Bearer \xff"},
+		"not UTF-8 challenge": {Reason: authz.ReasonBadSignature, Challenge: "Bearer \xff"},
 	}
 	for name, d := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -32,7 +34,7 @@ func TestEncodedResponseIsCheckResponse(t *testing.T) {
 			defer e.data.Free()
 			want := CheckResponse(&d)
 			if name == "not UTF-8 challenge" {
-				want = denials[ReasonBadSignature]
+				want = denials[authz.ReasonBadSignature]
 			}
 			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(want)
 			if err != nil {
@@ -52,8 +54,8 @@ func TestEncodedResponseIsCheckResponse(t *testing.T) {
 // filled with 0xff, so that no byte of the allow (zeros included) may be
 // left unwritten.
 func TestAllowBufferReusedIsWrittenOver(t *testing.T) {
-	long := Decision{Allow: true, Subject: "s", CookieSet: true, Cookie: strings.Repeat("c", 900)}
-	short := Decision{Allow: true, Subject: "u"}
+	long := authz.Decision{Allow: true, Subject: "s", CookieSet: true, Cookie: strings.Repeat("c", 900)}
+	short := authz.Decision{Allow: true, Subject: "u"}
 	for range 3 {
 		l := encodeResponse(&long)
 		used := l.bytes()
@@ -77,16 +79,16 @@ func TestAllowBufferReusedIsWrittenOver(t *testing.T) {
 // A denial that cannot be marshaled still denies: a zero Decision (whose
 // reason has no fixed denial) with a challenge that is not UTF-8.
 func TestEncodedResponseUnmarshalableDenial(t *testing.T) {
-	d := Decision{Challenge: "Bearer \xff"}
-	if e := encodeResponse(&d); e != encodedDenials[ReasonBadRequest] {
+	d := authz.Decision{Challenge: "Bearer \xff"}
+	if e := encodeResponse(&d); e != encodedDenials[authz.ReasonBadRequest] {
 		t.Fatalf("encoded %x", e.bytes())
 	}
 }
 
 // A cookie that is not UTF-8 cannot go into a proto3 string: bad request.
 func TestEncodedResponseCookieNotUTF8(t *testing.T) {
-	d := Decision{Allow: true, Subject: "s", CookieSet: true, Cookie: "a=\xff"}
-	if e := encodeResponse(&d); e != encodedDenials[ReasonBadRequest] {
+	d := authz.Decision{Allow: true, Subject: "s", CookieSet: true, Cookie: "a=\xff"}
+	if e := encodeResponse(&d); e != encodedDenials[authz.ReasonBadRequest] {
 		t.Fatalf("encoded %x", e.bytes())
 	}
 }
@@ -95,7 +97,7 @@ func TestEncodedResponseCookieNotUTF8(t *testing.T) {
 // remove, encoded as the gRPC path does and as gRPC's proto codec would
 // (the CheckResponse built, then marshaled).
 func BenchmarkResponse(b *testing.B) {
-	d := Decision{Allow: true, Subject: "user_2000000000000000000000000000000", Issuer: "https://clerk.example.com",
+	d := authz.Decision{Allow: true, Subject: "user_2000000000000000000000000000000", Issuer: "https://clerk.example.com",
 		Remove: []string{"x-auth-claim-org", "x-auth-payload"}}
 	b.Run("encoded", func(b *testing.B) {
 		b.ReportAllocs()

@@ -1,4 +1,4 @@
-package authz
+package extauthz
 
 import (
 	"context"
@@ -80,17 +80,10 @@ func (s *Server) checkHandler(_ any, ctx context.Context, dec func(any) error, i
 	return interceptor(ctx, w, info, func(ctx context.Context, req any) (any, error) {
 		w, ok := req.(*wireRequest)
 		if !ok {
-			return nil, fmt.Errorf("authz: unexpected request %T", req)
+			return nil, fmt.Errorf("extauthz: unexpected request %T", req)
 		}
 		// Interceptors (none in jwtauthz's own server) get messages.
 		d := s.decideWire(ctx, w)
 		return CheckResponse(&d), nil
 	})
-}
-
-// decideWire decides a request read by the codec. The decision holds no
-// string of w, which goes back to its pool afterwards.
-func (s *Server) decideWire(ctx context.Context, w *wireRequest) Decision {
-	r := w.request()
-	return s.engine.Check(ctx, &r)
 }

@@ -1,4 +1,4 @@
-package authz
+package extauthz
 
 import (
 	"errors"
@@ -10,6 +10,8 @@ import (
 
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/jwtauthz/jwtauthz/authz"
 )
 
 // Field numbers of the CheckRequest path jwtauthz reads
@@ -38,7 +40,7 @@ const (
 	maxWireHeaderBytes = 64 << 10
 )
 
-var errWire = errors.New("authz: malformed CheckRequest")
+var errWire = errors.New("extauthz: malformed CheckRequest")
 
 // wireRequest is a CheckRequest read straight from its bytes: only the
 // fields the core needs, as strings and spans that point into buf. Reading
@@ -66,7 +68,17 @@ var wirePool = sync.Pool{New: func() any { return &wireRequest{} }}
 
 func getWire() *wireRequest { return wirePool.Get().(*wireRequest) }
 
+// testHookPutWire, set by tests only, sees each wireRequest as its check
+// ends, before its buffer goes: the poison test overwrites the buffer, so
+// that a string kept past the check shows.
+var testHookPutWire func(*wireRequest)
+
+// putWire lets w's request go (its buffer back to gRPC's pool) and puts w
+// back in its pool: every string the check read from it is then dead.
 func putWire(w *wireRequest) {
+	if testHookPutWire != nil {
+		testHookPutWire(w)
+	}
 	if w.held != nil {
 		w.held.Free()
 	}
@@ -302,7 +314,7 @@ func (w *wireRequest) readHeaders(b []byte) int {
 	return i
 }
 
-// Get implements Headers: the last value of a map key, as proto.Unmarshal
+// Get implements authz.Headers: the last value of a map key, as proto.Unmarshal
 // keeps it; with header_map (and no headers map), every value of the name
 // joined as joiner says, names compared without case.
 func (w *wireRequest) Get(name string) string {
@@ -327,7 +339,7 @@ func (w *wireRequest) Get(name string) string {
 		case 2:
 			b.WriteString(first)
 		}
-		b.WriteString(joiner(name))
+		b.WriteString(authz.HeaderJoiner(name))
 		b.WriteString(w.str(h.v))
 	}
 	if n < 2 {
@@ -337,8 +349,8 @@ func (w *wireRequest) Get(name string) string {
 }
 
 // request is the core's view of w.
-func (w *wireRequest) request() Request {
-	r := Request{Method: w.method, Host: w.host, Path: w.path, Headers: w, Oversize: w.oversize}
+func (w *wireRequest) request() authz.Request {
+	r := authz.Request{Method: w.method, Host: w.host, Path: w.path, Headers: w, Oversize: w.oversize}
 	if r.Method == "" {
 		r.Method = w.Get(":method")
 	}

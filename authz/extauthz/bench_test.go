@@ -1,0 +1,150 @@
+package extauthz_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/authz/extauthz"
+	"github.com/jwtauthz/jwtauthz/authz/internal/authztest"
+	"github.com/jwtauthz/jwtauthz/jwks"
+	"github.com/jwtauthz/jwtauthz/jwks/issuer"
+)
+
+// benchEnv is an engine on the real clock, as in production.
+func benchEnv(b *testing.B, signers []*issuer.Signer, opts ...authztest.Option) *authztest.Env {
+	return authztest.New(b, signers, append(opts, authztest.RealClock())...)
+}
+
+// marshaled returns the realistic request with the i-th token and request
+// id of the pools, marshaled, for every i up to the larger pool: what Envoy
+// sends, made before the clock starts.
+func marshaled(b *testing.B, s *authv3.CheckRequest, toks, ids []string) []mem.BufferSlice {
+	h := s.Attributes.Request.Http.Headers
+	out := make([]mem.BufferSlice, max(len(toks), len(ids), 1))
+	for i := range out {
+		if toks != nil {
+			h["authorization"] = toks[i%len(toks)]
+		}
+		if ids != nil {
+			h["x-request-id"] = ids[i%len(ids)]
+		}
+		m, err := proto.Marshal(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out[i] = mem.BufferSlice{mem.SliceBuffer(m)} // as gRPC hands a request to the codec
+	}
+	return out
+}
+
+// run checks the realistic request b.N times, with the i-th token and
+// request id of the pools, in-process, the way the gRPC path does: the
+// codec's wire read, the engine, and the encoded CheckResponse.
+func run(b *testing.B, s *authv3.CheckRequest, srv *extauthz.Server, toks, ids []string, want codes.Code) {
+	reqs := marshaled(b, s, toks, ids)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if code := srv.CheckBytes(ctx, reqs[i%len(reqs)]); codes.Code(code) != want {
+			b.Fatalf("check %d: %v", i, codes.Code(code))
+		}
+	}
+}
+
+func BenchmarkCheck(b *testing.B) {
+	// A few distinct requests, hot in the CPU's caches as a request just
+	// received is: a pool of thousands of 3 KB requests would measure
+	// memory misses instead.
+	ids := authztest.RequestIDs(64)
+	b.Run("cached", func(b *testing.B) {
+		e := benchEnv(b, nil)
+		toks := e.Bearers(e.IdP.Signing(), 1)
+		srv := extauthz.NewServer(e.Eng)
+		req := authztest.BrowserRequest(b, toks[0], "")
+		srv.Check(context.Background(), req)
+		run(b, req, srv, nil, ids, codes.OK)
+	})
+	b.Run("cached-10-rules-3-providers", func(b *testing.B) {
+		// A token of the third provider on a route only the tenth rule
+		// matches: every rule and provider is passed over on each check.
+		one, two := issuer.NewServer(), issuer.NewServer()
+		b.Cleanup(one.Close)
+		b.Cleanup(two.Close)
+		e := benchEnv(b, nil, authztest.Option(func(c *authz.Config, _ *authz.ProviderConfig) {
+			for i, idp := range []*issuer.Server{one, two} {
+				c.Providers = append(c.Providers, authz.ProviderConfig{Name: fmt.Sprint("other", i), Issuer: idp.URL,
+					Keys:         authztest.RunSource(b, jwks.Config{Name: "o", Issuer: idp.URL, URL: idp.JWKSURL()}, true),
+					TokenSources: []authz.TokenSource{{Header: fmt.Sprint("x-token-", i)}, {Cookie: fmt.Sprint("tok", i)}}})
+			}
+			for i := range 9 {
+				c.Rules = append(c.Rules, authz.RuleConfig{Match: authz.Match{PathPrefix: fmt.Sprint("/r", i, "/"), Methods: []string{"POST"}, Hosts: []string{"*.internal"}},
+					Require: authz.Require{Providers: []string{"other0"}, Scopes: []string{"s"}}})
+			}
+			c.Rules = append(c.Rules, authz.RuleConfig{Match: authz.Match{PathPrefix: "/v1/"}, Require: authz.Require{Providers: []string{"test"}}})
+		}))
+		toks := e.Bearers(e.IdP.Signing(), 1)
+		srv := extauthz.NewServer(e.Eng)
+		req := authztest.BrowserRequest(b, toks[0], "")
+		srv.Check(context.Background(), req)
+		run(b, req, srv, nil, ids, codes.OK)
+	})
+	for _, alg := range []string{"RS256", "PS256", "ES256", "EdDSA"} {
+		b.Run("uncached-"+alg, func(b *testing.B) {
+			s := issuer.MustSigner(alg)
+			// A cache of one entry and a pool of distinct tokens: every
+			// check verifies a signature.
+			e := benchEnv(b, []*issuer.Signer{s}, authztest.Option(func(c *authz.Config, _ *authz.ProviderConfig) { c.CacheSize = 1 }))
+			toks := e.Bearers(s, 512)
+			run(b, authztest.BrowserRequest(b, "", ""), extauthz.NewServer(e.Eng), toks, nil, codes.OK)
+		})
+	}
+	b.Run("denied-no-token", func(b *testing.B) {
+		e := benchEnv(b, nil)
+		run(b, authztest.BrowserRequest(b, "", ""), extauthz.NewServer(e.Eng), nil, ids, codes.Unauthenticated)
+	})
+	b.Run("denied-garbage", func(b *testing.B) {
+		e := benchEnv(b, nil)
+		run(b, authztest.BrowserRequest(b, "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln", ""), extauthz.NewServer(e.Eng), nil, ids, codes.Unauthenticated)
+	})
+	b.Run("dedup-hit", func(b *testing.B) {
+		// Twins of earlier checks (same x-request-id, token and route)
+		// whose tokens the token cache no longer holds.
+		e := benchEnv(b, nil, authztest.Option(func(c *authz.Config, _ *authz.ProviderConfig) { c.CacheSize = 1 }))
+		toks := e.Bearers(e.IdP.Signing(), 512)
+		ids := authztest.RequestIDs(len(toks))
+		srv := extauthz.NewServer(e.Eng)
+		req := authztest.BrowserRequest(b, "", "")
+		for i := range toks {
+			req.Attributes.Request.Http.Headers["authorization"] = toks[i]
+			req.Attributes.Request.Http.Headers["x-request-id"] = ids[i]
+			srv.Check(context.Background(), req)
+		}
+		run(b, req, srv, toks, ids, codes.OK)
+	})
+}
+
+func BenchmarkCheckParallel(b *testing.B) {
+	b.Run("cached", func(b *testing.B) {
+		e := benchEnv(b, nil)
+		toks := e.Bearers(e.IdP.Signing(), 1)
+		srv := extauthz.NewServer(e.Eng)
+		req := authztest.BrowserRequest(b, toks[0], "")
+		srv.Check(context.Background(), req)
+		reqs := marshaled(b, req, nil, authztest.RequestIDs(64))
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for i := 0; pb.Next(); i++ {
+				if code := srv.CheckBytes(context.Background(), reqs[i%len(reqs)]); code != 0 {
+					b.Fatal(codes.Code(code))
+				}
+			}
+		})
+	})
+}
