@@ -36,6 +36,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/authz/forwardauth"
 	"github.com/jwtauthz/jwtauthz/jwks"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
@@ -318,7 +319,7 @@ func TestAttackBattery(t *testing.T) {
 	}
 	valid := "Bearer " + a.sign(t, a.es, a.claims())
 	jwksBefore := a.idp.JWKSRequests()
-	fa := httptest.NewServer(authz.NewForwardAuth(a.eng))
+	fa := httptest.NewServer(forwardauth.New(a.eng))
 	defer fa.Close()
 	denials := 0
 	for _, tc := range cases {
@@ -868,7 +869,7 @@ func TestForwardAuthOriginHeaders(t *testing.T) {
 			{Match: authz.Match{Methods: []string{"OPTIONS"}}, Action: authz.ActionAllow}, // CORS preflights
 		}
 	}))
-	fa := httptest.NewServer(authz.NewForwardAuth(e.eng))
+	fa := httptest.NewServer(forwardauth.New(e.eng))
 	defer fa.Close()
 	tests := []struct {
 		name    string
@@ -1018,7 +1019,7 @@ func TestAttackSpoofedManagedHeaders(t *testing.T) {
 		other.PayloadHeader = "x-jwt-payload"
 		c.Rules = []authz.RuleConfig{{Match: authz.Match{PathPrefix: "/public"}, Action: authz.ActionAllow}}
 	})
-	fa := httptest.NewServer(authz.NewForwardAuth(a.eng))
+	fa := httptest.NewServer(forwardauth.New(a.eng))
 	defer fa.Close()
 	valid := "Bearer " + a.sign(t, a.es, a.claims())
 	cases := []struct {
@@ -1139,7 +1140,7 @@ func TestAttackBatteryPaths(t *testing.T) {
 			{Action: authz.ActionAllow},
 		}
 	})
-	fa := httptest.NewServer(authz.NewForwardAuth(a.eng))
+	fa := httptest.NewServer(forwardauth.New(a.eng))
 	defer fa.Close()
 	user := "Bearer " + a.sign(t, a.es, a.claims()) // valid, no admin scope
 	admin := "Bearer " + a.sign(t, a.es, a.claims("scope", "admin"))

@@ -1,14 +1,18 @@
 // Package authz decides whether a request may pass: request attributes in,
 // a Decision out. It holds the token cache, the negative cache and the
-// request dedup, and the HTTP forward-auth adapter (ForwardAuth). It
-// imports no protobuf, gRPC or Envoy package: Envoy's gRPC ext_authz
-// adapter is package extauthz.
+// request dedup.
+//
+// It imports no protobuf, gRPC or Envoy package, and no key source (a
+// provider's keys come through KeySource): the adapters that translate to
+// and from its Request and Decision are packages of their own, extauthz
+// (Envoy's gRPC ext_authz) and forwardauth (HTTP forward-auth).
 package authz
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,6 +112,28 @@ type Observation struct {
 func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 	now := e.cfg.Now()
 	d := e.decide(ctx, e.pol.Load(), r, now)
+	if e.cfg.Observe != nil {
+		e.cfg.Observe(Observation{Request: *r, Decision: d, Elapsed: e.elapsed(now)})
+	}
+	return d
+}
+
+// CheckForwarded is Check for a forward-auth query whose headers are h. A
+// query that carries a header jwtauthz sets on the upstream request
+// (ManagedHeader), under any spelling an upstream reads as the same, is
+// denied 400 spoofed_header before anything else, on every route: a
+// forward-auth proxy passes the client's headers on, and cannot be told to
+// remove them. The refusal and the decision read one policy, so that a
+// reload cannot come between the two.
+func (e *Engine) CheckForwarded(ctx context.Context, r *Request, h http.Header) Decision {
+	now := e.cfg.Now()
+	pol := e.pol.Load()
+	var d Decision
+	if name := pol.spoofedHeader(h); name != "" {
+		d = denySpoofed(name)
+	} else {
+		d = e.decide(ctx, pol, r, now)
+	}
 	if e.cfg.Observe != nil {
 		e.cfg.Observe(Observation{Request: *r, Decision: d, Elapsed: e.elapsed(now)})
 	}

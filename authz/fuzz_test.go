@@ -36,6 +36,7 @@ import (
 
 	"github.com/jwtauthz/jwtauthz/authz"
 	"github.com/jwtauthz/jwtauthz/authz/extauthz"
+	"github.com/jwtauthz/jwtauthz/authz/forwardauth"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
@@ -416,7 +417,7 @@ func reasonLabel(label string) int {
 // X-Forwarded-*, X-Original-*, Authorization, Cookie), method and target.
 func FuzzForwardAuth(f *testing.F) {
 	fe := newFuzzEnv(f)
-	fa := authz.NewForwardAuth(fe.eng)
+	fa := forwardauth.New(fe.eng)
 	for _, s := range [][3]string{
 		{"Authorization:Bearer $VALID\nX-Forwarded-Uri:/v1/things\nX-Forwarded-Method:GET\nX-Forwarded-Host:api", "GET", "/auth"},
 		{"Authorization:Bearer $ES\nAuthorization:Bearer $VALID", "GET", "/auth"},

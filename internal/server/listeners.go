@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
-	"github.com/jwtauthz/jwtauthz/authz"
 	"github.com/jwtauthz/jwtauthz/authz/extauthz"
+	"github.com/jwtauthz/jwtauthz/authz/forwardauth"
 )
 
 // servers builds the gRPC, HTTP and admin servers; tc, if not nil, is the
@@ -47,7 +47,7 @@ func (a *Server) servers(tc *tls.Config) {
 	for _, svc := range []string{"", authService} {
 		a.health.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
-	a.httpSrv = httpServer(authz.NewForwardAuth(a.engine))
+	a.httpSrv = httpServer(forwardauth.New(a.engine))
 	if tc != nil {
 		a.httpSrv.TLSConfig = tc.Clone() // net/http adds its protocols to its own
 	}

@@ -1,4 +1,4 @@
-package authz_test
+package forwardauth_test
 
 import (
 	"encoding/json"
@@ -12,16 +12,18 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/authz/forwardauth"
+	"github.com/jwtauthz/jwtauthz/authz/internal/authztest"
 )
 
 func TestForwardAuth(t *testing.T) {
-	e := newEnv(t, nil, withConfig(func(c *authz.Config, _ *authz.ProviderConfig) {
+	e := authztest.New(t, nil, authztest.Option(func(c *authz.Config, _ *authz.ProviderConfig) {
 		c.Rules = []authz.RuleConfig{{Match: authz.Match{PathPrefix: "/public"}, Action: authz.ActionAllow}}
 	}))
-	srv := httptest.NewServer(authz.NewForwardAuth(e.eng))
+	srv := httptest.NewServer(forwardauth.New(e.Eng))
 	defer srv.Close()
-	tok := e.token(jwt.MapClaims{"sub": "user_7"})
-	noSub := e.token(jwt.MapClaims{"sub": nil})
+	tok := e.Token(jwt.MapClaims{"sub": "user_7"})
+	noSub := e.Token(jwt.MapClaims{"sub": nil})
 	const all = "x-auth-subject,x-auth-issuer"
 
 	tests := []struct {
@@ -82,13 +84,13 @@ func TestForwardAuth(t *testing.T) {
 // header is removed when it was the only cookie), and a query token, which
 // a forward-auth answer cannot take out of the URI, is refused.
 func TestForwardAuthDropToken(t *testing.T) {
-	e := newEnv(t, nil, withConfig(func(_ *authz.Config, p *authz.ProviderConfig) {
+	e := authztest.New(t, nil, authztest.Option(func(_ *authz.Config, p *authz.ProviderConfig) {
 		p.TokenSources = []authz.TokenSource{{Cookie: "__session"}, {Query: "access_token"}}
 		p.DropToken = true
 	}))
-	srv := httptest.NewServer(authz.NewForwardAuth(e.eng))
+	srv := httptest.NewServer(forwardauth.New(e.Eng))
 	defer srv.Close()
-	tok := e.token(nil)
+	tok := e.Token(nil)
 	tests := []struct {
 		name, uri, cookie string
 		wantStatus        int
@@ -135,7 +137,7 @@ func TestForwardAuthRefusesManagedHeaders(t *testing.T) {
 	var pc authz.ProviderConfig
 	var mu sync.Mutex
 	var observed []string
-	e := newEnv(t, nil, withConfig(func(c *authz.Config, p *authz.ProviderConfig) {
+	e := authztest.New(t, nil, authztest.Option(func(c *authz.Config, p *authz.ProviderConfig) {
 		p.ClaimHeaders = map[string]string{"x-auth-user": "preferred_username", "x-user-email": "email"}
 		p.PayloadHeader = "X-Jwt-Payload"
 		pc = *p
@@ -146,9 +148,9 @@ func TestForwardAuthRefusesManagedHeaders(t *testing.T) {
 			mu.Unlock()
 		}
 	}))
-	srv := httptest.NewServer(authz.NewForwardAuth(e.eng))
+	srv := httptest.NewServer(forwardauth.New(e.Eng))
 	defer srv.Close()
-	bearer := "Bearer " + e.token(jwt.MapClaims{"preferred_username": "alice"})
+	bearer := "Bearer " + e.Token(jwt.MapClaims{"preferred_username": "alice"})
 
 	tests := []struct {
 		name       string
@@ -221,7 +223,7 @@ func TestForwardAuthRefusesManagedHeaders(t *testing.T) {
 		return resp.StatusCode
 	}
 	pc.ClaimHeaders = map[string]string{"x-auth-team": "team"}
-	if err := e.eng.Update([]authz.ProviderConfig{pc}, nil); err != nil {
+	if err := e.Eng.Update([]authz.ProviderConfig{pc}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := ask("X-Auth-Team"); got != 400 {

@@ -1,69 +1,59 @@
-package authz
+// Package forwardauth answers HTTP forward-auth queries (nginx
+// auth_request, Traefik forwardAuth, Caddy forward_auth, Envoy's
+// http_service) with an authz.Engine: it reads the original request from
+// the query into an authz.Request, and writes the authz.Decision as the
+// answer's status and headers. It decides nothing itself.
+//
+//	http.Handle("/", forwardauth.New(engine))
+package forwardauth
 
 import (
-	"context"
 	"net/http"
 	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/jwtauthz/jwtauthz/authz"
 )
 
-// ForwardAuth answers HTTP forward-auth queries (nginx auth_request,
-// Traefik forwardAuth, Caddy forward_auth, Envoy's http_service) with the
-// same engine: every request is a query about the original request, whose
-// method, host and URI come from X-Forwarded-Method/-Host/-Uri or
-// X-Original-Method/-URI, else the request itself. Where both name one
-// attribute and disagree, the query is denied 400: a client may have sent
-// the one the proxy does not set.
+// Handler answers forward-auth queries with an Engine: every request is a
+// query about the original request, whose method, host and URI come from
+// X-Forwarded-Method/-Host/-Uri or X-Original-Method/-URI, else the request
+// itself. Where both name one attribute and disagree, the query is denied
+// 400: a client may have sent the one the proxy does not set.
 //
 // A query that carries a header jwtauthz manages (x-auth-subject,
 // x-auth-issuer, a claim_headers or payload_header name; any case, '_' for
 // '-') is denied 400 spoofed_header on every route, public ones included,
-// before anything else: the proxy passes the client's headers on to the
-// app, and copies only those of jwtauthz's answer it is told of.
+// before anything else (authz.Engine.CheckForwarded): the proxy passes the
+// client's headers on to the app, and copies only those of jwtauthz's
+// answer it is told of.
 //
 // An allow is 200 with the identity headers (X-Auth-Subject, …) and
 // X-Envoy-Auth-Headers-To-Remove naming the managed headers not set; a
 // denial is 400, 401, 403 or 503 with WWW-Authenticate and a JSON body.
-type ForwardAuth struct {
-	engine *Engine
+type Handler struct {
+	engine *authz.Engine
 }
 
-// NewForwardAuth returns the forward-auth handler for e.
-func NewForwardAuth(e *Engine) *ForwardAuth { return &ForwardAuth{engine: e} }
+// New returns the forward-auth handler for e.
+func New(e *authz.Engine) *Handler { return &Handler{engine: e} }
 
 // ServeHTTP implements http.Handler.
-func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
+func (f *Handler) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	r := forwardedRequest(hr)
-	d := f.engine.checkForwarded(hr.Context(), &r, hr.Header)
+	d := f.engine.CheckForwarded(hr.Context(), &r, hr.Header)
 	WriteDecision(w, &d)
 }
 
-// checkForwarded is Check for a forward-auth query whose headers are h: a
-// query carrying a managed header is refused under the same policy that
-// would decide it, so a reload cannot come between the two.
-func (e *Engine) checkForwarded(ctx context.Context, r *Request, h http.Header) Decision {
-	now := e.cfg.Now()
-	pol := e.pol.Load()
-	var d Decision
-	if name := pol.spoofedHeader(h); name != "" {
-		d = denySpoofed(name)
-	} else {
-		d = e.decide(ctx, pol, r, now)
-	}
-	if e.cfg.Observe != nil {
-		e.cfg.Observe(Observation{Request: *r, Decision: d, Elapsed: e.elapsed(now)})
-	}
-	return d
-}
-
-func forwardedRequest(hr *http.Request) Request {
+// forwardedRequest reads the original request from a forward-auth query.
+func forwardedRequest(hr *http.Request) authz.Request {
 	h := hr.Header
 	method, ok1 := origin(h, "X-Forwarded-Method", "X-Original-Method", hr.Method)
 	uri, ok2 := origin(h, "X-Forwarded-Uri", "X-Original-Uri", hr.URL.RequestURI())
 	host, ok3 := origin(h, "X-Forwarded-Host", "", hr.Host)
-	return Request{
+	return authz.Request{
 		Method:    method,
 		Host:      host,
 		Path:      uri,
@@ -96,11 +86,12 @@ func origin(h http.Header, forwarded, original, own string) (v string, ok bool) 
 	return own, true
 }
 
-// httpHeaders adapts http.Header to Headers: several values come joined
-// with ",", as Envoy joins them, so that two Authorization headers are one
-// malformed value rather than a choice.
+// httpHeaders adapts http.Header to authz.Headers: several values come
+// joined as authz.HeaderJoiner says, as Envoy joins them, so that two
+// Authorization headers are one malformed value rather than a choice.
 type httpHeaders http.Header
 
+// Get implements authz.Headers.
 func (h httpHeaders) Get(name string) string {
 	vs := h[textproto.CanonicalMIMEHeaderKey(name)]
 	switch len(vs) {
@@ -109,11 +100,11 @@ func (h httpHeaders) Get(name string) string {
 	case 1:
 		return vs[0]
 	}
-	return strings.Join(vs, HeaderJoiner(name))
+	return strings.Join(vs, authz.HeaderJoiner(name))
 }
 
 // WriteDecision writes d as a forward-auth answer.
-func WriteDecision(w http.ResponseWriter, d *Decision) {
+func WriteDecision(w http.ResponseWriter, d *authz.Decision) {
 	h := w.Header()
 	if d.Allow && len(d.RemoveQuery) > 0 {
 		// forward_token: false with a query source: a forward-auth answer
