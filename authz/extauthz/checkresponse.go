@@ -29,30 +29,16 @@ func GRPCCode(d *authz.Decision) codes.Code {
 	return codes.Unauthenticated
 }
 
-var (
-	okStatus   = &rpcstatus.Status{Code: int32(codes.OK)}
-	jsonHeader = setHeader("content-type", "application/json")
-	// denials for the fixed challenges are built once (and encoded once:
-	// encodedDenials, for the gRPC path).
-	denials [authz.NumReasons]*authv3.CheckResponse
-)
-
-func init() {
-	for r := range authz.NumReasons {
-		if r.Status() != http.StatusOK {
-			denials[r] = denied(fixedDenial(r))
-		}
-	}
-}
-
 // CheckResponse maps a Decision to Envoy's answer as a message: for gRPC
 // interceptors, and the reference the encoded response is held to
 // (response_test.go). The Check path itself sends encodeResponse's bytes.
+//
+// The message is the caller's own, down to its slices: none of it is
+// shared with another response or with the engine (whose lists of headers
+// to remove every allow of a policy shares), so an interceptor that
+// changes the message it gets changes no later answer.
 func CheckResponse(d *authz.Decision) *authv3.CheckResponse {
 	if !d.Allow {
-		if p := denials[d.Reason]; p != nil && isFixed(d) {
-			return p
-		}
 		return denied(d)
 	}
 	var hs []*corev3.HeaderValueOption
@@ -65,16 +51,16 @@ func CheckResponse(d *authz.Decision) *authv3.CheckResponse {
 	for _, h := range d.Set {
 		hs = append(hs, setHeader(h.Name, h.Value))
 	}
-	remove := d.Remove
+	remove := slices.Clone(d.Remove)
 	if d.CookieSet {
 		if d.Cookie == "" {
-			remove = append(slices.Clip(remove), "cookie")
+			remove = append(remove, "cookie")
 		} else {
 			hs = append(hs, setHeader("cookie", d.Cookie))
 		}
 	}
-	return &authv3.CheckResponse{Status: okStatus, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
-		Headers: hs, HeadersToRemove: remove, QueryParametersToRemove: d.RemoveQuery,
+	return &authv3.CheckResponse{Status: &rpcstatus.Status{Code: int32(codes.OK)}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+		Headers: hs, HeadersToRemove: remove, QueryParametersToRemove: slices.Clone(d.RemoveQuery),
 	}}}
 }
 
@@ -85,7 +71,7 @@ func denied(d *authz.Decision) *authv3.CheckResponse {
 		Status: &rpcstatus.Status{Code: int32(GRPCCode(d)), Message: d.Reason.String()},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status())},
-			Headers: []*corev3.HeaderValueOption{setHeader("www-authenticate", d.Challenge), jsonHeader},
+			Headers: []*corev3.HeaderValueOption{setHeader("www-authenticate", d.Challenge), setHeader("content-type", "application/json")},
 			Body:    d.Body,
 		}},
 	}

@@ -82,7 +82,9 @@ func (s *Server) checkHandler(_ any, ctx context.Context, dec func(any) error, i
 		if !ok {
 			return nil, fmt.Errorf("extauthz: unexpected request %T", req)
 		}
-		// Interceptors (none in jwtauthz's own server) get messages.
+		// Interceptors (none in jwtauthz's own server) get messages, each
+		// its own (CheckResponse shares nothing): one an interceptor
+		// changed would otherwise change every answer after it.
 		d := s.decideWire(ctx, w)
 		return CheckResponse(&d), nil
 	})

@@ -34,7 +34,7 @@ func TestEncodedResponseIsCheckResponse(t *testing.T) {
 			defer e.data.Free()
 			want := CheckResponse(&d)
 			if name == "not UTF-8 challenge" {
-				want = denials[authz.ReasonBadSignature]
+				want = CheckResponse(fixedDenial(authz.ReasonBadSignature))
 			}
 			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(want)
 			if err != nil {

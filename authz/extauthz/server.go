@@ -41,7 +41,7 @@ func NewServer(e *authz.Engine) *Server { return &Server{engine: e} }
 // that response, so that both decide on the same reading and answer the
 // same bytes. It never returns an error: a denial is a CheckResponse with a
 // non-OK status, and every response sets status (an unset one means allow
-// to Envoy).
+// to Envoy). The response is the caller's own to change.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	w := getWire()
 	defer putWire(w)
@@ -50,7 +50,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		err = w.parse()
 	}
 	if err != nil {
-		return denials[authz.ReasonBadRequest], nil
+		return CheckResponse(fixedDenial(authz.ReasonBadRequest)), nil
 	}
 	d := s.decideWire(ctx, w)
 	e := encodeResponse(&d)
