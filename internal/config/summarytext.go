@@ -1,0 +1,155 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/jwtauthz/jwtauthz/authz"
+)
+
+// WriteText writes s for people: `config ok` on the first line (what
+// scripts look for), then one aligned line per setting.
+func (s Summary) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	line := func(format string, a ...any) { fmt.Fprintf(tw, format+"\n", a...) }
+	line("config ok")
+	if s.File != "" {
+		line("file\t%s", s.File)
+	}
+	line("listeners")
+	for _, l := range []struct {
+		name string
+		l    *SummaryListener
+	}{{"grpc", s.Listeners.GRPC}, {"http", s.Listeners.HTTP}, {"admin", s.Listeners.Admin}} {
+		switch {
+		case l.l == nil:
+			line("  %s\toff", l.name)
+		case l.l.TLS == "off":
+			line("  %s\t%s", l.name, l.l.Address)
+		default:
+			line("  %s\t%s (%s)", l.name, l.l.Address, l.l.TLS)
+		}
+	}
+	for _, p := range s.Providers {
+		line("provider %s", p.Name)
+		issuer := p.Issuer
+		if p.AnyIssuer {
+			issuer = "any (the key set is the instance's alone)"
+		}
+		line("  issuer\t%s", issuer)
+		keys := p.Keys.Source + " " + p.Keys.Location
+		if len(p.Keys.Headers) > 0 {
+			keys += " (headers " + strings.Join(p.Keys.Headers, ", ") + ")"
+		}
+		line("  keys\t%s", keys)
+		line("  audiences\t%s", listOr(p.Audiences, "not checked"))
+		line("  algorithms\t%s", strings.Join(p.Algorithms, ", "))
+		var srcs []string
+		for _, t := range p.TokenSources {
+			srcs = append(srcs, t.String())
+		}
+		line("  token sources\t%s", strings.Join(srcs, "; "))
+		if !p.ForwardToken {
+			line("  forward token\tno: removed before the request goes upstream")
+		}
+		if len(p.ClaimHeaders) > 0 {
+			line("  claim headers\t%s", pairs(p.ClaimHeaders, ": "))
+		}
+		if p.PayloadHeader != "" {
+			line("  payload header\t%s", p.PayloadHeader)
+		}
+		if len(p.AuthorizedParties) > 0 {
+			line("  authorized parties\t%s", strings.Join(p.AuthorizedParties, ", "))
+		}
+	}
+	line("rules (the first that matches decides)")
+	for _, r := range s.Rules {
+		line("  %d\t%s\t%s", r.Index, r.Match, r.describe())
+	}
+	line("  -\tany other request\trequire a token from any provider")
+	line("cache")
+	line("  tokens\t%s", cacheText(s.Cache.TokenTTL, s.Cache.TokenSize))
+	line("  rejected tokens\t%s", cacheText(s.Cache.NegativeTTL, s.Cache.NegativeSize))
+	line("  dedup\t%s", cacheText(s.Cache.DedupWindow, s.Cache.DedupSize))
+	line("  max token size\t%d bytes", s.Cache.MaxTokenSize)
+	line("path_case\t%s", s.PathCase)
+	line("network_wait\t%s", s.NetworkWait)
+	line("clock_skew\t%s", s.ClockSkew)
+	return tw.Flush()
+}
+
+// String is the token source as the text summary shows it.
+func (t SummaryTokenSource) String() string {
+	switch {
+	case t.Cookie != "":
+		return "cookie " + t.Cookie
+	case t.Query != "":
+		return "query " + t.Query
+	case t.Prefix != "":
+		return fmt.Sprintf("header %s %q", t.Header, t.Prefix)
+	}
+	return "header " + t.Header
+}
+
+// String is what the rule matches, as the text summary shows it.
+func (m SummaryMatch) String() string {
+	var parts []string
+	if len(m.Hosts) > 0 {
+		parts = append(parts, "hosts "+strings.Join(m.Hosts, ", "))
+	}
+	if len(m.Methods) > 0 {
+		parts = append(parts, "methods "+strings.Join(m.Methods, ", "))
+	}
+	for _, p := range [...][2]string{{"path", m.Path}, {"path_prefix", m.PathPrefix}, {"path_regex", m.PathRegex}} {
+		if p[1] != "" {
+			parts = append(parts, p[0]+" "+p[1])
+		}
+	}
+	if len(parts) == 0 {
+		return "every request"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (r SummaryRule) describe() string {
+	if r.Action == string(authz.ActionAllow) {
+		return "allow, no token read"
+	}
+	d := r.Action + " a token from " + strings.Join(r.Requires.Providers, ", ")
+	if r.Action == string(authz.ActionOptional) {
+		d = "optional: none, or a valid one from " + strings.Join(r.Requires.Providers, ", ")
+	}
+	if len(r.Requires.Scopes) > 0 {
+		d += "; scopes " + strings.Join(r.Requires.Scopes, ", ")
+	}
+	if len(r.Requires.Claims) > 0 {
+		d += "; claims " + pairs(r.Requires.Claims, "=")
+	}
+	return d
+}
+
+func listOr(l []string, none string) string {
+	if len(l) == 0 {
+		return none
+	}
+	return strings.Join(l, ", ")
+}
+
+func pairs(m map[string]string, sep string) string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, k+sep+m[k])
+	}
+	return strings.Join(out, ", ")
+}
+
+func cacheText(ttl string, size int) string {
+	if size == 0 {
+		return "off"
+	}
+	return fmt.Sprintf("%d entries, %s each at most", size, ttl)
+}
