@@ -241,4 +241,3 @@ func (s Summary) WriteJSON(w io.Writer) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(s)
 }
-
