@@ -101,6 +101,8 @@ func TestFileErrorsGiveTheLine(t *testing.T) {
 		{name: "a mapping in claim_headers", file: provider + "    claim_headers:\n      x-auth-org:\n        id: org\n",
 			want: "6: providers[0].claim_headers.x-auth-org: must be text, not a mapping"},
 		{name: "an alias to a bad value", file: "issuer: https://a.example.com\nlog_level: &v 5 minutes\ncache_ttl: *v\n", want: `3: cache_ttl: "5 minutes" is not a duration (e.g. 5m)`},
+		{name: "a URL's password is not shown", file: "providers:\n  - name: a\n    issuer: https://a.example.com\n    jwks_url: ftp://user:pw-s3cret@a.example.com/k\n",
+			want: `4: providers[0].jwks_url: "ftp://user:xxxxx@a.example.com/k" is not an http(s) URL (e.g. https://auth.example.com/.well-known/jwks.json)`},
 		{name: "unknown key", file: provider + "    jwks_ur: https://a.example.com/k\n",
 			want: "4: providers[0].jwks_ur: unknown key; did you mean jwks_url?"},
 		{name: "syntax", file: provider + "  - name: b\n issuer: x\n",

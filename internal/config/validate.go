@@ -233,8 +233,11 @@ func checkAlgorithms(key string, algs []string) error {
 
 func checkURL(key, s string) error {
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	switch {
+	case err != nil:
 		return invalid(key, "%q is not an http(s) URL", s)
+	case u.Scheme != "https" && u.Scheme != "http" || u.Host == "":
+		return invalid(key, "%q is not an http(s) URL", u.Redacted()) // never a password
 	}
 	return nil
 }
