@@ -126,6 +126,8 @@ func chartCases(t *testing.T) []chartCase {
 		{name: "empty config", release: "jwtauthz", values: with("config", map[string]any{}), wantErr: "config: set"},
 		{name: "empty config string", release: "jwtauthz", values: with("config", ""), wantErr: "config: set"},
 		{name: "a PDB that blocks every eviction", release: "jwtauthz", values: with("podDisruptionBudget", map[string]any{"minAvailable": 2}), wantErr: "podDisruptionBudget.minAvailable"},
+		{name: "a listener flag in extraArgs", release: "jwtauthz", values: with("extraArgs", []any{"--grpc-addr=:1"}), wantErr: "extraArgs"},
+		{name: "GOMAXPROCS in env", release: "jwtauthz", values: with("env", []any{map[string]any{"name": "GOMAXPROCS", "value": "8"}}), wantErr: "goMaxProcs"},
 		{name: "a bad digest", release: "jwtauthz", values: with("image", map[string]any{"digest": "sha256:abc"}), wantErr: "digest"},
 
 		{name: "config jwtauthz refuses", release: "jwtauthz", values: with("config", map[string]any{

@@ -120,3 +120,21 @@ silently win over the file's.
 {{- end -}}
 {{- toJson $cfg -}}
 {{- end -}}
+
+{{/*
+Fails on an extra argument or variable that would silently override a
+value of the chart's: the flags it sets from ports and the config file,
+and GOMAXPROCS (goMaxProcs).
+*/}}
+{{- define "jwtauthz.checkOverrides" -}}
+{{- range .Values.extraArgs -}}
+{{- if regexMatch "^--?(config|grpc-addr|http-addr|admin-addr)(=|$)" . -}}
+{{- fail (printf "extraArgs %q: the chart sets this flag (from ports, or config)" .) -}}
+{{- end -}}
+{{- end -}}
+{{- range .Values.env -}}
+{{- if eq .name "GOMAXPROCS" -}}
+{{- fail "env GOMAXPROCS: set goMaxProcs instead (the chart derives GOMAXPROCS from resources unless goMaxProcs is set)" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
