@@ -116,6 +116,11 @@ func chartCases(t *testing.T) []chartCase {
 		{name: "CPU request rounded up", release: "jwtauthz", values: with("resources", map[string]any{"requests": map[string]any{"cpu": "2500m", "memory": "64Mi"}, "limits": map[string]any{"memory": "256Mi"}}), wantProcs: "3"},
 		{name: "CPU request in cores", release: "jwtauthz", values: with("resources", map[string]any{"requests": map[string]any{"cpu": 3, "memory": "64Mi"}, "limits": map[string]any{"memory": "256Mi"}}), wantProcs: "3"},
 
+		{name: "numbers in config, as values files give them", release: "jwtauthz", values: with("config", map[string]any{
+			"providers":  []any{map[string]any{"name": "a", "issuer": "https://a.example.com/"}},
+			"cache_size": float64(1000000), "max_token_size": float64(16384), "jwks_refresh": "2h",
+		}), wantProcs: "2"},
+
 		{name: "a misspelt value", release: "jwtauthz", values: with("replicas", 3), wantErr: "replicas"},
 		{name: "a misspelt nested value", release: "jwtauthz", values: with("metrics", map[string]any{"serviceMonitor": map[string]any{"enable": true}}), wantErr: "enable"},
 		{name: "no memory limit", release: "jwtauthz", values: with("resources", map[string]any{"requests": map[string]any{"cpu": "100m", "memory": "64Mi"}, "limits": map[string]any{"memory": nil}}), wantErr: "memory"},
