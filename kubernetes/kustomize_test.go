@@ -51,9 +51,9 @@ func TestKustomizeBuild(t *testing.T) {
 	}
 }
 
-// TestKustomizeMonitoring builds monitoring/ alone and, with the
-// ServiceMonitor component, beside the central service as an overlay of
-// the reader's would: the PrometheusRule and the dashboard ConfigMap in
+// TestKustomizeMonitoring builds monitoring/ alone and the central
+// service, whose base includes it, with the ServiceMonitor component as an
+// overlay of the reader's would: the PrometheusRule and the dashboard ConfigMap in
 // the jwtauthz namespace, the ServiceMonitor scraping the Service's admin
 // port, where the Deployment serves /metrics.
 func TestKustomizeMonitoring(t *testing.T) {
@@ -81,7 +81,7 @@ func TestKustomizeMonitoring(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n" +
-		"resources:\n- " + filepath.Join(rel, "jwtauthz") + "\n- " + filepath.Join(rel, "monitoring") + "\n" +
+		"resources:\n- " + filepath.Join(rel, "jwtauthz") + "\n" +
 		"components:\n- " + filepath.Join(rel, "components", "servicemonitor") + "\n"
 	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(k), 0o600); err != nil {
 		t.Fatal(err)
@@ -93,4 +93,10 @@ func TestKustomizeMonitoring(t *testing.T) {
 	all.checkCommon(t) // the ServiceMonitor's checks among them
 	all.checkRules(t)
 	all.checkDashboard(t, "jwtauthz-grafana-dashboard")
+
+	base := kustomize(t, "jwtauthz")
+	if len(base.rules) != 1 || len(base.monitors) != 0 || base.configMaps["jwtauthz-grafana-dashboard"] == nil {
+		t.Errorf("jwtauthz/: %d PrometheusRules, %d ServiceMonitors, dashboard %v: want the rule and the dashboard, no ServiceMonitor",
+			len(base.rules), len(base.monitors), base.configMaps["jwtauthz-grafana-dashboard"] != nil)
+	}
 }

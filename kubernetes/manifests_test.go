@@ -55,8 +55,12 @@ type kustomization struct {
 	Labels     []struct {
 		Pairs map[string]string `json:"pairs"`
 	} `json:"labels"`
+	Namespace string   `json:"namespace"`
 	Resources []string `json:"resources"`
-	Images    []struct {
+	// ConfigMapGenerator is read by the kustomize builds
+	// (kustomize_test.go), which check what it generates.
+	ConfigMapGenerator []json.RawMessage `json:"configMapGenerator"`
+	Images             []struct {
 		Name   string `json:"name"`
 		NewTag string `json:"newTag"`
 	} `json:"images"`
