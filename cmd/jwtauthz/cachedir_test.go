@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jwtauthz/jwtauthz/internal/testutil"
 )
 
 // A cache directory that another user could have written is refused at
@@ -20,13 +22,13 @@ func TestUntrustedCacheDirIsAConfigError(t *testing.T) {
 		dir     func(t *testing.T) string
 		wantErr string // "" for a valid config
 	}{
-		{name: "ours, 0700", dir: func(t *testing.T) string { return cacheDir(t, 0o700, 0) }},
-		{name: "ours, sticky 1777", dir: func(t *testing.T) string { return cacheDir(t, 0o777|os.ModeSticky, 0) }},
+		{name: "ours, 0700", dir: func(t *testing.T) string { return testutil.CacheDir(t, 0o700, 0) }},
+		{name: "ours, sticky 1777", dir: func(t *testing.T) string { return testutil.CacheDir(t, 0o777|os.ModeSticky, 0) }},
 		{name: "missing", dir: func(t *testing.T) string { return filepath.Join(t.TempDir(), "none") }, wantErr: "no such file or directory"},
-		{name: "a file", dir: func(t *testing.T) string { return writeFile(t, "") }, wantErr: "is not a directory"},
-		{name: "ours, 0777", dir: func(t *testing.T) string { return cacheDir(t, 0o777, 0) }, wantErr: "without the sticky bit"},
-		{name: "another user's, sticky 1777", root: true, dir: func(t *testing.T) string { return cacheDir(t, 0o777|os.ModeSticky, otherUID) }, wantErr: "owned by uid 65534"},
-		{name: "ours, not writable", notRoot: true, dir: func(t *testing.T) string { return cacheDir(t, 0o500, 0) }, wantErr: "cannot write"},
+		{name: "a file", dir: func(t *testing.T) string { return testutil.WriteFile(t, "") }, wantErr: "is not a directory"},
+		{name: "ours, 0777", dir: func(t *testing.T) string { return testutil.CacheDir(t, 0o777, 0) }, wantErr: "without the sticky bit"},
+		{name: "another user's, sticky 1777", root: true, dir: func(t *testing.T) string { return testutil.CacheDir(t, 0o777|os.ModeSticky, testutil.OtherUID) }, wantErr: "owned by uid 65534"},
+		{name: "ours, not writable", notRoot: true, dir: func(t *testing.T) string { return testutil.CacheDir(t, 0o500, 0) }, wantErr: "cannot write"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -38,7 +40,7 @@ func TestUntrustedCacheDirIsAConfigError(t *testing.T) {
 			}
 			dir := tt.dir(t)
 			var out bytes.Buffer
-			code := run(context.Background(), []string{"serve", "--check-config", "--issuer", "https://a.example.com", "--jwks-cache-dir", dir}, envOf(), &out, &out)
+			code := run(context.Background(), []string{"serve", "--check-config", "--issuer", "https://a.example.com", "--jwks-cache-dir", dir}, testutil.EnvOf(), &out, &out)
 			if tt.wantErr == "" {
 				if code != exitOK {
 					t.Fatalf("exit %d: %s", code, out.String())
@@ -52,24 +54,4 @@ func TestUntrustedCacheDirIsAConfigError(t *testing.T) {
 			}
 		})
 	}
-}
-
-// otherUID owns what another local user planted; chown needs root.
-const otherUID = 65534
-
-// cacheDir makes a directory with mode, owned by uid unless 0.
-func cacheDir(t *testing.T, mode os.FileMode, uid int) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "cache")
-	for _, err := range []error{os.Mkdir(dir, 0o700), os.Chmod(dir, mode)} {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if uid != 0 {
-		if err := os.Chown(dir, uid, uid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }

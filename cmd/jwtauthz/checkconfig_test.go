@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/jwtauthz/jwtauthz/internal/testutil"
 )
 
 // checkConfigFile is a configuration with each kind of key source, rule
@@ -48,8 +50,8 @@ var secrets = []string{"pw-s3cret", "q-s3cret", "h-s3cret", "sk_test_s3cret"}
 func runCheckConfig(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errs bytes.Buffer
-	args = append([]string{"serve", "--config", writeFile(t, checkConfigFile), "--check-config"}, args...)
-	code = run(context.Background(), args, envOf("CLERK_SECRET_KEY", "sk_test_s3cret"), &out, &errs)
+	args = append([]string{"serve", "--config", testutil.WriteFile(t, checkConfigFile), "--check-config"}, args...)
+	code = run(context.Background(), args, testutil.EnvOf("CLERK_SECRET_KEY", "sk_test_s3cret"), &out, &errs)
 	for _, s := range secrets {
 		if strings.Contains(out.String()+errs.String(), s) {
 			t.Errorf("%v prints the secret %q:\n%s%s", args, s, out.String(), errs.String())
@@ -235,7 +237,7 @@ func TestCheckConfigJSON(t *testing.T) {
 // --check-config; anything else is refused (a usage error), and an invalid
 // configuration prints no summary in either format.
 func TestCheckConfigOutputFlag(t *testing.T) {
-	bad := writeFile(t, "providers:\n  - {name: a, issuer: https://a.example.com, algorithms: [HS256]}\n")
+	bad := testutil.WriteFile(t, "providers:\n  - {name: a, issuer: https://a.example.com, algorithms: [HS256]}\n")
 	tests := []struct {
 		name    string
 		args    []string
@@ -253,7 +255,7 @@ func TestCheckConfigOutputFlag(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errs bytes.Buffer
-			code := run(context.Background(), append([]string{"serve", "--issuer", "https://d.example.com"}, tt.args...), envOf(), &out, &errs)
+			code := run(context.Background(), append([]string{"serve", "--issuer", "https://d.example.com"}, tt.args...), testutil.EnvOf(), &out, &errs)
 			switch {
 			case tt.wantOK && code != exitOK, !tt.wantOK && code == exitOK:
 				t.Fatalf("exit %d (want ok: %v): %s%s", code, tt.wantOK, out.String(), errs.String())
@@ -281,14 +283,14 @@ func TestStartErrorsGiveTheLine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeFile(t, tt.file)
+			path := testutil.WriteFile(t, tt.file)
 			for _, check := range []bool{true, false} {
 				args := append([]string{"serve", "--config", path}, ports...)
 				if check {
 					args = append(args, "--check-config")
 				}
-				var out syncBuffer
-				code := run(context.Background(), args, envOf(), &out, &out)
+				var out testutil.SyncBuffer
+				code := run(context.Background(), args, testutil.EnvOf(), &out, &out)
 				if code == exitOK || !strings.Contains(out.String(), path+tt.want) {
 					t.Fatalf("%v: exit %d, output %q; want an error with %q", args, code, out.String(), path+tt.want)
 				}

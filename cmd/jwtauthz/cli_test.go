@@ -8,13 +8,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jwtauthz/jwtauthz/internal/testutil"
 )
 
 // TestExitCodes: 0 ok, 1 a runtime failure, 2 a usage or configuration
 // error, the same for every command.
 func TestExitCodes(t *testing.T) {
-	good := writeFile(t, "providers:\n  - {name: a, issuer: https://a.example.com}\nrules:\n  - {match: {path_prefix: /p}, action: allow}\n")
-	badRule := writeFile(t, "providers:\n  - {name: a, issuer: https://a.example.com}\nrules:\n  - require: {providers: [b]}\n")
+	good := testutil.WriteFile(t, "providers:\n  - {name: a, issuer: https://a.example.com}\nrules:\n  - {match: {path_prefix: /p}, action: allow}\n")
+	badRule := testutil.WriteFile(t, "providers:\n  - {name: a, issuer: https://a.example.com}\nrules:\n  - require: {providers: [b]}\n")
 	missing := filepath.Join(t.TempDir(), "missing.yaml")
 	taken := listenLoopback(t) // held: a listener on it cannot be opened
 	down := listenLoopback(t)
@@ -74,8 +76,8 @@ func TestExitCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out syncBuffer
-			code := run(context.Background(), tt.args, envOf(tt.env...), &out, &out)
+			var out testutil.SyncBuffer
+			code := run(context.Background(), tt.args, testutil.EnvOf(tt.env...), &out, &out)
 			if code != tt.wantCode || !strings.Contains(out.String(), tt.wantOut) {
 				t.Fatalf("exit %d, output %q; want %d and %q", code, out.String(), tt.wantCode, tt.wantOut)
 			}
@@ -97,9 +99,9 @@ func listenLoopback(t *testing.T) net.Listener {
 // An empty config file at start: exit 2, and the message names the file
 // (config's TestEmptyConfigIsRefused checks the error itself).
 func TestEmptyConfigIsRefusedAtStart(t *testing.T) {
-	path := writeFile(t, "")
-	var out syncBuffer
-	if code := run(context.Background(), []string{"serve", "--config", path, "--issuer", "https://issuer.example.com"}, envOf(), &out, &out); code != exitUsage || !strings.Contains(out.String(), path) {
+	path := testutil.WriteFile(t, "")
+	var out testutil.SyncBuffer
+	if code := run(context.Background(), []string{"serve", "--config", path, "--issuer", "https://issuer.example.com"}, testutil.EnvOf(), &out, &out); code != exitUsage || !strings.Contains(out.String(), path) {
 		t.Fatalf("serve with an empty config file: exit %d, %q; want %d naming the file", code, out.String(), exitUsage)
 	}
 }

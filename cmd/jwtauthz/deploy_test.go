@@ -28,6 +28,7 @@ import (
 
 	"github.com/jwtauthz/jwtauthz/envoy"
 	"github.com/jwtauthz/jwtauthz/internal/config"
+	"github.com/jwtauthz/jwtauthz/internal/testutil"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
@@ -151,7 +152,7 @@ var spoofed = []string{"mallory", "root"}
 func testForwardAuth(t *testing.T, start func(authAddr, appAddr string) *http.Client, extra ...step) {
 	idp := issuer.NewServer()
 	defer idp.Close()
-	a := startApp(t, true, "--config", writeFile(t, "providers:\n  - name: idp\n    issuer: "+idp.URL+
+	a := startApp(t, true, "--config", testutil.WriteFile(t, "providers:\n  - name: idp\n    issuer: "+idp.URL+
 		"\n    claim_headers: {x-auth-user: preferred_username}\nrules:\n  - {match: {path_prefix: /public/}, action: allow}\n"))
 	tok, err := idp.Mint(jwt.MapClaims{"sub": "alice", "preferred_username": "alice"})
 	if err != nil {
@@ -329,7 +330,7 @@ func writeReplaced(t *testing.T, src, dst string, replace [][2]string) {
 // on the Unix socket sock and returns a client for that socket.
 func runProxy(t *testing.T, name string, cmd *exec.Cmd, sock string) *http.Client {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

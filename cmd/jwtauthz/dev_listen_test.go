@@ -14,6 +14,7 @@ import (
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"google.golang.org/grpc/status"
 
+	"github.com/jwtauthz/jwtauthz/internal/testutil"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
@@ -49,9 +50,9 @@ func TestDevListensOnLoopback(t *testing.T) {
 		l.Close()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"dev", "--log-format", "json"}, envOf(), &stdout, &stderr) }()
+	go func() { done <- run(ctx, []string{"dev", "--log-format", "json"}, testutil.EnvOf(), &stdout, &stderr) }()
 	defer func() {
 		cancel()
 		if code := <-done; code != exitOK {
@@ -87,11 +88,11 @@ func TestDevListensOnLoopback(t *testing.T) {
 
 	// The README's tour and the banner, on loopback: a token, and the
 	// HTTP forward-auth port taking it.
-	code, tok, _ := get(t, "http://127.0.0.1:9003/dev/token?sub=alice&ttl=10m")
+	code, tok, _ := testutil.Get(t, "http://127.0.0.1:9003/dev/token?sub=alice&ttl=10m")
 	if code != http.StatusOK {
 		t.Fatalf("the tour's /dev/token: %d %s", code, tok)
 	}
-	if code, _, hdr := get(t, "http://localhost:9002/anything", "Authorization", "Bearer "+strings.TrimSpace(tok)); code != http.StatusOK || hdr.Get("X-Auth-Subject") != "alice" {
+	if code, _, hdr := testutil.Get(t, "http://localhost:9002/anything", "Authorization", "Bearer "+strings.TrimSpace(tok)); code != http.StatusOK || hdr.Get("X-Auth-Subject") != "alice" {
 		t.Errorf("the tour's forward-auth request: %d %v", code, hdr)
 	}
 	banner := stdout.String()
@@ -129,7 +130,7 @@ func TestDevWarnsOfReachableIssuer(t *testing.T) {
 // listServices asks addr's gRPC server reflection (v1, then v1alpha, as
 // grpcurl does) for its services.
 func listServices(t *testing.T, addr string) error {
-	cc := dial(t, addr)
+	cc := testutil.Dial(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s1, err := reflectionv1.NewServerReflectionClient(cc).ServerReflectionInfo(ctx)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtauthz/jwtauthz/internal/testutil"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
@@ -31,11 +32,11 @@ func TestHealthcheckReadsTheConfigFile(t *testing.T) {
 	idp := issuer.NewServer()
 	defer idp.Close()
 	admin, down := freeAddr(t), freeAddr(t)
-	path := writeFile(t, "issuer: "+idp.URL+"\ngrpc_addr: 127.0.0.1:0\nhttp_addr: \"\"\nadmin_addr: "+admin+"\nshutdown_delay: 0s\n")
+	path := testutil.WriteFile(t, "issuer: "+idp.URL+"\ngrpc_addr: 127.0.0.1:0\nhttp_addr: \"\"\nadmin_addr: "+admin+"\nshutdown_delay: 0s\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	logs := &syncBuffer{}
-	go func() { done <- run(ctx, []string{"serve", "--config", path}, envOf(), io.Discard, logs) }()
+	logs := &testutil.SyncBuffer{}
+	go func() { done <- run(ctx, []string{"serve", "--config", path}, testutil.EnvOf(), io.Discard, logs) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -44,7 +45,7 @@ func TestHealthcheckReadsTheConfigFile(t *testing.T) {
 			t.Error("server did not stop")
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); run(ctx, []string{"healthcheck", "--admin-addr", admin, "--timeout", "1s"}, envOf(), io.Discard, io.Discard) != exitOK; {
+	for deadline := time.Now().Add(10 * time.Second); run(ctx, []string{"healthcheck", "--admin-addr", admin, "--timeout", "1s"}, testutil.EnvOf(), io.Discard, io.Discard) != exitOK; {
 		select {
 		case code := <-done:
 			t.Fatalf("server exited %d before ready:\n%s", code, logs.String())
@@ -70,8 +71,8 @@ func TestHealthcheckReadsTheConfigFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out syncBuffer
-			if code := run(ctx, append([]string{"healthcheck"}, tt.args...), envOf(tt.env...), &out, &out); code != tt.wantCode {
+			var out testutil.SyncBuffer
+			if code := run(ctx, append([]string{"healthcheck"}, tt.args...), testutil.EnvOf(tt.env...), &out, &out); code != tt.wantCode {
 				t.Errorf("exit %d, want %d: %s", code, tt.wantCode, out.String())
 			}
 		})

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/jwtauthz/jwtauthz/internal/server"
+	"github.com/jwtauthz/jwtauthz/internal/testutil"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
@@ -117,8 +118,8 @@ func (c *child) addr(name string) string {
 }
 
 func TestSignals(t *testing.T) {
-	idp := newHangingIdP(t)
-	path := writeFile(t, "issuer: "+idp.URL+"\n")
+	idp := testutil.NewHangingIdP(t)
+	path := testutil.WriteFile(t, "issuer: "+idp.URL+"\n")
 	c := startChild(t, "serve", "--config", path, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--admin-addr", "127.0.0.1:0", "--shutdown-delay", "100ms", "--shutdown-timeout", "5s", "--jwks-timeout", "400ms")
 
@@ -127,9 +128,9 @@ func TestSignals(t *testing.T) {
 	c.await(t, "config reloaded")
 
 	// Checks in flight at SIGTERM all get answers, and the exit is 0.
-	cc, sent := dialCounting(t, c.addr("grpc"), 10)
+	cc, sent := testutil.DialCounting(t, c.addr("grpc"), 10)
 	client := authv3.NewAuthorizationClient(cc)
-	idp.hang.Store(true)
+	idp.Hang.Store(true)
 	tok, _ := issuer.MustSigner("ES256").Sign(jwt.MapClaims{"iss": idp.URL, "sub": "x", "exp": time.Now().Add(time.Hour).Unix()})
 	var wg sync.WaitGroup
 	errs := make(chan error, 10)
@@ -137,7 +138,7 @@ func TestSignals(t *testing.T) {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // the refresh gives up at 400ms
 			defer cancel()
-			resp, err := client.Check(ctx, checkReq(tok, "/"))
+			resp, err := client.Check(ctx, testutil.CheckReq(tok, "/"))
 			if err == nil && codes.Code(resp.Status.Code) != codes.Unauthenticated {
 				err = errors.New(resp.Status.String())
 			}
@@ -146,8 +147,8 @@ func TestSignals(t *testing.T) {
 	}
 	// Every check is on the wire, and the refresh they wait for hangs at
 	// the IdP; within the shutdown delay the server reads them all.
-	awaitN(t, sent, 10, "checks sent")
-	awaitN(t, idp.hung, 1, "JWKS requests hanging at the IdP")
+	testutil.AwaitN(t, sent, 10, "checks sent")
+	testutil.AwaitN(t, idp.Hung, 1, "JWKS requests hanging at the IdP")
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	wg.Wait()
 	close(errs)
@@ -167,7 +168,7 @@ func TestSignals(t *testing.T) {
 func TestStartLogsRuntime(t *testing.T) {
 	idp := issuer.NewServer()
 	defer idp.Close()
-	path := writeFile(t, "issuer: "+idp.URL+"\n")
+	path := testutil.WriteFile(t, "issuer: "+idp.URL+"\n")
 	for _, procs := range []int{3, 5} {
 		t.Setenv("GOMAXPROCS", strconv.Itoa(procs))
 		c := startChild(t, "serve", "--config", path, "--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", "127.0.0.1:0")

@@ -8,10 +8,11 @@ import (
 	"testing"
 
 	"github.com/jwtauthz/jwtauthz/internal/config"
+	"github.com/jwtauthz/jwtauthz/internal/testutil"
 )
 
 func TestTopLevelAudiencesNeedTheIssuer(t *testing.T) {
-	pk := publishableKey("pk_test_", "happy-cat-12.clerk.accounts.dev")
+	pk := testutil.PublishableKey("pk_test_", "happy-cat-12.clerk.accounts.dev")
 	providers := "providers:\n  - {name: a, issuer: https://a.example.com}\n"
 	tests := []struct {
 		name    string
@@ -32,7 +33,7 @@ func TestTopLevelAudiencesNeedTheIssuer(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			args := tt.args
 			if tt.file != "" {
-				args = append(args, "--config", writeFile(t, tt.file))
+				args = append(args, "--config", testutil.WriteFile(t, tt.file))
 			}
 			checkConfig(t, args, tt.env, tt.wantErr)
 		})
@@ -40,8 +41,8 @@ func TestTopLevelAudiencesNeedTheIssuer(t *testing.T) {
 }
 
 func TestTopLevelAudiencesReachTheDefaultProviderOnly(t *testing.T) {
-	file := writeFile(t, "issuer: https://d.example.com\naudiences: [api]\nproviders:\n  - {name: a, issuer: https://a.example.com, audiences: [other]}\n")
-	c, err := load(t, []string{"--config", file}, envOf())
+	file := testutil.WriteFile(t, "issuer: https://d.example.com\naudiences: [api]\nproviders:\n  - {name: a, issuer: https://a.example.com, audiences: [other]}\n")
+	c, err := load(t, []string{"--config", file}, testutil.EnvOf())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func TestTopLevelAudiencesReachTheDefaultProviderOnly(t *testing.T) {
 }
 
 func TestEmptyEnvironmentVariable(t *testing.T) {
-	file := writeFile(t, "issuer: https://a.example.com\nhttp_addr: 127.0.0.1:7002\n")
+	file := testutil.WriteFile(t, "issuer: https://a.example.com\nhttp_addr: 127.0.0.1:7002\n")
 	tests := []struct {
 		name    string
 		env     []string
@@ -73,8 +74,8 @@ func TestEmptyEnvironmentVariable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := load(t, []string{"--config", file}, envOf(tt.env...))
-			if checkErr(t, err, tt.wantErr) {
+			c, err := load(t, []string{"--config", file}, testutil.EnvOf(tt.env...))
+			if testutil.CheckErr(t, err, tt.wantErr) {
 				return
 			}
 			if !tt.check(c) {
@@ -105,11 +106,11 @@ func TestForwardTokenFalseWithAQuerySource(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkConfig(t, append([]string{"--config", writeFile(t, tt.file)}, tt.args...), nil, tt.wantErr)
+			checkConfig(t, append([]string{"--config", testutil.WriteFile(t, tt.file)}, tt.args...), nil, tt.wantErr)
 		})
 	}
 	t.Run("HTTP listener off by an empty variable", func(t *testing.T) {
-		if _, err := load(t, []string{"--config", writeFile(t, query)}, envOf("JWTAUTHZ_HTTP_ADDR", "")); err != nil {
+		if _, err := load(t, []string{"--config", testutil.WriteFile(t, query)}, testutil.EnvOf("JWTAUTHZ_HTTP_ADDR", "")); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -124,8 +125,8 @@ func TestEmptyAudience(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := load(t, []string{"--config", writeFile(t, tt.file)}, envOf())
-			checkErr(t, err, tt.wantErr)
+			_, err := load(t, []string{"--config", testutil.WriteFile(t, tt.file)}, testutil.EnvOf())
+			testutil.CheckErr(t, err, tt.wantErr)
 		})
 	}
 }
@@ -135,7 +136,7 @@ func TestEmptyAudience(t *testing.T) {
 func checkConfig(t *testing.T, args, env []string, wantErr string) {
 	t.Helper()
 	var out bytes.Buffer
-	code := run(context.Background(), append([]string{"serve", "--check-config"}, args...), envOf(env...), &out, &out)
+	code := run(context.Background(), append([]string{"serve", "--check-config"}, args...), testutil.EnvOf(env...), &out, &out)
 	switch {
 	case wantErr == "" && code != exitOK:
 		t.Fatalf("exit %d: %s", code, out.String())
@@ -157,7 +158,7 @@ func TestPathCaseCheckConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := "providers:\n  - {name: a, issuer: https://a.example.com, jwks_url: https://a.example.com/jwks}\npath_case: " + tt.pathCase + "\n"
-			checkConfig(t, []string{"--config", writeFile(t, cfg)}, nil, tt.wantErr)
+			checkConfig(t, []string{"--config", testutil.WriteFile(t, cfg)}, nil, tt.wantErr)
 		})
 	}
 }

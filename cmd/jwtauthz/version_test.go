@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jwtauthz/jwtauthz/internal/server"
+	"github.com/jwtauthz/jwtauthz/internal/testutil"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
@@ -94,7 +95,7 @@ func TestVersionFromLdflags(t *testing.T) {
 	// Through a file, as TestStartLogsRuntime does: writing it orders, for
 	// the race detector, issuer.NewServer's setting of its URL before the
 	// fetch from the other process that its server goroutine answers.
-	path := writeFile(t, "issuer: "+idp.URL+"\n")
+	path := testutil.WriteFile(t, "issuer: "+idp.URL+"\n")
 	c := startExe(t, exe, nil, "serve", "--config", path, "--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--admin-addr", "127.0.0.1:0")
 	c.mu.Lock()
 	first := c.lines[0]
@@ -104,7 +105,7 @@ func TestVersionFromLdflags(t *testing.T) {
 			t.Errorf("first line %s: want %s", first, kv)
 		}
 	}
-	_, body, _ := get(t, "http://"+c.addr("admin")+"/metrics")
+	_, body, _ := testutil.Get(t, "http://"+c.addr("admin")+"/metrics")
 	wantGauge := `jwtauthz_build_info{commit="abc",date="2026-01-01T00:00:00Z",go_version="` + runtime.Version() + `",modified="",version="v9.9.9"} 1`
 	if !strings.Contains(body, wantGauge+"\n") {
 		t.Errorf("/metrics has no %s:\n%s", wantGauge, grepLines(body, "jwtauthz_build_info"))

@@ -4,53 +4,28 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/internal/testutil"
 )
 
-func writeFile(t *testing.T, body string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "jwtauthz.yaml")
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// envOf is an os.LookupEnv over the variables kv names: a name given with
-// "" is set.
-func envOf(kv ...string) func(string) (string, bool) {
-	m := map[string]string{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		m[kv[i]] = kv[i+1]
-	}
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-}
+// The helpers these tests share with those of cmd/jwtauthz and
+// internal/server live in internal/testutil.
+var (
+	writeFile      = testutil.WriteFile      // a config file in a temporary directory
+	envOf          = testutil.EnvOf          // an os.LookupEnv over name, value pairs
+	checkErr       = testutil.CheckErr       // the error a table case wants, or none
+	publishableKey = testutil.PublishableKey // a Clerk publishable key
+)
 
 func load(t *testing.T, args []string, lookup func(string) (string, bool)) (*Config, error) {
 	t.Helper()
 	c, _, err := Load("serve", args, lookup, io.Discard, Defaults())
 	return c, err
-}
-
-// checkErr fails the test unless err is what the case wants: an error
-// holding wantErr, or none if wantErr is empty. It reports whether the case
-// is done (it wanted an error).
-func checkErr(t *testing.T, err error, wantErr string) bool {
-	t.Helper()
-	switch {
-	case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
-		t.Fatalf("err = %v, want %q", err, wantErr)
-	case wantErr == "" && err != nil:
-		t.Fatal(err)
-	}
-	return wantErr != ""
 }
 
 func TestPrecedence(t *testing.T) {
@@ -144,10 +119,6 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			}
 		})
 	}
-}
-
-func publishableKey(prefix, host string) string {
-	return prefix + base64.StdEncoding.EncodeToString([]byte(host+"$"))
 }
 
 func TestClerkPublishableKey(t *testing.T) {

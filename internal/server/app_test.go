@@ -1,12 +1,9 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
-	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,24 +16,6 @@ type testApp struct {
 	cancel context.CancelFunc
 	done   chan error
 	logs   *syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startApp runs `jwtauthz serve` (or `dev`, if args start with "dev") with
@@ -66,7 +45,18 @@ func startAppEnv(t testing.TB, wait bool, lookup func(string) (string, bool), ar
 	if cmd == "dev" {
 		opts = append(opts, WithDev())
 	}
-	a, err := New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), opts...)
+	ta := runApp(t, cfg, logs, slog.LevelDebug, opts...)
+	if wait {
+		ta.waitReady(t)
+	}
+	return ta
+}
+
+// runApp builds the app of cfg with opts, logging at level to logs, runs it
+// until the test ends, and returns at once.
+func runApp(t testing.TB, cfg *config.Config, logs *syncBuffer, level slog.Level, opts ...Option) *testApp {
+	t.Helper()
+	a, err := New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level})), opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -74,9 +64,6 @@ func startAppEnv(t testing.TB, wait bool, lookup func(string) (string, bool), ar
 	ta := &testApp{Server: a, cancel: cancel, done: make(chan error, 1), logs: logs}
 	go func() { ta.done <- a.Run(ctx) }()
 	t.Cleanup(func() { ta.stop(t) })
-	if wait {
-		ta.waitReady(t)
-	}
 	return ta
 }
 
@@ -113,22 +100,3 @@ func (ta *testApp) grpcAddr() string  { return ta.grpcLis.Addr().String() }
 func (ta *testApp) httpURL() string   { return "http://" + ta.httpLis.Addr().String() }
 func (ta *testApp) adminURL() string  { return "http://" + ta.adminLis.Addr().String() }
 func (ta *testApp) adminAddr() string { return ta.adminLis.Addr().String() }
-
-// get fetches url and returns the status and body.
-func get(t testing.TB, url string, header ...string) (int, string, http.Header) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header
-}

@@ -23,9 +23,6 @@ import (
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
-// otherUID owns what another local user planted; chown needs root.
-const otherUID = 65534
-
 const adminRule = "rules:\n  - {match: {path_prefix: /admin}, require: {scopes: [admin]}}\n"
 
 func mustDo(t *testing.T, err error) {
@@ -222,18 +219,6 @@ func TestPlantedCacheFileIsNotTrusted(t *testing.T) {
 			}
 		})
 	}
-}
-
-// cacheDir makes a directory with mode, owned by uid unless 0.
-func cacheDir(t *testing.T, mode os.FileMode, uid int) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "cache")
-	mustDo(t, os.Mkdir(dir, 0o700))
-	mustDo(t, os.Chmod(dir, mode))
-	if uid != 0 {
-		mustDo(t, os.Chown(dir, uid, uid))
-	}
-	return dir
 }
 
 // The attack: another local user makes the cache dir, 1777 like

@@ -1,28 +1,24 @@
 package server
 
-import (
-	"os"
-	"path/filepath"
-	"testing"
+import "github.com/jwtauthz/jwtauthz/internal/testutil"
+
+// The helpers these tests share with those of cmd/jwtauthz and
+// internal/config live in internal/testutil; these names keep the tests'
+// calls short.
+var (
+	writeFile     = testutil.WriteFile     // a config file in a temporary directory
+	envOf         = testutil.EnvOf         // an os.LookupEnv over name, value pairs
+	get           = testutil.Get           // an HTTP GET with headers: status, body, headers
+	dial          = testutil.Dial          // a gRPC client without TLS
+	checkReq      = testutil.CheckReq      // a CheckRequest for GET api{path} with a bearer token
+	cacheDir      = testutil.CacheDir      // a directory with a mode and an owner
+	newHangingIdP = testutil.NewHangingIdP // an IdP whose JWKS endpoint can hang
+	dialCounting  = testutil.DialCounting  // dial, counting the request messages sent
+	awaitN        = testutil.AwaitN        // n receives, or a failure after 10 s
 )
 
-// writeFile writes body to a new file in a temporary directory and returns
-// its path.
-func writeFile(t *testing.T, body string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "jwtauthz.yaml")
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
+type syncBuffer = testutil.SyncBuffer
 
-// envOf is an os.LookupEnv over the variables kv names: a name given with
-// "" is set.
-func envOf(kv ...string) func(string) (string, bool) {
-	m := map[string]string{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		m[kv[i]] = kv[i+1]
-	}
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-}
+// otherUID owns what another local user planted; chown needs root.
+const otherUID = testutil.OtherUID

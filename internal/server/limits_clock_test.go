@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -45,14 +44,7 @@ func startAppClock(t *testing.T, clock func() time.Time, args ...string) *testAp
 		t.Fatalf("config: %v", err)
 	}
 	logs := &syncBuffer{}
-	a, err := New(cfg, slog.New(slog.NewJSONHandler(logs, nil)), WithClock(clock))
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ta := &testApp{Server: a, cancel: cancel, done: make(chan error, 1), logs: logs}
-	go func() { ta.done <- a.Run(ctx) }()
-	t.Cleanup(func() { ta.stop(t) })
+	ta := runApp(t, cfg, logs, slog.LevelInfo, WithClock(clock))
 	ta.waitReady(t)
 	return ta
 }

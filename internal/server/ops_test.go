@@ -3,37 +3,21 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/stats"
 
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
-
-func checkReq(tok, path string) *authv3.CheckRequest {
-	h := map[string]string{}
-	if tok != "" {
-		h["authorization"] = "Bearer " + tok
-	}
-	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
-		Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Host: "api", Path: path, Headers: h},
-	}}}
-}
 
 func TestMetricsAfterKnownChecks(t *testing.T) {
 	idp := issuer.NewServer()
@@ -123,7 +107,7 @@ func TestGracefulShutdownAnswersInFlightChecks(t *testing.T) {
 	client := authv3.NewAuthorizationClient(cc)
 	// Checks that wait for an unknown-kid refresh from an IdP that hangs
 	// are in flight when the app is told to stop.
-	idp.hang.Store(true)
+	idp.Hang.Store(true)
 	stranger := issuer.MustSigner("ES256")
 	tok, _ := stranger.Sign(jwt.MapClaims{"iss": idp.URL, "sub": "x", "exp": time.Now().Add(time.Hour).Unix()})
 	var wg sync.WaitGroup
@@ -142,7 +126,7 @@ func TestGracefulShutdownAnswersInFlightChecks(t *testing.T) {
 	// Every check is on the wire, and the refresh they wait for hangs at
 	// the IdP; within the shutdown delay the server reads them all.
 	awaitN(t, sent, 20, "checks sent")
-	awaitN(t, idp.hung, 1, "JWKS requests hanging at the IdP")
+	awaitN(t, idp.Hung, 1, "JWKS requests hanging at the IdP")
 	stopped := make(chan error, 1)
 	go func() { stopped <- a.stop(t) }()
 	// Within the shutdown delay the listener still answers, NOT_SERVING.
@@ -286,80 +270,5 @@ func TestWarnsOfUnprefixedHeaders(t *testing.T) {
 	}
 	if got := warned(grpcOnly); len(got) > 0 {
 		t.Errorf("a reload turning http_addr on: warned of %q, though no HTTP listener runs", got)
-	}
-}
-
-// hangingIdP is an IdP on loopback whose JWKS endpoint, once hang is set,
-// answers nothing until the client gives up, and sends on hung as each such
-// request arrives.
-type hangingIdP struct {
-	*issuer.Issuer
-	hang atomic.Bool
-	hung chan struct{}
-}
-
-func newHangingIdP(t *testing.T) *hangingIdP {
-	t.Helper()
-	p := &hangingIdP{Issuer: issuer.New("", issuer.MustSigner("ES256")), hung: make(chan struct{}, 64)}
-	hs := httptest.NewUnstartedServer(p)
-	p.URL = "http://" + hs.Listener.Addr().String()
-	hs.Start()
-	t.Cleanup(hs.Close)
-	return p
-}
-
-func (p *hangingIdP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if p.hang.Load() && strings.HasSuffix(r.URL.Path, "/jwks.json") {
-		select {
-		case p.hung <- struct{}{}:
-		default:
-		}
-		<-r.Context().Done()
-		return
-	}
-	p.Issuer.ServeHTTP(w, r)
-}
-
-// sentCounter is a gRPC client stats handler that sends on sent (while it
-// has room) each time a request message has gone to the transport.
-type sentCounter struct{ sent chan struct{} }
-
-func (s sentCounter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
-func (s sentCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
-	return ctx
-}
-func (s sentCounter) HandleConn(context.Context, stats.ConnStats) {}
-func (s sentCounter) HandleRPC(_ context.Context, st stats.RPCStats) {
-	if _, ok := st.(*stats.OutPayload); ok {
-		select {
-		case s.sent <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// dialCounting is dial, with a channel that receives once for each of the
-// first n request messages sent on the connection.
-func dialCounting(t *testing.T, addr string, n int) (*grpc.ClientConn, <-chan struct{}) {
-	t.Helper()
-	sc := sentCounter{make(chan struct{}, n)}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithStatsHandler(sc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return cc, sc.sent
-}
-
-// awaitN receives n times from ch, or fails t after 10 s.
-func awaitN(t *testing.T, ch <-chan struct{}, n int, what string) {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for i := range n {
-		select {
-		case <-ch:
-		case <-timeout:
-			t.Fatalf("%d of %d %s within 10s", i, n, what)
-		}
 	}
 }
