@@ -36,6 +36,7 @@ type Engine struct {
 type verdict struct {
 	g      *Grant
 	reason Reason
+	why    *denial // a rejection's prepared denial (provider, description); nil: deny(reason)
 	cached bool
 }
 
@@ -192,6 +193,9 @@ func (e *Engine) decideToken(ctx context.Context, pol *policy, ru *rule, r *Requ
 	window := now.Add(e.cfg.DedupWindow).UnixNano()
 	if v.g == nil {
 		d := deny(v.reason)
+		if v.why != nil {
+			d = v.why.decision()
+		}
 		d.Cached, d.until = v.cached, window
 		if v.reason == ReasonUnavailable {
 			d.until = 1 // long past: never reused
@@ -208,7 +212,7 @@ func (e *Engine) decideToken(ctx context.Context, pol *policy, ru *rule, r *Requ
 // cache.)
 func (e *Engine) grant(ctx context.Context, pol *policy, tok string, th cache.Key, now time.Time) verdict {
 	if r, ok := e.negative.Get(th, now); ok {
-		return verdict{reason: r.reason, cached: true}
+		return verdict{reason: r.reason, why: r.why, cached: true}
 	}
 	v, _, err := e.verifying.Do(ctx, th, func() verdict {
 		if g, ok := e.tokens.Peek(th, now); ok && pol.holds(g) {
@@ -226,18 +230,19 @@ func (e *Engine) grant(ctx context.Context, pol *policy, tok string, th cache.Ke
 }
 
 func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.Key, now time.Time) verdict {
-	reject := func(r Reason) verdict {
+	reject := func(dn *denial) verdict {
+		r := dn.reason
 		if remembered(r) {
-			e.negative.Put(th, rejection{r, now.Add(e.cfg.NegativeTTL).UnixNano()}, now)
+			e.negative.Put(th, rejection{reason: r, why: dn, until: now.Add(e.cfg.NegativeTTL).UnixNano()}, now)
 			if e.pol.Load() != pol {
 				e.negative.Remove(th) // a reload came in meanwhile: it may accept the token
 			}
 		}
-		return verdict{reason: r}
+		return verdict{reason: r, why: dn}
 	}
 	h, err := peek(tok)
 	if err != nil {
-		return reject(ReasonMalformed)
+		return reject(plainDenials[ReasonMalformed])
 	}
 	p := pol.byIssuer[h.Iss]
 	if p == nil {
@@ -245,16 +250,16 @@ func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.K
 	}
 	switch {
 	case h.Iss == "":
-		return reject(ReasonMissingClaim)
+		return reject(missingIss)
 	case p == nil:
-		return reject(ReasonWrongIssuer)
+		return reject(plainDenials[ReasonWrongIssuer])
 	case !p.keys.Ready():
-		return verdict{reason: ReasonUnavailable}
+		return verdict{reason: ReasonUnavailable, why: pol.denials[p].byReason[ReasonUnavailable]}
 	}
 	e.verified.Add(1)
 	c, err := p.verify(ctx, tok, h)
 	if err != nil {
-		return reject(p.reasonOf(h, err))
+		return reject(pol.denials[p].denialOf(p, h, err))
 	}
 	g := pol.newGrant(p, h, c, tok, now.Add(e.cfg.CacheTTL))
 	e.tokens.Put(th, g, now)
@@ -267,7 +272,8 @@ func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.K
 // rejection is what the negative cache keeps: why, and until when.
 type rejection struct {
 	reason Reason
-	until  int64 // Unix nanoseconds
+	why    *denial // its prepared denial: provider and description
+	until  int64   // Unix nanoseconds
 }
 
 // Deadline implements cache.Expiring.

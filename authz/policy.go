@@ -22,7 +22,8 @@ type policy struct {
 	// request wherever jwtauthz does not set it.
 	managed    []string
 	remove     map[*provider]*removals
-	claimNames []string // claims that rules read
+	denials    map[*provider]*providerDenials // prepared per policy: a reload may rename
+	claimNames []string                       // claims that rules read
 	needScopes bool
 
 	public, anonymous Decision
@@ -81,7 +82,9 @@ func newPolicy(cfg *Config, old *policy, gen uint64, now func() time.Time) (*pol
 		r.collectSources()
 	}
 	pol.remove = map[*provider]*removals{}
+	pol.denials = map[*provider]*providerDenials{}
 	for _, p := range pol.providers {
+		pol.denials[p] = newProviderDenials(p.name)
 		pol.remove[p] = &removals{
 			full:       without(pol.managed, p.headers),
 			identity:   without(pol.managed, []string{HeaderIssuer, HeaderSubject}),
@@ -160,9 +163,9 @@ func (pol *policy) authorize(ru *rule, g *Grant, src *TokenSource, r *Request) D
 		d.Provider = g.p.name
 		return d
 	}
-	if !ru.satisfied(g) {
-		d := deny(ReasonInsufficientScope)
-		d.Challenge, d.Provider, d.Subject = ru.challenge, g.p.name, g.subject()
+	if dn := ru.unmet(g); dn != nil {
+		d := dn.decision()
+		d.Provider, d.Subject = g.p.name, g.subject()
 		return d
 	}
 	d := Decision{Allow: true, Reason: ReasonOK, Provider: g.p.name, Subject: g.subject(), Issuer: g.issuer(), Remove: pol.removeFor(g), grant: g}

@@ -58,8 +58,9 @@ type rule struct {
 	sources   []TokenSource
 	scopes    []string
 	claims    [][2]string // name, value
-	// challenge is the WWW-Authenticate of a denial for insufficient scope.
-	challenge string
+	// scopeDenials and claimDenials are the denials for a missing scope
+	// or claim, by index in scopes and claims (prepareDenials).
+	scopeDenials, claimDenials []*denial
 	// fpath, fprefix and fre match a folded path (foldPath): path and
 	// prefix folded, re with (?i). caseDep says that on a path folding
 	// leaves as it is they may match otherwise than path, prefix and re.
@@ -121,11 +122,8 @@ func newRule(i int, rc RuleConfig, byName map[string]*provider, all []*provider)
 		r.claims = append(r.claims, [2]string{name, v})
 	}
 	slices.SortFunc(r.claims, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
-	r.challenge = challenges[ReasonInsufficientScope]
-	if len(r.scopes) > 0 {
-		r.challenge = `Bearer realm="` + Realm + `", error="insufficient_scope", scope="` + strings.Join(r.scopes, " ") + `"`
-	} else {
-		r.challenge = `Bearer realm="` + Realm + `", error="insufficient_scope"`
+	if err := r.prepareDenials(i); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -259,17 +257,18 @@ func (ru *rule) allows(p *provider) bool {
 	return false
 }
 
-// satisfied reports whether g has every scope and claim the rule requires.
-func (ru *rule) satisfied(g *Grant) bool {
-	for _, s := range ru.scopes {
+// unmet returns the prepared denial of the first scope or claim the rule
+// requires that g lacks, or nil if g has them all.
+func (ru *rule) unmet(g *Grant) *denial {
+	for i, s := range ru.scopes {
 		if !slices.Contains(g.scopes(), s) {
-			return false
+			return ru.scopeDenials[i]
 		}
 	}
-	for _, c := range ru.claims {
+	for i, c := range ru.claims {
 		if !slices.Contains(g.claim(c[0]), c[1]) {
-			return false
+			return ru.claimDenials[i]
 		}
 	}
-	return true
+	return nil
 }

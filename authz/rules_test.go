@@ -87,7 +87,7 @@ func TestRulesProvidersAndSources(t *testing.T) {
 		{name: "scp string", method: "DELETE", path: "/admin", headers: bearer(adminScpString), wantReason: authz.ReasonOK},
 		{name: "scope missing: 403", method: "POST", path: "/admin", headers: bearer(tok), wantReason: authz.ReasonInsufficientScope,
 			check: func(t *testing.T, d authz.Decision) {
-				if want := `Bearer realm="jwtauthz", error="insufficient_scope", scope="admin"`; d.Challenge != want || d.Status() != 403 {
+				if want := `Bearer realm="jwtauthz", error="insufficient_scope", scope="admin", error_description="scope \"admin\" required"`; d.Challenge != want || d.Status() != 403 {
 					t.Errorf("challenge %q status %d", d.Challenge, d.Status())
 				}
 			}},

@@ -46,6 +46,9 @@ func (p *provider) verify(ctx context.Context, tok string, h header) (*claims, e
 	}
 	c.key = key
 	if err := p.validator.Validate(c); err != nil {
+		if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
+			err = fmt.Errorf("%w: %w", err, &missingClaimError{whichMissing(p, c)})
+		}
 		return nil, fmt.Errorf("%w: %w", jwt.ErrTokenInvalidClaims, err)
 	}
 	if len(p.cfg.AuthorizedParties) > 0 && c.Azp != "" && !slices.Contains(p.cfg.AuthorizedParties, c.Azp) {

@@ -69,14 +69,19 @@ func (m *metrics) setBuildInfo(b BuildInfo) {
 	m.reg.MustRegister(g)
 }
 
-// setProviders pre-resolves the check counters of these providers.
+// setProviders pre-resolves the check counters of these providers: only
+// the (provider, decision, reason) combinations a check can produce
+// (possible), so that no impossible series is exported.
 func (m *metrics) setProviders(names []string) {
 	byName := map[string]*[2][]prometheus.Counter{}
 	for _, n := range append([]string{""}, names...) {
 		var cs [2][]prometheus.Counter
 		for i, decision := range []string{"deny", "allow"} {
+			cs[i] = make([]prometheus.Counter, authz.NumReasons)
 			for _, r := range authz.Reasons() {
-				cs[i] = append(cs[i], m.checks.WithLabelValues(decision, r.String(), n))
+				if possible(n != "", i == 1, r) {
+					cs[i][r] = m.checks.WithLabelValues(decision, r.String(), n)
+				}
 			}
 		}
 		byName[n] = &cs
@@ -84,17 +89,42 @@ func (m *metrics) setProviders(names []string) {
 	m.counters.Store(&byName)
 }
 
+// possible reports whether a check may be decided with reason r, allowed or
+// not, under a provider's label (named) or provider="". A provider labels
+// an allow with its token (ok), and a denial of a token whose iss names it:
+// from its verification on (bad signature, expired, missing claim, wrong
+// audience, …, insufficient scope). Public and anonymous allows, and
+// denials before a token is read (no token, too large, a bad request), have
+// no provider.
+func possible(named, allow bool, r authz.Reason) bool {
+	switch r {
+	case authz.ReasonOK:
+		return allow && named
+	case authz.ReasonPublic, authz.ReasonAnonymous:
+		return allow && !named
+	case authz.ReasonNoToken, authz.ReasonTooLarge, authz.ReasonRequestTooLarge, authz.ReasonBadRequest, authz.ReasonSpoofedHeader:
+		return !allow && !named
+	}
+	return !allow
+}
+
 // observeCheck counts one decision; it is on the hot path.
 func (m *metrics) observeCheck(d *authz.Decision, elapsed time.Duration) {
-	cs := (*m.counters.Load())[d.Provider]
+	provider := d.Provider
+	cs := (*m.counters.Load())[provider]
 	if cs == nil {
-		cs = (*m.counters.Load())[""]
+		provider, cs = "", (*m.counters.Load())[""]
 	}
 	allow := 0
 	if d.Allow {
 		allow = 1
 	}
-	cs[allow][d.Reason].Inc()
+	if c := cs[allow][d.Reason]; c != nil {
+		c.Inc()
+	} else { // a combination possible does not foresee: count it all the same (its labels are bounded)
+		decision := [2]string{"deny", "allow"}[allow]
+		m.checks.WithLabelValues(decision, d.Reason.String(), provider).Inc()
+	}
 	cached := 0
 	if d.Cached {
 		cached = 1
