@@ -194,9 +194,40 @@ type Decision struct {
 
 	// Cached reports that the token cache or the request dedup answered.
 	Cached bool
+	// Layer is what answered the check: a cache, or a verification.
+	Layer Layer
+
+	rule int32 // the deciding rule's index plus one; 0: none (Rule)
 
 	grant *Grant
 	until int64 // how long the request dedup may reuse it, Unix nanoseconds
+}
+
+// Rule returns the index, in the configuration's rules, of the rule that
+// decided; -1 if none did (a request refused before its route was known,
+// or a route no rule matches).
+func (d *Decision) Rule() int { return int(d.rule) - 1 }
+
+// Layer is what answered a check, for the audit log.
+type Layer uint8
+
+// Layers. The comment is the label (Layer.String).
+const (
+	LayerNone          Layer = iota // none: no token was looked at (a public route, no token, a refused request)
+	LayerTokenCache                 // token_cache: the token cache held the token's grant
+	LayerNegativeCache              // negative_cache: the negative cache remembered the token's rejection
+	LayerDedup                      // dedup: a twin check of the same request (x-request-id) decided
+	LayerVerified                   // verified: the token was read and verified for this check
+)
+
+var layerLabels = [...]string{"none", "token_cache", "negative_cache", "dedup", "verified"}
+
+// String returns the layer's label, e.g. "token_cache".
+func (l Layer) String() string {
+	if int(l) < len(layerLabels) {
+		return layerLabels[l]
+	}
+	return "unknown"
 }
 
 // Deadline implements cache.Expiring, for the request dedup.

@@ -33,9 +33,9 @@ func (e *Engine) decideShared(ctx context.Context, pol *policy, ru *rule, r Requ
 		// The twin's grant, this request's answer: what it rewrites (its
 		// cookie header) comes from its own headers.
 		d = pol.authorize(ru, d.grant, src, &r)
-		d.Cached = true
+		d.Cached, d.Layer = true, LayerDedup
 	case hit:
-		d.Cached = true
+		d.Cached, d.Layer = true, LayerDedup
 	}
 	return d
 }

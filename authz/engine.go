@@ -159,6 +159,13 @@ func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.T
 	if ru == nil {
 		return deny(ReasonBadRequest) // a path that upstreams may read otherwise than the rules do
 	}
+	d := e.decideRoute(ctx, pol, ru, r, now)
+	d.rule = ru.num
+	return d
+}
+
+// decideRoute decides a request whose rule is ru.
+func (e *Engine) decideRoute(ctx context.Context, pol *policy, ru *rule, r *Request, now time.Time) Decision {
 	if ru.action == ActionAllow {
 		return pol.public
 	}
@@ -174,7 +181,7 @@ func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.T
 	th := cache.Hash(tok)
 	if g, ok := e.tokens.GetIf(th, now, pol.holds); ok {
 		d := pol.authorize(ru, g, src, r)
-		d.Cached = true
+		d.Cached, d.Layer = true, LayerTokenCache
 		return d
 	}
 	// The token cache missed: this is where checks of one request are worth
@@ -191,19 +198,26 @@ func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.T
 func (e *Engine) decideToken(ctx context.Context, pol *policy, ru *rule, r *Request, tok string, th cache.Key, src *TokenSource, now time.Time) Decision {
 	v := e.grant(ctx, pol, tok, th, now)
 	window := now.Add(e.cfg.DedupWindow).UnixNano()
+	layer := LayerVerified
+	switch {
+	case v.cached && v.g == nil:
+		layer = LayerNegativeCache
+	case v.cached:
+		layer = LayerTokenCache // verified by another check meanwhile
+	}
 	if v.g == nil {
 		d := deny(v.reason)
 		if v.why != nil {
 			d = v.why.decision()
 		}
-		d.Cached, d.until = v.cached, window
+		d.Cached, d.until, d.Layer = v.cached, window, layer
 		if v.reason == ReasonUnavailable {
 			d.until = 1 // long past: never reused
 		}
 		return d
 	}
 	d := pol.authorize(ru, v.g, src, r)
-	d.Cached, d.until = v.cached, min(window, v.g.until)
+	d.Cached, d.until, d.Layer = v.cached, min(window, v.g.until), layer
 	return d
 }
 

@@ -66,6 +66,7 @@ func newPolicy(cfg *Config, old *policy, gen uint64, now func() time.Time) (*pol
 		if err != nil {
 			return nil, err
 		}
+		r.num = int32(i) + 1
 		pol.rules = append(pol.rules, r)
 		pol.needScopes = pol.needScopes || len(r.scopes) > 0
 		for _, c := range r.claims {

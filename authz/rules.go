@@ -67,6 +67,9 @@ type rule struct {
 	fpath, fprefix string
 	fre            *regexp.Regexp
 	caseDep        bool
+	// num is the rule's index in the configuration plus one: 0 for the
+	// fallback that applies where no rule matches (Decision.Rule).
+	num int32
 }
 
 func newRule(i int, rc RuleConfig, byName map[string]*provider, all []*provider) (*rule, error) {
