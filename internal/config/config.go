@@ -45,6 +45,12 @@ type Config struct {
 	LogLevel  string `yaml:"log_level"`
 	LogFormat string `yaml:"log_format"`
 
+	// AuditLog is where the audit log goes: stdout, stderr or a file
+	// path; "" (the default): no audit log.
+	AuditLog          string `yaml:"audit_log"`
+	AuditSampleAllows int    `yaml:"audit_sample_allows"` // log 1 allow in N; 0: none
+	AuditDenyRate     int    `yaml:"audit_deny_rate"`     // denials logged per second at most; 0: no limit
+
 	TLSCert     string `yaml:"tls_cert"`
 	TLSKey      string `yaml:"tls_key"`
 	TLSClientCA string `yaml:"tls_client_ca"`
@@ -121,6 +127,8 @@ func Defaults() *Config {
 		JWKSCacheMaxAge:   jwks.DefaultCacheMaxAge,
 		LogLevel:          "info",
 		LogFormat:         "json",
+		AuditSampleAllows: 100,
+		AuditDenyRate:     100,
 		ShutdownDelay:     5 * time.Second,
 		ShutdownTimeout:   15 * time.Second,
 	}
@@ -310,6 +318,9 @@ var settings = []setting{
 	boolean("grpc-reflection", "serve gRPC server reflection on the gRPC listener, which lets anyone who reaches it list its services (default false; dev: true)", func(c *Config) *bool { return &c.GRPCReflection }).example("true"),
 	str("log-level", "debug|info|warn|error", func(c *Config) *string { return &c.LogLevel }).example("info"),
 	str("log-format", "json|text", func(c *Config) *string { return &c.LogFormat }).example("json"),
+	str("audit-log", "write the audit log, one line per decision (as --log-format says), to stdout, stderr or this file (appended to, created 0600); not given: no audit log", func(c *Config) *string { return &c.AuditLog }).example("/var/log/jwtauthz/audit.log"),
+	num("audit-sample-allows", "audit log: log 1 allow in N (1: every allow); every denial is logged", func(c *Config) *int { return &c.AuditSampleAllows }).zeroMeans("no allow is logged, only denials").example("100"),
+	num("audit-deny-rate", "audit log: most denials logged per second; the rest are counted in one line a second", func(c *Config) *int { return &c.AuditDenyRate }).zeroMeans("no limit, every denial is logged").example("100"),
 	dur("shutdown-delay", "on SIGTERM, time between going NOT_SERVING and closing the listeners", func(c *Config) *time.Duration { return &c.ShutdownDelay }).zeroMeans("the listeners close at once").example("5s"),
 	dur("shutdown-timeout", "on SIGTERM, time in-flight checks get to finish", func(c *Config) *time.Duration { return &c.ShutdownTimeout }).positive("15s"),
 }

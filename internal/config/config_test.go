@@ -264,8 +264,23 @@ func TestZeroOfEverySetting(t *testing.T) {
 		"grpc-reflection":          {forms: value},
 		"log-level":                {forms: never},
 		"log-format":               {forms: never},
-		"shutdown-delay":           {forms: value},
-		"shutdown-timeout":         {forms: never},
+		"audit-log": {forms: unset, means: func(t *testing.T, c *Config) {
+			if c.AuditLog != "" {
+				t.Errorf("audit_log %q, want no audit log", c.AuditLog)
+			}
+		}},
+		"audit-sample-allows": {forms: value, means: func(t *testing.T, c *Config) {
+			if c.AuditSampleAllows != 0 {
+				t.Errorf("audit_sample_allows %d, want 0 (no allow logged)", c.AuditSampleAllows)
+			}
+		}},
+		"audit-deny-rate": {forms: value, means: func(t *testing.T, c *Config) {
+			if c.AuditDenyRate != 0 {
+				t.Errorf("audit_deny_rate %d, want 0 (no limit)", c.AuditDenyRate)
+			}
+		}},
+		"shutdown-delay":   {forms: value},
+		"shutdown-timeout": {forms: never},
 	}
 	const provider = "providers:\n  - {name: p, issuer: https://p.example.com, jwks_url: https://p.example.com/keys}\n"
 	blank := &Config{} // every field at Go's zero, to show a setting's zero

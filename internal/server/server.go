@@ -40,6 +40,7 @@ type Server struct {
 	dev      *devIssuer
 	options
 	metrics *metrics
+	audit   *auditor // nil: no audit log
 	// running is the configuration last applied, at start or by a
 	// reload; reloadMu orders reloads.
 	running  *config.Config
@@ -68,8 +69,14 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (_ *Server, err e
 	defer func() {
 		if err != nil {
 			a.closeListeners()
+			if a.audit != nil {
+				a.audit.close()
+			}
 		}
 	}()
+	if a.audit, err = newAuditor(cfg, a.now); err != nil {
+		return nil, err
+	}
 	if a.adminLis, err = listen(cfg.AdminAddr); err != nil {
 		return nil, fmt.Errorf("admin_addr: %w", err)
 	}
@@ -196,6 +203,9 @@ func (a *Server) Run(ctx context.Context) error {
 	})
 	err := g.Wait()
 	a.engine.Close()
+	if a.audit != nil {
+		a.audit.close()
+	}
 	return err
 }
 
@@ -274,6 +284,9 @@ func (a *Server) shutdown(delay bool) {
 func (a *Server) observe(o authz.Observation) {
 	r, d := &o.Request, &o.Decision
 	a.metrics.observeCheck(d, o.Elapsed)
+	if a.audit != nil {
+		a.audit.record(&o)
+	}
 	if !a.log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
