@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,6 +70,27 @@ type Config struct {
 	// copy what is kept beyond the call.
 	Observe func(Observation)
 	Logger  *slog.Logger // nil: no logs
+	// Tracer, if set, is told when a check verifies a token and when it
+	// waits for its provider's key set (traces); nil: nothing is called and
+	// nothing is allocated for it.
+	Tracer Tracer
+}
+
+// Tracer hears of the steps of a check worth a trace span of their own.
+// Each Start returns the context the step runs under and a function called
+// once the step ends. Its methods are called concurrently, on the check's
+// goroutine; a step's ctx is the check's (or, for a verification shared by
+// concurrent checks of one token, the first check's).
+type Tracer interface {
+	// StartVerify is called before a token's signature and claims are
+	// checked for provider; end gets the reason of the outcome (ReasonOK
+	// when the token is valid).
+	StartVerify(ctx context.Context, provider string) (context.Context, func(Reason))
+	// StartKeyWait is called before a check waits for provider's key set
+	// to be refreshed (an unknown kid, a key replaced under its kid, a
+	// kid-less token no key fits); the fetch itself runs apart from the
+	// check. end is called when the wait is over.
+	StartKeyWait(ctx context.Context, provider string) (context.Context, func())
 }
 
 // DefaultConfig returns a Config with every limit at its default (the

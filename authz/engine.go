@@ -271,9 +271,20 @@ func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.K
 		return verdict{reason: ReasonUnavailable, why: pol.denials[p].byReason[ReasonUnavailable]}
 	}
 	e.verified.Add(1)
+	var end func(Reason)
+	if e.cfg.Tracer != nil {
+		ctx, end = e.cfg.Tracer.StartVerify(ctx, p.name)
+	}
 	c, err := p.verify(ctx, tok, h)
 	if err != nil {
-		return reject(pol.denials[p].denialOf(p, h, err))
+		v := reject(pol.denials[p].denialOf(p, h, err))
+		if end != nil {
+			end(v.reason)
+		}
+		return v
+	}
+	if end != nil {
+		end(ReasonOK)
 	}
 	g := pol.newGrant(p, h, c, tok, now.Add(e.cfg.CacheTTL))
 	e.tokens.Put(th, g, now)

@@ -33,7 +33,7 @@ func newPolicy(cfg *Config, old *policy, gen uint64, now func() time.Time) (*pol
 	pol := &policy{gen: gen, byIssuer: map[string]*provider{}}
 	byName := map[string]*provider{}
 	for i, pc := range cfg.Providers {
-		p, err := reuseOrBuild(pc, old, cfg.ClockSkew, cfg.NetworkWait, now)
+		p, err := reuseOrBuild(pc, old, cfg.ClockSkew, cfg.NetworkWait, now, cfg.Tracer)
 		if err != nil {
 			return nil, &ConfigError{Key: fmt.Sprintf("providers[%d]", i), Err: err}
 		}
@@ -116,7 +116,7 @@ func (pol *policy) captures(next *policy) bool {
 
 // reuseOrBuild keeps the provider of the running policy if its configuration
 // is unchanged, so that its cached grants stay valid across a reload.
-func reuseOrBuild(pc ProviderConfig, old *policy, skew, wait time.Duration, now func() time.Time) (*provider, error) {
+func reuseOrBuild(pc ProviderConfig, old *policy, skew, wait time.Duration, now func() time.Time, tr Tracer) (*provider, error) {
 	if old != nil {
 		for _, p := range old.providers {
 			if sameProvider(p.cfg, pc) && p.skew == skew && p.wait == wait {
@@ -124,7 +124,11 @@ func reuseOrBuild(pc ProviderConfig, old *policy, skew, wait time.Duration, now 
 			}
 		}
 	}
-	return newProvider(pc, skew, wait, now)
+	p, err := newProvider(pc, skew, wait, now)
+	if p != nil {
+		p.tracer = tr // the engine's, the same for every policy
+	}
+	return p, err
 }
 
 // sameProvider reports whether two provider configurations are equal, their

@@ -86,6 +86,7 @@ type provider struct {
 	methods      map[string]jwt.SigningMethod // the allowed algorithms
 	skew         time.Duration
 	wait         time.Duration // Config.NetworkWait: the longest a check waits for a refresh
+	tracer       Tracer        // Config.Tracer; nil: none
 	algs         []string
 	sources      []TokenSource
 	claimHeaders []claimHeader

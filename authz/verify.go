@@ -94,9 +94,7 @@ func (p *provider) replacedKey(ctx context.Context, h header, old any) any {
 // says: a fetch that ended between the caller's look and the call has the
 // key, though the cooldown then refuses another.
 func (p *provider) refreshedKey(ctx context.Context, h header) (any, error) {
-	wctx, cancel := refreshContext(ctx, p.wait)
-	p.keys.Refresh(wctx)
-	cancel()
+	p.refresh(ctx)
 	return p.lookup(h)
 }
 
@@ -156,9 +154,16 @@ func (p *provider) reasonOf(h header, err error) Reason {
 // refresh asks the key source for a fetch as for an unknown kid (it may
 // say no at once: cooldown), waiting no longer than refreshContext allows.
 func (p *provider) refresh(ctx context.Context) {
+	var end func()
+	if p.tracer != nil {
+		ctx, end = p.tracer.StartKeyWait(ctx, p.name)
+	}
 	wctx, cancel := refreshContext(ctx, p.wait)
 	p.keys.Refresh(wctx)
 	cancel()
+	if end != nil {
+		end()
+	}
 }
 
 // refreshContext bounds a check's wait on the network (an unknown-kid

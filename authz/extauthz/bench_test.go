@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
@@ -67,6 +69,19 @@ func BenchmarkCheck(b *testing.B) {
 		e := benchEnv(b, nil)
 		toks := e.Bearers(e.IdP.Signing(), 1)
 		srv := extauthz.NewServer(e.Eng)
+		req := authztest.BrowserRequest(b, toks[0], "")
+		srv.Check(context.Background(), req)
+		run(b, req, srv, nil, ids, codes.OK)
+	})
+	b.Run("cached-traced", func(b *testing.B) {
+		// The realistic request carries a sampled traceparent: each check
+		// records a Check span, exported (to nowhere) as it ends.
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(tracetest.NewNoopExporter()))
+		b.Cleanup(func() { tp.Shutdown(context.Background()) })
+		tr := extauthz.NewTracing(tp)
+		e := benchEnv(b, nil, authztest.Option(func(c *authz.Config, _ *authz.ProviderConfig) { c.Tracer = tr }))
+		toks := e.Bearers(e.IdP.Signing(), 1)
+		srv := extauthz.NewServer(e.Eng, extauthz.WithTracing(tr))
 		req := authztest.BrowserRequest(b, toks[0], "")
 		srv.Check(context.Background(), req)
 		run(b, req, srv, nil, ids, codes.OK)

@@ -27,13 +27,20 @@ import (
 // into a CheckResponse, and does nothing else.
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
-	engine *authz.Engine
+	engine  *authz.Engine
+	tracing *Tracing // nil: no spans
 }
 
 var _ authv3.AuthorizationServer = (*Server)(nil)
 
 // NewServer returns the gRPC service for e.
-func NewServer(e *authz.Engine) *Server { return &Server{engine: e} }
+func NewServer(e *authz.Engine, opts ...Option) *Server {
+	s := &Server{engine: e}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
 // Check implements authv3.AuthorizationServer, for callers that hold a
 // CheckRequest rather than its bytes: it marshals the request, reads it and
@@ -66,5 +73,11 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 // string of w, which goes back to its pool afterwards.
 func (s *Server) decideWire(ctx context.Context, w *wireRequest) authz.Decision {
 	r := w.request()
-	return s.engine.Check(ctx, &r)
+	if s.tracing == nil {
+		return s.engine.Check(ctx, &r)
+	}
+	ctx, sp := s.tracing.startCheck(ctx, r.Headers)
+	d := s.engine.Check(ctx, &r)
+	endCheck(sp, &d)
+	return d
 }

@@ -51,6 +51,14 @@ type Config struct {
 	AuditSampleAllows int    `yaml:"audit_sample_allows"` // log 1 allow in N; 0: none
 	AuditDenyRate     int    `yaml:"audit_deny_rate"`     // denials logged per second at most; 0: no limit
 
+	// OTLPEndpoint is the OTLP collector spans are exported to
+	// (http://host:port: plaintext, https://: TLS); "" (the default): the
+	// OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT variables, and with neither no
+	// tracing. OTLPProtocol is grpc or http/protobuf; "": the
+	// OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL variables, else grpc.
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
+	OTLPProtocol string `yaml:"otlp_protocol"`
+
 	TLSCert     string `yaml:"tls_cert"`
 	TLSKey      string `yaml:"tls_key"`
 	TLSClientCA string `yaml:"tls_client_ca"`
@@ -321,6 +329,8 @@ var settings = []setting{
 	str("audit-log", "write the audit log, one line per decision (as --log-format says), to stdout, stderr or this file (appended to, created 0600); not given: no audit log", func(c *Config) *string { return &c.AuditLog }).example("/var/log/jwtauthz/audit.log"),
 	num("audit-sample-allows", "audit log: log 1 allow in N (1: every allow); every denial is logged", func(c *Config) *int { return &c.AuditSampleAllows }).zeroMeans("no allow is logged, only denials").example("100"),
 	num("audit-deny-rate", "audit log: most denials logged per second; the rest are counted in one line a second", func(c *Config) *int { return &c.AuditDenyRate }).zeroMeans("no limit, every denial is logged").example("100"),
+	str("otlp-endpoint", "export trace spans over OTLP to this collector URL (http:// plaintext, https:// TLS); not given: the OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT variable, and with neither no tracing", func(c *Config) *string { return &c.OTLPEndpoint }).example("http://otel-collector:4317"),
+	str("otlp-protocol", "OTLP transport, grpc or http/protobuf; not given: the OTEL_EXPORTER_OTLP_PROTOCOL or OTEL_EXPORTER_OTLP_TRACES_PROTOCOL variable, else grpc", func(c *Config) *string { return &c.OTLPProtocol }).example("grpc"),
 	dur("shutdown-delay", "on SIGTERM, time between going NOT_SERVING and closing the listeners", func(c *Config) *time.Duration { return &c.ShutdownDelay }).zeroMeans("the listeners close at once").example("5s"),
 	dur("shutdown-timeout", "on SIGTERM, time in-flight checks get to finish", func(c *Config) *time.Duration { return &c.ShutdownTimeout }).positive("15s"),
 }

@@ -264,6 +264,16 @@ func TestZeroOfEverySetting(t *testing.T) {
 		"grpc-reflection":          {forms: value},
 		"log-level":                {forms: never},
 		"log-format":               {forms: never},
+		"otlp-endpoint": {forms: unset, means: func(t *testing.T, c *Config) {
+			if c.OTLPEndpoint != "" {
+				t.Errorf("otlp_endpoint %q, want none (the OTEL_* variables, else no tracing)", c.OTLPEndpoint)
+			}
+		}},
+		"otlp-protocol": {forms: unset, means: func(t *testing.T, c *Config) {
+			if c.OTLPProtocol != "" {
+				t.Errorf("otlp_protocol %q, want none (the OTEL_* variables, else grpc)", c.OTLPProtocol)
+			}
+		}},
 		"audit-log": {forms: unset, means: func(t *testing.T, c *Config) {
 			if c.AuditLog != "" {
 				t.Errorf("audit_log %q, want no audit log", c.AuditLog)

@@ -36,6 +36,14 @@ func (c *Config) validate() error {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		hint("log_format", "%q is not json or text", c.LogFormat)
 	}
+	if c.OTLPEndpoint != "" {
+		if u, err := url.Parse(c.OTLPEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			hint("otlp_endpoint", "%q is not an http:// or https:// URL with a host", c.OTLPEndpoint)
+		}
+	}
+	if c.OTLPProtocol != "" && c.OTLPProtocol != "grpc" && c.OTLPProtocol != "http/protobuf" {
+		hint("otlp_protocol", "%q is not grpc or http/protobuf", c.OTLPProtocol)
+	}
 	switch {
 	case c.TLSCert != "" && c.TLSKey == "":
 		hint("tls_cert", "needs tls_key: tls_cert and tls_key go together")

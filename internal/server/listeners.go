@@ -39,7 +39,11 @@ func (a *Server) servers(tc *tls.Config) {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 	a.grpcSrv = grpc.NewServer(append(extauthz.ServerOptions(), opts...)...)
-	extauthz.NewServer(a.engine).Register(a.grpcSrv)
+	var eopts []extauthz.Option
+	if a.tracing != nil {
+		eopts = append(eopts, extauthz.WithTracing(a.tracing.checks))
+	}
+	extauthz.NewServer(a.engine, eopts...).Register(a.grpcSrv)
 	healthpb.RegisterHealthServer(a.grpcSrv, a.health)
 	if a.cfg.GRPCReflection {
 		reflection.Register(a.grpcSrv)

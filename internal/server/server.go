@@ -41,6 +41,7 @@ type Server struct {
 	options
 	metrics *metrics
 	audit   *auditor // nil: no audit log
+	tracing *tracing // nil: no spans exported
 	// running is the configuration last applied, at start or by a
 	// reload; reloadMu orders reloads.
 	running  *config.Config
@@ -72,9 +73,13 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (_ *Server, err e
 			if a.audit != nil {
 				a.audit.close()
 			}
+			a.tracing.shutdown(context.Background())
 		}
 	}()
 	if a.audit, err = newAuditor(cfg, a.now); err != nil {
+		return nil, err
+	}
+	if a.tracing, err = newTracing(cfg, log, a.buildInfo().Version); err != nil {
 		return nil, err
 	}
 	if a.adminLis, err = listen(cfg.AdminAddr); err != nil {
@@ -123,6 +128,9 @@ func (a *Server) build() error {
 	ac := a.cfg.EngineConfig(a.sources.keys())
 	ac.Logger, ac.Now = a.log, a.now
 	ac.Observe = a.observe
+	if a.tracing != nil {
+		ac.Tracer = a.tracing.checks
+	}
 	if a.engine, err = authz.New(ac); err != nil {
 		return err
 	}
@@ -277,7 +285,17 @@ func (a *Server) shutdown(delay bool) {
 		a.grpcSrv.Stop()
 	}
 	a.adminSrv.Shutdown(ctx)
+	// The checks are over: export the spans still batched, waiting no
+	// longer than tracingFlush for the collector.
+	fctx, fcancel := context.WithTimeout(context.Background(), tracingFlush)
+	defer fcancel()
+	if err := a.tracing.shutdown(fctx); err != nil {
+		a.log.Warn("otlp: spans lost at shutdown", "err", err)
+	}
 }
+
+// tracingFlush bounds the export of the last spans at shutdown.
+const tracingFlush = 5 * time.Second
 
 // observe logs each decision at debug level: never the token, and the path
 // without its query (which may hold one).
