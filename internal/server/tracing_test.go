@@ -3,7 +3,10 @@ package server
 import (
 	"context"
 	"encoding/hex"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
@@ -60,11 +64,67 @@ func startCollector(t *testing.T) (*collectorStub, string) {
 	return c, "http://" + lis.Addr().String()
 }
 
+// startHTTPCollector is collectorStub behind OTLP/HTTP (protobuf) at
+// /v1/traces.
+func startHTTPCollector(t *testing.T) (*collectorStub, string) {
+	t.Helper()
+	c := &collectorStub{spans: make(chan *tracepb.Span, 64), attrs: make(chan map[string]string, 8)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		req := &coltracepb.ExportTraceServiceRequest{}
+		if err != nil || r.URL.Path != "/v1/traces" || proto.Unmarshal(body, req) != nil {
+			http.Error(w, "bad export", http.StatusBadRequest)
+			return
+		}
+		resp, _ := c.Export(r.Context(), req)
+		b, _ := proto.Marshal(resp)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	return c, srv.URL
+}
+
 func TestTracingExportsCheckSpansOverOTLP(t *testing.T) {
-	col, endpoint := startCollector(t)
+	tests := []struct {
+		name      string
+		collector func(*testing.T) (*collectorStub, string)
+		flags     func(endpoint string) []string
+		env       func(endpoint string) map[string]string
+	}{
+		{name: "grpc flag", collector: startCollector, flags: func(ep string) []string { return []string{"--otlp-endpoint", ep} }},
+		{name: "grpc OTEL_EXPORTER_OTLP_ENDPOINT", collector: startCollector, env: func(ep string) map[string]string {
+			return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": ep}
+		}},
+		{name: "http/protobuf flag", collector: startHTTPCollector, flags: func(ep string) []string {
+			return []string{"--otlp-endpoint", ep, "--otlp-protocol", "http/protobuf"}
+		}},
+		{name: "http/protobuf OTEL_EXPORTER_OTLP_*", collector: startHTTPCollector, env: func(ep string) map[string]string {
+			return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": ep, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			col, endpoint := tt.collector(t)
+			args := []string{"--issuer", ""}
+			if tt.flags != nil {
+				args = append(args, tt.flags(endpoint)...)
+			}
+			if tt.env != nil {
+				for k, v := range tt.env(endpoint) {
+					t.Setenv(k, v)
+				}
+			}
+			exportsCheckSpans(t, col, args)
+		})
+	}
+}
+
+func exportsCheckSpans(t *testing.T, col *collectorStub, args []string) {
 	idp := issuer.NewServer()
 	defer idp.Close()
-	a := startApp(t, true, "--issuer", idp.URL, "--otlp-endpoint", endpoint)
+	args[1] = idp.URL
+	a := startApp(t, true, args...)
 	tok, _ := idp.Token("alice", time.Hour)
 
 	const traceHex, parentHex = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
