@@ -178,6 +178,16 @@ func providerNames(cfg *config.Config) []string {
 // goes NOT_SERVING at once, the listeners close after the shutdown delay,
 // and in-flight checks get the shutdown timeout to finish.
 func (a *Server) Run(ctx context.Context) error {
+	// Every listener's address is logged before the key sources start, so
+	// it comes before readiness and anything a check logs.
+	for _, l := range [...]struct {
+		name string
+		lis  net.Listener
+	}{{"grpc", a.grpcLis}, {"http", a.httpLis}, {"admin", a.adminLis}} {
+		if l.lis != nil {
+			a.log.Info("listener started", "listener", l.name, "addr", l.lis.Addr().String())
+		}
+	}
 	a.sources.start(context.WithoutCancel(ctx))
 	defer a.sources.stop()
 	g, gctx := errgroup.WithContext(ctx)
@@ -192,7 +202,6 @@ func (a *Server) Run(ctx context.Context) error {
 			return
 		}
 		g.Go(func() error {
-			a.log.Info("listener started", "listener", name, "addr", lis.Addr().String())
 			err := fn(lis)
 			a.log.Info("listener stopped", "listener", name)
 			if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
