@@ -2,14 +2,12 @@ package authz_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/jwtauthz/jwtauthz/authz"
 	"github.com/jwtauthz/jwtauthz/authz/extauthz"
@@ -80,24 +78,11 @@ func runSource(t testing.TB, cfg jwks.Config, wait bool) *jwks.Source {
 // beside jwtauthz's own server options.
 func serveGRPC(t testing.TB, s authv3.AuthorizationServer, opts ...grpc.ServerOption) authv3.AuthorizationClient {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer(append(extauthz.ServerOptions(), opts...)...)
+	register := func(gs *grpc.Server) { authv3.RegisterAuthorizationServer(gs, s) }
 	if as, ok := s.(*extauthz.Server); ok {
-		as.Register(gs) // what jwtauthz serves: the wire codec's path
-	} else {
-		authv3.RegisterAuthorizationServer(gs, s)
+		register = as.Register // what jwtauthz serves: the wire codec's path
 	}
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return authv3.NewAuthorizationClient(cc)
+	return authztest.ServeGRPC(t, register, append(extauthz.ServerOptions(), opts...)...)
 }
 
 // token mints a token from the IdP's signing key with the fake clock's

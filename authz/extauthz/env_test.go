@@ -1,12 +1,10 @@
 package extauthz_test
 
 import (
-	"net"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/jwtauthz/jwtauthz/authz/extauthz"
 	"github.com/jwtauthz/jwtauthz/authz/internal/authztest"
@@ -31,18 +29,5 @@ func newEnv(t testing.TB, signers []*issuer.Signer, opts ...authztest.Option) *e
 // (Register), with opts beside extauthz's own server options.
 func serveGRPC(t testing.TB, s *extauthz.Server, opts ...grpc.ServerOption) authv3.AuthorizationClient {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer(append(extauthz.ServerOptions(), opts...)...)
-	s.Register(gs)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return authv3.NewAuthorizationClient(cc)
+	return authztest.ServeGRPC(t, s.Register, append(extauthz.ServerOptions(), opts...)...)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"reflect"
 	"slices"
 	"strings"
@@ -15,8 +14,6 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/golang-jwt/jwt/v5"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/experimental"
 	"google.golang.org/protobuf/proto"
 
@@ -175,20 +172,8 @@ func check(t *testing.T, client authv3.AuthorizationClient, req *authv3.CheckReq
 // servePoisoned serves s on a loopback port as jwtauthz does, gRPC's
 // buffers coming from pool.
 func servePoisoned(t *testing.T, s *Server, pool *poisonPool) authv3.AuthorizationClient {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer(append(ServerOptions(), experimental.BufferPool(pool))...)
-	s.Register(gs)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return authv3.NewAuthorizationClient(cc)
+	t.Helper()
+	return authztest.ServeGRPC(t, s.Register, append(ServerOptions(), experimental.BufferPool(pool))...)
 }
 
 // poison overwrites b with bytes no request holds there.
