@@ -8,28 +8,34 @@ type Reason uint8
 
 // Reasons. The comment is the label value (Reason.String).
 const (
-	ReasonOK                Reason = iota // ok: a valid token
-	ReasonPublic                          // public: a rule allows the route without a token
-	ReasonAnonymous                       // anonymous: an optional route, no token sent
-	ReasonNoToken                         // no_token
-	ReasonTooLarge                        // token_too_large
-	ReasonMalformed                       // malformed
-	ReasonAlgNotAllowed                   // alg_not_allowed
-	ReasonBadSignature                    // bad_signature
-	ReasonUnknownKID                      // unknown_kid
-	ReasonKeyMismatch                     // key_mismatch: the JWK's alg disagrees with the token
-	ReasonExpired                         // expired
-	ReasonNotYetValid                     // not_yet_valid: nbf or iat in the future
-	ReasonMissingClaim                    // missing_claim: exp (or iss) absent
-	ReasonWrongIssuer                     // wrong_issuer: no provider has this iss, or the rule does not allow it
-	ReasonWrongAudience                   // wrong_audience
-	ReasonWrongParty                      // wrong_azp
-	ReasonInvalidClaims                   // invalid_claims: other claim checks
-	ReasonInsufficientScope               // insufficient_scope: valid, but the rule requires more
-	ReasonUnavailable                     // unavailable: the provider has no keys yet
-	ReasonRequestTooLarge                 // request_too_large: more headers than the adapter reads
-	ReasonBadRequest                      // bad_request: an ambiguous original request or path
-	ReasonSpoofedHeader                   // spoofed_header: forward-auth, the client sent a header jwtauthz sets
+	ReasonOK                  Reason = iota // ok: a valid token
+	ReasonPublic                            // public: a rule allows the route without a token
+	ReasonAnonymous                         // anonymous: an optional route, no token sent
+	ReasonNoToken                           // no_token
+	ReasonTooLarge                          // token_too_large
+	ReasonMalformed                         // malformed
+	ReasonAlgNotAllowed                     // alg_not_allowed
+	ReasonBadSignature                      // bad_signature
+	ReasonUnknownKID                        // unknown_kid
+	ReasonKeyMismatch                       // key_mismatch: the JWK's alg disagrees with the token
+	ReasonExpired                           // expired
+	ReasonNotYetValid                       // not_yet_valid: nbf or iat in the future
+	ReasonMissingClaim                      // missing_claim: exp (or iss) absent
+	ReasonWrongIssuer                       // wrong_issuer: no provider has this iss, or the rule does not allow it
+	ReasonWrongAudience                     // wrong_audience
+	ReasonWrongParty                        // wrong_azp
+	ReasonInvalidClaims                     // invalid_claims: other claim checks
+	ReasonInsufficientScope                 // insufficient_scope: valid, but the rule requires more
+	ReasonUnavailable                       // unavailable: the provider has no keys yet
+	ReasonRequestTooLarge                   // request_too_large: more headers than the adapter reads
+	ReasonBadRequest                        // bad_request: an ambiguous original request or path
+	ReasonSpoofedHeader                     // spoofed_header: forward-auth, the client sent a header jwtauthz sets
+	ReasonConditionFailed                   // condition_failed: valid, but the rule's CEL condition (require.when) is false or failed
+	ReasonWrongTyp                          // wrong_typ: the token's typ header is not the provider's required_typ
+	ReasonLifetimeTooLong                   // lifetime_too_long: exp - iat (or exp - now) beyond the provider's max_lifetime
+	ReasonWrongSubject                      // wrong_subject: sub matches none of the provider's subjects
+	ReasonInactive                          // inactive: the introspection endpoint says the token is not active
+	ReasonIntrospectionFailed               // introspection_failed: the introspection endpoint's answer could not be used
 	numReasons
 )
 
@@ -44,28 +50,34 @@ type reasonInfo struct {
 }
 
 var reasons = [numReasons]reasonInfo{
-	ReasonOK:                {"ok", http.StatusOK, ""},
-	ReasonPublic:            {"public", http.StatusOK, ""},
-	ReasonAnonymous:         {"anonymous", http.StatusOK, ""},
-	ReasonNoToken:           {"no_token", http.StatusUnauthorized, "a bearer token is required"},
-	ReasonTooLarge:          {"token_too_large", http.StatusUnauthorized, "token too large"},
-	ReasonMalformed:         {"malformed", http.StatusUnauthorized, "token malformed"},
-	ReasonAlgNotAllowed:     {"alg_not_allowed", http.StatusUnauthorized, "signing algorithm not allowed"},
-	ReasonBadSignature:      {"bad_signature", http.StatusUnauthorized, "signature invalid"},
-	ReasonUnknownKID:        {"unknown_kid", http.StatusUnauthorized, "signing key unknown"},
-	ReasonKeyMismatch:       {"key_mismatch", http.StatusUnauthorized, "signing key does not match the algorithm"},
-	ReasonExpired:           {"expired", http.StatusUnauthorized, "token expired"},
-	ReasonNotYetValid:       {"not_yet_valid", http.StatusUnauthorized, "token not yet valid"},
-	ReasonMissingClaim:      {"missing_claim", http.StatusUnauthorized, "required claim missing"},
-	ReasonWrongIssuer:       {"wrong_issuer", http.StatusUnauthorized, "issuer not accepted"},
-	ReasonWrongAudience:     {"wrong_audience", http.StatusUnauthorized, "audience not accepted"},
-	ReasonWrongParty:        {"wrong_azp", http.StatusUnauthorized, "authorized party not accepted"},
-	ReasonInvalidClaims:     {"invalid_claims", http.StatusUnauthorized, "claims invalid"},
-	ReasonInsufficientScope: {"insufficient_scope", http.StatusForbidden, "insufficient scope"},
-	ReasonUnavailable:       {"unavailable", http.StatusServiceUnavailable, "signing keys not available yet"},
-	ReasonRequestTooLarge:   {"request_too_large", http.StatusRequestHeaderFieldsTooLarge, "too many request headers"},
-	ReasonBadRequest:        {"bad_request", http.StatusBadRequest, "request path or forwarded headers ambiguous"},
-	ReasonSpoofedHeader:     {"spoofed_header", http.StatusBadRequest, "the request carries a header jwtauthz sets"},
+	ReasonOK:                  {"ok", http.StatusOK, ""},
+	ReasonPublic:              {"public", http.StatusOK, ""},
+	ReasonAnonymous:           {"anonymous", http.StatusOK, ""},
+	ReasonNoToken:             {"no_token", http.StatusUnauthorized, "a bearer token is required"},
+	ReasonTooLarge:            {"token_too_large", http.StatusUnauthorized, "token too large"},
+	ReasonMalformed:           {"malformed", http.StatusUnauthorized, "token malformed"},
+	ReasonAlgNotAllowed:       {"alg_not_allowed", http.StatusUnauthorized, "signing algorithm not allowed"},
+	ReasonBadSignature:        {"bad_signature", http.StatusUnauthorized, "signature invalid"},
+	ReasonUnknownKID:          {"unknown_kid", http.StatusUnauthorized, "signing key unknown"},
+	ReasonKeyMismatch:         {"key_mismatch", http.StatusUnauthorized, "signing key does not match the algorithm"},
+	ReasonExpired:             {"expired", http.StatusUnauthorized, "token expired"},
+	ReasonNotYetValid:         {"not_yet_valid", http.StatusUnauthorized, "token not yet valid"},
+	ReasonMissingClaim:        {"missing_claim", http.StatusUnauthorized, "required claim missing"},
+	ReasonWrongIssuer:         {"wrong_issuer", http.StatusUnauthorized, "issuer not accepted"},
+	ReasonWrongAudience:       {"wrong_audience", http.StatusUnauthorized, "audience not accepted"},
+	ReasonWrongParty:          {"wrong_azp", http.StatusUnauthorized, "authorized party not accepted"},
+	ReasonInvalidClaims:       {"invalid_claims", http.StatusUnauthorized, "claims invalid"},
+	ReasonInsufficientScope:   {"insufficient_scope", http.StatusForbidden, "insufficient scope"},
+	ReasonUnavailable:         {"unavailable", http.StatusServiceUnavailable, "signing keys not available yet"},
+	ReasonRequestTooLarge:     {"request_too_large", http.StatusRequestHeaderFieldsTooLarge, "too many request headers"},
+	ReasonBadRequest:          {"bad_request", http.StatusBadRequest, "request path or forwarded headers ambiguous"},
+	ReasonSpoofedHeader:       {"spoofed_header", http.StatusBadRequest, "the request carries a header jwtauthz sets"},
+	ReasonConditionFailed:     {"condition_failed", http.StatusForbidden, "the rule's condition does not hold"},
+	ReasonWrongTyp:            {"wrong_typ", http.StatusUnauthorized, "token type not accepted"},
+	ReasonLifetimeTooLong:     {"lifetime_too_long", http.StatusUnauthorized, "token lifetime too long"},
+	ReasonWrongSubject:        {"wrong_subject", http.StatusUnauthorized, "subject not accepted"},
+	ReasonInactive:            {"inactive", http.StatusUnauthorized, "token inactive"},
+	ReasonIntrospectionFailed: {"introspection_failed", http.StatusServiceUnavailable, "token introspection failed"},
 }
 
 // String returns the reason's label, e.g. "bad_signature".
@@ -135,8 +147,10 @@ func init() {
 		info := reasons[r]
 		switch {
 		case info.status == http.StatusOK:
-		case r == ReasonNoToken, r == ReasonUnavailable, r == ReasonRequestTooLarge, r == ReasonBadRequest, r == ReasonSpoofedHeader:
+		case r == ReasonNoToken, r == ReasonUnavailable, r == ReasonIntrospectionFailed, r == ReasonRequestTooLarge, r == ReasonBadRequest, r == ReasonSpoofedHeader:
 			challenges[r] = `Bearer realm="` + Realm + `"`
+		case r == ReasonInsufficientScope, r == ReasonConditionFailed:
+			challenges[r] = `Bearer realm="` + Realm + `", error="insufficient_scope", error_description="` + info.desc + `"`
 		default:
 			challenges[r] = `Bearer realm="` + Realm + `", error="invalid_token", error_description="` + info.desc + `"`
 		}
@@ -144,9 +158,9 @@ func init() {
 		switch r {
 		case ReasonNoToken:
 			code = "missing_token"
-		case ReasonUnavailable:
+		case ReasonUnavailable, ReasonIntrospectionFailed:
 			code = "temporarily_unavailable"
-		case ReasonInsufficientScope:
+		case ReasonInsufficientScope, ReasonConditionFailed:
 			code = "insufficient_scope"
 		case ReasonRequestTooLarge, ReasonBadRequest, ReasonSpoofedHeader:
 			code = "invalid_request"

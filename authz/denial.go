@@ -58,7 +58,7 @@ func newDenial(r Reason, provider, desc, scope string) *denial {
 	dn := &denial{reason: r, provider: provider}
 	qdesc := quoteEscape(desc)
 	code := "invalid_token"
-	if r == ReasonInsufficientScope {
+	if r == ReasonInsufficientScope || r == ReasonConditionFailed {
 		code = "insufficient_scope"
 	}
 	dn.challenge = `Bearer realm="` + Realm + `", error="` + code + `"`
