@@ -27,7 +27,8 @@ var (
 // meeting the cooldown. The disk is written after.
 func (s *Source) fetch(ctx context.Context, fl *inflight) error {
 	start := s.cfg.Now()
-	set, maxAge, body, err := s.get(ctx)
+	var status int
+	set, maxAge, body, err := s.get(withStatus(ctx, &status))
 	changed := err == nil && set != s.cur.Load()
 	if changed {
 		s.publish(set)
@@ -42,7 +43,17 @@ func (s *Source) fetch(ctx context.Context, fl *inflight) error {
 	if changed {
 		saveErr = s.saveCached(body)
 	}
-	s.record(start, maxAge, err, saveErr)
+	r := s.record(start, maxAge, err, saveErr)
+	r.Status = status
+	if fl != nil {
+		r.Triggered = fl.triggered
+	}
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(r)
+	}
+	if fl != nil && fl.trace != nil {
+		fl.trace.End(r) // no joiner comes after: inflight is taken back
+	}
 	return err
 }
 
@@ -94,8 +105,9 @@ func (s *Source) getFile() (*Set, time.Duration, []byte, error) {
 }
 
 // record stores the outcome of an attempt and logs failures and recoveries;
-// saveErr is that of saving the set to the cache dir.
-func (s *Source) record(start time.Time, maxAge time.Duration, err, saveErr error) {
+// saveErr is that of saving the set to the cache dir. It returns what the
+// attempt did, to observe.
+func (s *Source) record(start time.Time, maxAge time.Duration, err, saveErr error) FetchResult {
 	s.mu.Lock()
 	prev := s.lastErr
 	s.lastTry, s.lastErr = start, err
@@ -110,9 +122,7 @@ func (s *Source) record(start time.Time, maxAge time.Duration, err, saveErr erro
 	case prev != nil:
 		s.cfg.Logger.Info("jwks: fetch recovered", "keys", s.cur.Load().Len())
 	}
-	if s.cfg.Observe != nil {
-		s.cfg.Observe(FetchResult{Provider: s.cfg.Name, Err: err, Duration: s.cfg.Now().Sub(start), Keys: s.cur.Load().Len(), CacheErr: saveErr})
-	}
+	return FetchResult{Provider: s.cfg.Name, Err: err, Duration: s.cfg.Now().Sub(start), Keys: s.cur.Load().Len(), CacheErr: saveErr}
 }
 
 // httpGet GETs u with the configured headers and returns a body of at most
@@ -131,6 +141,7 @@ func (s *Source) httpGet(ctx context.Context, u string) ([]byte, http.Header, er
 		return nil, nil, redactErr(err)
 	}
 	defer resp.Body.Close()
+	noteStatus(ctx, resp.StatusCode)
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return nil, nil, fmt.Errorf("%w %d from %s", ErrHTTPStatus, resp.StatusCode, redact(u))

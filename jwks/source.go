@@ -67,6 +67,9 @@ type Config struct {
 	Now     func() time.Time
 	Logger  *slog.Logger
 	Observe func(FetchResult) // called after every fetch attempt; may be nil
+	// Tracer, if set, is told of every fetch and of the checks that
+	// trigger or join it (trace spans); nil: nothing is called.
+	Tracer FetchTracer
 }
 
 // FetchResult describes one fetch attempt, for metrics.
@@ -75,6 +78,12 @@ type FetchResult struct {
 	Err      error
 	Duration time.Duration
 	Keys     int // keys in the set in use after the attempt
+	// Status is the HTTP status of the last answer the attempt got
+	// (discovery's or the key set's); 0 if none (a file, no answer).
+	Status int
+	// Triggered says that a check's Refresh (an unknown kid) started the
+	// attempt, not the schedule.
+	Triggered bool
 	// CacheErr is why the set the attempt brought could not be saved to
 	// CacheDir; nil if it was saved or nothing was to be saved.
 	CacheErr error
@@ -116,8 +125,10 @@ type Source struct {
 
 // inflight is one fetch that callers share.
 type inflight struct {
-	done chan struct{}
-	err  error
+	done      chan struct{}
+	err       error
+	triggered bool       // started by a check's Refresh
+	trace     FetchTrace // of Config.Tracer; nil without
 }
 
 // ErrConfig is wrapped by the error of a Config with a negative duration:
@@ -271,12 +282,17 @@ func (s *Source) Seed(old *Source) {
 func (s *Source) Refresh(ctx context.Context) bool {
 	s.mu.Lock()
 	fl := s.inflight
-	if fl == nil {
+	switch {
+	case fl == nil:
 		if s.ctx == nil || !s.limiter.AllowN(s.cfg.Now(), 1) {
 			s.mu.Unlock()
 			return false
 		}
-		fl = s.startLocked()
+		fl = s.startLocked(ctx)
+	case fl.trace != nil:
+		// Under s.mu: the fetch ends its trace only once it has taken
+		// inflight back, so no joiner comes after End.
+		fl.trace.Join(ctx)
 	}
 	s.mu.Unlock()
 	return s.wait(ctx, fl) == nil
@@ -309,14 +325,19 @@ func (s *Source) start() *inflight {
 	if s.inflight != nil {
 		return s.inflight
 	}
-	return s.startLocked()
+	return s.startLocked(nil)
 }
 
-// startLocked launches a shared fetch on the Run context. s.mu is held.
-func (s *Source) startLocked() *inflight {
-	fl := &inflight{done: make(chan struct{})}
+// startLocked launches a shared fetch on the Run context; trigger is the
+// context of the check whose Refresh asks for it, nil for the schedule.
+// s.mu is held.
+func (s *Source) startLocked(trigger context.Context) *inflight {
+	fl := &inflight{done: make(chan struct{}), triggered: trigger != nil}
 	s.inflight = fl
 	ctx := s.ctx
+	if s.cfg.Tracer != nil {
+		ctx, fl.trace = s.cfg.Tracer.StartFetch(ctx, trigger, s.cfg.Name)
+	}
 	s.running.Go(func() {
 		fl.err = s.fetch(ctx, fl)
 		close(fl.done)
