@@ -74,6 +74,11 @@ type Config struct {
 	// waits for its provider's key set (traces); nil: nothing is called and
 	// nothing is allocated for it.
 	Tracer Tracer
+	// SharedCache, if set, keeps introspection verdicts where every replica
+	// reads them: a check whose opaque token neither the token cache nor
+	// the negative cache holds asks it before the introspection endpoint,
+	// and every verdict the endpoint gives is put there. nil: none.
+	SharedCache SharedCache
 }
 
 // Tracer hears of the steps of a check worth a trace span of their own.

@@ -37,6 +37,7 @@ type verdict struct {
 	g      *Grant
 	reason Reason
 	why    *denial // a rejection's prepared denial (provider, description); nil: deny(reason)
+	scope  *rule   // the route whose introspection providers decided a rejection; nil: any route
 	cached bool
 }
 
@@ -196,7 +197,7 @@ func (e *Engine) decideRoute(ctx context.Context, pol *policy, ru *rule, r *Requ
 // deadline says how long the request dedup may reuse it: the dedup window,
 // and never beyond the token's exp; an unavailable answer not at all.
 func (e *Engine) decideToken(ctx context.Context, pol *policy, ru *rule, r *Request, tok string, th cache.Key, src *TokenSource, now time.Time) Decision {
-	v := e.grant(ctx, pol, tok, th, now)
+	v := e.grant(ctx, pol, ru, tok, th, now)
 	window := now.Add(e.cfg.DedupWindow).UnixNano()
 	layer := LayerVerified
 	switch {
@@ -224,41 +225,55 @@ func (e *Engine) decideToken(ctx context.Context, pol *policy, ru *rule, r *Requ
 // grant finds tok's rejection in the negative cache, or verifies it, once
 // for all concurrent checks of it. (The caller has looked in the token
 // cache.)
-func (e *Engine) grant(ctx context.Context, pol *policy, tok string, th cache.Key, now time.Time) verdict {
-	if r, ok := e.negative.Get(th, now); ok {
-		return verdict{reason: r.reason, why: r.why, cached: true}
+func (e *Engine) grant(ctx context.Context, pol *policy, ru *rule, tok string, th cache.Key, now time.Time) verdict {
+	if r, ok := e.negative.Get(th, now); ok && (r.scope == nil || r.scope == ru) {
+		return verdict{reason: r.reason, why: r.why, scope: r.scope, cached: true}
 	}
 	v, _, err := e.verifying.Do(ctx, th, func() verdict {
 		if g, ok := e.tokens.Peek(th, now); ok && pol.holds(g) {
 			return verdict{g: g, cached: true} // verified between our Get and Do
 		}
-		return e.verify(ctx, pol, tok, th, now)
+		return e.verify(ctx, pol, ru, tok, th, now)
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return verdict{reason: ReasonUnavailable}
-	}
-	if v.g != nil && !pol.holds(v.g) {
-		return e.verify(ctx, pol, tok, th, now) // the run we shared decided under another policy
+	case v.g != nil && !pol.holds(v.g):
+		return e.verify(ctx, pol, ru, tok, th, now) // the run we shared decided under another policy
+	case v.g == nil && v.scope != nil && v.scope != ru:
+		return e.verify(ctx, pol, ru, tok, th, now) // another route's introspection providers decided
 	}
 	return v
 }
 
-func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.Key, now time.Time) verdict {
-	reject := func(dn *denial) verdict {
-		r := dn.reason
-		if remembered(r) {
-			e.negative.Put(th, rejection{reason: r, why: dn, until: now.Add(e.cfg.NegativeTTL).UnixNano()}, now)
-			if e.pol.Load() != pol {
-				e.negative.Remove(th) // a reload came in meanwhile: it may accept the token
-			}
+// reject remembers a rejection in the negative cache if its reason may be
+// remembered, for the checks of any route, or only of scope's if it is set
+// (the route's introspection providers decided it).
+func (e *Engine) reject(pol *policy, th cache.Key, dn *denial, scope *rule, now time.Time) verdict {
+	r := dn.reason
+	if remembered(r) {
+		e.negative.Put(th, rejection{reason: r, why: dn, scope: scope, until: now.Add(e.cfg.NegativeTTL).UnixNano()}, now)
+		if e.pol.Load() != pol {
+			e.negative.Remove(th) // a reload came in meanwhile: it may accept the token
 		}
-		return verdict{reason: r, why: dn}
 	}
+	return verdict{reason: r, why: dn, scope: scope}
+}
+
+func (e *Engine) verify(ctx context.Context, pol *policy, ru *rule, tok string, th cache.Key, now time.Time) verdict {
 	h, err := peek(tok)
 	if err != nil {
-		return reject(plainDenials[ReasonMalformed])
+		return e.verifyOpaque(ctx, pol, ru, tok, th, now)
 	}
 	p := pol.byIssuer[h.Iss]
+	var scope *rule // a JWT no JWT provider has by iss: the route's introspection providers may
+	if p == nil && pol.introspects {
+		if v, ok := e.introspectJWT(ctx, pol, ru, tok, th, now); ok {
+			return v
+		}
+		scope = ru
+	}
+	reject := func(dn *denial) verdict { return e.reject(pol, th, dn, scope, now) }
 	if p == nil {
 		p = pol.anyIssuer
 	}
@@ -298,6 +313,7 @@ func (e *Engine) verify(ctx context.Context, pol *policy, tok string, th cache.K
 type rejection struct {
 	reason Reason
 	why    *denial // its prepared denial: provider and description
+	scope  *rule   // the only route it answers for; nil: any (verdict.scope)
 	until  int64   // Unix nanoseconds
 }
 
@@ -308,7 +324,7 @@ func (r rejection) Deadline() int64 { return r.until }
 // cache: not when a key refresh or the passing of time may change it.
 func remembered(r Reason) bool {
 	switch r {
-	case ReasonUnknownKID, ReasonNotYetValid, ReasonUnavailable:
+	case ReasonUnknownKID, ReasonNotYetValid, ReasonUnavailable, ReasonIntrospectionFailed:
 		return false
 	}
 	return true

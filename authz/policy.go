@@ -25,6 +25,8 @@ type policy struct {
 	denials    map[*provider]*providerDenials // prepared per policy: a reload may rename
 	claimNames []string                       // claims that rules read
 	needScopes bool
+	// introspects: some provider is an introspection provider (opaque.go).
+	introspects bool
 
 	public, anonymous Decision
 }
@@ -45,6 +47,9 @@ func newPolicy(cfg *Config, old *policy, gen uint64, now func() time.Time) (*pol
 			return nil, providerError(i, "only one provider may accept any issuer (%q does)", pol.anyIssuer.name)
 		case p.cfg.AnyIssuer:
 			pol.anyIssuer = p
+		case p.cfg.Introspector != nil:
+			// Not routed by iss: the rules' providers decide opaque tokens
+			// (opaque.go). Its issuer may be a JWT provider's too.
 		case pol.byIssuer[p.cfg.Issuer] != nil:
 			return nil, providerError(i, "issuer %q is also provider %q's", p.cfg.Issuer, pol.byIssuer[p.cfg.Issuer].name)
 		default:
@@ -52,6 +57,7 @@ func newPolicy(cfg *Config, old *policy, gen uint64, now func() time.Time) (*pol
 		}
 		byName[p.name] = p
 		pol.providers = append(pol.providers, p)
+		pol.introspects = pol.introspects || p.cfg.Introspector != nil
 		for _, h := range p.headers {
 			if !slices.Contains(pol.managed, h) {
 				pol.managed = append(pol.managed, h)
@@ -135,12 +141,19 @@ func reuseOrBuild(pc ProviderConfig, old *policy, skew, wait time.Duration, now 
 // key sources by identity: a running source is never read (DeepEqual
 // would race with its fetches).
 func sameProvider(a, b ProviderConfig) bool {
-	ta, tb := reflect.TypeOf(a.Keys), reflect.TypeOf(b.Keys)
-	if ta != tb || ta != nil && (!ta.Comparable() || a.Keys != b.Keys) {
+	if !sameRef(a.Keys, b.Keys) || !sameRef(a.Introspector, b.Introspector) {
 		return false
 	}
 	a.Keys, b.Keys = nil, nil
+	a.Introspector, b.Introspector = nil, nil
 	return reflect.DeepEqual(a, b)
+}
+
+// sameRef reports whether a and b are the same running object (a key
+// source, an introspector), or both nil.
+func sameRef(a, b any) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta == tb && (ta == nil || ta.Comparable() && a == b)
 }
 
 // removals are the managed headers to remove for a provider's grants, made
@@ -191,7 +204,8 @@ func (pol *policy) authorize(ru *rule, g *Grant, src *TokenSource, r *Request) D
 }
 
 // holds reports whether g still counts under pol: its provider is one of
-// pol's (a reload that replaced it ends its grants), pol still routes the
+// pol's (a reload that replaced it ends its grants; an introspection
+// provider's grants need nothing more), pol still routes the
 // token's iss to it, and the key that verified the token is still in the
 // provider's current set under its kid, or anywhere in it for a token
 // without kid (a key withdrawn by the IdP, or replaced under the same kid,
@@ -202,6 +216,9 @@ func (pol *policy) holds(g *Grant) bool {
 	}
 	if g.p.cfg.AnyIssuer && pol.byIssuer[g.issuer()] != nil {
 		return false
+	}
+	if g.p.keys == nil {
+		return true // an introspection grant: no key; its provider is unchanged
 	}
 	var k *usedKey
 	if g.extra != nil && g.extra.key != nil {

@@ -72,6 +72,21 @@ type ProviderConfig struct {
 	// with a shared key set it would accept tokens of other issuers. At
 	// most one provider may set it; Issuer is then left empty.
 	AnyIssuer bool
+
+	// Introspector, if set, makes this an introspection provider (RFC
+	// 7662): the tokens it decides are the opaque ones (not a JWT) of the
+	// routes that allow it, and the JWTs no JWT provider has by iss if
+	// IntrospectJWTs is set. It takes no Keys, AnyIssuer or Algorithms;
+	// Issuer, if set, is what a response's iss must be (if empty, the
+	// response must name one). See opaque.go.
+	Introspector Introspector
+	// IntrospectJWTs lets the Introspector decide JWTs too: those whose iss
+	// no JWT provider has. Without it only opaque tokens are introspected.
+	IntrospectJWTs bool
+	// IntrospectionCacheTTL is the longest an active response without exp
+	// is cached (never beyond Config.CacheTTL); 0: such a response is used
+	// for its check only.
+	IntrospectionCacheTTL time.Duration
 }
 
 type claimHeader struct{ header, claim string }
@@ -172,7 +187,10 @@ func sameKey(a, b crypto.PublicKey) bool {
 }
 
 func newProvider(cfg ProviderConfig, skew, wait time.Duration, now func() time.Time) (*provider, error) {
-	if cfg.Name == "" || (cfg.Issuer == "") != cfg.AnyIssuer || cfg.Keys == nil {
+	if err := checkIntrospection(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Introspector == nil && (cfg.Name == "" || (cfg.Issuer == "") != cfg.AnyIssuer || cfg.Keys == nil) {
 		return nil, fmt.Errorf("provider %q: name, keys and an issuer (or AnyIssuer) are required", cfg.Name)
 	}
 	algs := cfg.Algorithms
