@@ -1,0 +1,142 @@
+package sharedcache
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// MinKeySize is the shortest cluster secret accepted, in bytes.
+const MinKeySize = 32
+
+// Errors of LoadKeys and CheckURL, wrapped with what is wrong.
+var (
+	ErrKeyFileMode = errors.New("readable or writable by group or others")
+	ErrKeyTooShort = errors.New("key shorter than 32 bytes")
+	ErrNoKey       = errors.New("holds no key")
+	ErrURL         = errors.New("not a redis://, rediss:// or unix:// URL")
+	ErrURLOption   = errors.New("URL option jwtauthz sets itself")
+)
+
+// LoadKeys reads the cluster secrets from the file at path: one key a
+// line, each at least MinKeySize bytes of the line as written (spaces and
+// the line end around it trimmed; blank lines skipped), so that
+// `openssl rand -base64 48` makes one. The first key signs what is
+// written; every key verifies what is read, so that a key can be rotated
+// in (second line, then first) and out without a cold cache. The file must
+// be readable by its owner only (0400 or 0600): a reader of the key can
+// forge entries. No error says anything of a key but its line number.
+func LoadKeys(path string) ([][]byte, error) {
+	fi, err := os.Stat(path) // follows the symlinks of a Kubernetes Secret volume
+	if err != nil {
+		return nil, err
+	}
+	if m := fi.Mode().Perm(); m&0o077 != 0 {
+		return nil, fmt.Errorf("%s: %w (mode %v); make it readable by jwtauthz's user only: chmod 0400 %s", path, ErrKeyFileMode, m, path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var keys [][]byte
+	for i, line := range bytes.Split(b, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		switch {
+		case len(line) == 0:
+			continue
+		case len(line) < MinKeySize:
+			return nil, fmt.Errorf("%s: line %d: %w (it has %d); make one with `openssl rand -base64 48`", path, i+1, ErrKeyTooShort, len(line))
+		}
+		keys = append(keys, line)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s: %w; make one with `openssl rand -base64 48 > %s`", path, ErrNoKey, path)
+	}
+	return keys, nil
+}
+
+// CheckURL reports whether s is a URL the cache can connect to: redis://
+// or rediss:// (TLS) host[:port][/db], or unix:///path[?db=N], with an
+// optional user and password. Options in the query that set timeouts,
+// retries or the pool are refused: the cache sets them (Config.Timeout).
+func CheckURL(s string) error {
+	opts, err := redisOptions(s)
+	if err == nil && opts.Addr == "" {
+		err = errors.New("no address")
+	}
+	return err
+}
+
+func redisOptions(s string) (*redis.Options, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, ErrURL
+	}
+	for k := range u.Query() {
+		for _, ours := range []string{"timeout", "retr", "pool", "idle", "conn", "context"} {
+			if strings.Contains(k, ours) {
+				return nil, fmt.Errorf("%w: %s (the cache sets timeouts, retries and the pool itself)", ErrURLOption, k)
+			}
+		}
+	}
+	opts, err := redis.ParseURL(s)
+	if err != nil {
+		// go-redis's error may quote the URL, and so its password.
+		return nil, fmt.Errorf("%w (%s)", ErrURL, Redact(s))
+	}
+	return opts, nil
+}
+
+// Redact is the URL s without its password, for logs and summaries; ""
+// if s is not a URL.
+func Redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return ""
+	}
+	return u.Redacted()
+}
+
+// secret is one cluster key, split into a key for Redis keys and one for
+// entry MACs, so that neither HMAC's output says anything of the other.
+type secret struct {
+	id, mac []byte
+}
+
+func newSecret(k []byte) secret {
+	derive := func(label string) []byte {
+		h := hmac.New(sha256.New, k)
+		h.Write([]byte(label))
+		return h.Sum(nil)
+	}
+	return secret{id: derive("jwtauthz shared-cache key v1"), mac: derive("jwtauthz shared-cache entry v1")}
+}
+
+// keyPrefix starts every Redis key the cache writes.
+const keyPrefix = "jwtauthz:sc1:"
+
+// key is the Redis key of (provider, token) under s: the prefix and the
+// hex HMAC-SHA256 of the provider's length, the provider and the token.
+func (s secret) key(provider, token string) string {
+	h := hmac.New(sha256.New, s.id)
+	writeField(h, provider)
+	h.Write([]byte(token))
+	var sum [sha256.Size]byte
+	return keyPrefix + hex.EncodeToString(h.Sum(sum[:0]))
+}
+
+func writeField(h hash.Hash, s string) {
+	var n [binary.MaxVarintLen64]byte
+	h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+	h.Write([]byte(s))
+}
