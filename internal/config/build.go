@@ -65,8 +65,15 @@ func (c *Config) JWKSConfig(p ProviderConfig, client *http.Client, log *slog.Log
 }
 
 // EngineConfig is the authz configuration, the keys of each provider taken
-// from keys by name.
+// from keys by name. An introspection provider has no introspector:
+// EngineConfigWith gives it one.
 func (c *Config) EngineConfig(keys map[string]authz.KeySource) authz.Config {
+	return c.EngineConfigWith(keys, nil)
+}
+
+// EngineConfigWith is EngineConfig, the introspector of each introspection
+// provider taken from intro by name.
+func (c *Config) EngineConfigWith(keys map[string]authz.KeySource, intro map[string]authz.Introspector) authz.Config {
 	ac := authz.DefaultConfig() // the limits no setting gives: negative TTL, dedup
 	ac.Rules = c.Rules
 	ac.PathCase = authz.PathCase(c.PathCase)
@@ -79,6 +86,11 @@ func (c *Config) EngineConfig(keys map[string]authz.KeySource) authz.Config {
 			DropToken: p.ForwardToken != nil && !*p.ForwardToken, AuthorizedParties: p.AuthorizedParties,
 			AnyIssuer: p.anyIssuer,
 		})
+		if p.Introspection.Set() {
+			ip := &ac.Providers[len(ac.Providers)-1]
+			ip.Introspector, ip.IntrospectJWTs = intro[p.Name], p.IntrospectJWTs
+			ip.IntrospectionCacheTTL = p.Introspection.CacheTTLOrDefault()
+		}
 	}
 	return ac
 }
@@ -95,8 +107,13 @@ func (c *Config) Check() error {
 		return c.locate(err)
 	}
 	keys := map[string]authz.KeySource{}
+	intro := map[string]authz.Introspector{}
 	for _, p := range ps {
-		keys[p.Name] = jwks.New(jwks.Config{Name: p.Name})
+		if p.Introspection.Set() {
+			intro[p.Name] = unchecked{}
+		} else {
+			keys[p.Name] = jwks.New(jwks.Config{Name: p.Name})
+		}
 	}
-	return c.locate(authz.Validate(c.EngineConfig(keys)))
+	return c.locate(authz.Validate(c.EngineConfigWith(keys, intro)))
 }

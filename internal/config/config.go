@@ -111,6 +111,10 @@ type ProviderConfig struct {
 	PayloadHeader     string              `yaml:"payload_header"`
 	ForwardToken      *bool               `yaml:"forward_token"`
 	AuthorizedParties []string            `yaml:"authorized_parties"`
+	// Introspection makes the provider decide opaque tokens by RFC 7662
+	// (introspection.go); IntrospectJWTs lets it decide JWTs too.
+	Introspection  IntrospectionConfig `yaml:"introspection"`
+	IntrospectJWTs bool                `yaml:"introspect_jwts"`
 
 	anyIssuer bool // the Clerk preset with the secret key alone
 }

@@ -94,6 +94,7 @@ func Load(cmd string, args []string, lookup func(string) (string, bool), stderr 
 		}
 	}
 	c.clerkEnv(getenv)
+	c.introspectionEnv(lookup)
 	if err := applyEnv(c, lookup); err != nil {
 		return nil, cf, err
 	}

@@ -77,6 +77,7 @@ func (c *Config) validate() error {
 	for i, p := range c.Providers {
 		key := fmt.Sprintf("providers[%d]", i)
 		errs = append(errs, p.validate(key, names))
+		errs = append(errs, p.checkIntrospection(key)...)
 		if c.HTTPAddr != "" {
 			errs = append(errs, p.checkForwardAuth(key))
 		}
@@ -173,8 +174,10 @@ func (p *ProviderConfig) validate(key string, names map[string]bool) error {
 	}
 	names[p.Name] = true
 	switch {
-	case p.Issuer == "":
+	case p.Issuer == "" && !p.Introspection.Set():
 		bad("issuer", "is required")
+	case p.Introspection.Set():
+		// checkIntrospection: the issuer is optional, or discovers the endpoint
 	case p.JWKSURL == "" && p.JWKSFile == "":
 		// Discovery needs an issuer that is a URL. With the keys' location
 		// given, any iss is fine (Google also signs "accounts.google.com").
