@@ -114,11 +114,11 @@ type Config struct {
 
 // String describes the configuration without the secret.
 func (c Config) String() string {
-	u := c.URL
-	if u == "" {
-		u = "discovered from " + c.Issuer
+	u := redact(c.URL)
+	if c.URL == "" {
+		u = "discovered from " + redact(c.Issuer)
 	}
-	return fmt.Sprintf("introspect.Config{URL: %s, ClientID: %q, ClientSecret: [redacted], AuthMethod: %s}", redact(u), c.ClientID, c.method())
+	return fmt.Sprintf("introspect.Config{URL: %s, ClientID: %q, ClientSecret: [redacted], AuthMethod: %s}", u, c.ClientID, c.method())
 }
 
 // GoString is String, so that %#v shows no secret either.

@@ -393,3 +393,21 @@ func TestEmptyTokenIsNotAsked(t *testing.T) {
 		t.Fatalf("%v, %d calls", err, s.Calls())
 	}
 }
+
+func TestStringNamesTheEndpoint(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  introspect.Config
+		want string
+	}{
+		{cfg: introspect.Config{URL: "https://idp.example/i?x=1", ClientID: "id", ClientSecret: "s", Timeout: time.Second}, want: "URL: https://idp.example/i, ClientID: \"id\""},
+		{cfg: introspect.Config{Issuer: "https://idp.example/t", ClientID: "id", ClientSecret: "s", Timeout: time.Second, AuthMethod: introspect.ClientSecretPost}, want: "URL: discovered from https://idp.example/t, ClientID: \"id\", ClientSecret: [redacted], AuthMethod: client_secret_post"},
+	} {
+		c, err := introspect.New(tt.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.String(); !strings.HasPrefix(got, "introspect.Client{") || !strings.Contains(got, tt.want) {
+			t.Errorf("String() = %s, want it to hold %s", got, tt.want)
+		}
+	}
+}

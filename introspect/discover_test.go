@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,5 +160,51 @@ func TestClientDiscoveryFailureIsUnavailable(t *testing.T) {
 	_, err = c.Introspect(context.Background(), s.Issue(nil))
 	if !errors.Is(err, introspect.ErrUnavailable) || !errors.Is(err, introspect.ErrDiscovery) || s.Calls() != 0 {
 		t.Fatalf("%v, %d calls", err, s.Calls())
+	}
+}
+
+func TestConcurrentCallsShareOneDiscovery(t *testing.T) {
+	s := introspecttest.New(t, introspecttest.Options{})
+	var (
+		mu      sync.Mutex
+		gets    int
+		arrived = make(chan struct{}, 1)
+		release = make(chan struct{})
+		disc    *httptest.Server
+	)
+	disc = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		gets++
+		mu.Unlock()
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"issuer": disc.URL, "introspection_endpoint": s.Endpoint()})
+	}))
+	defer disc.Close()
+	c, err := introspect.New(introspect.Config{Issuer: disc.URL, ClientID: s.ClientID, ClientSecret: s.ClientSecret, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := s.Issue(nil)
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() { _, err := c.Introspect(context.Background(), tok); errs <- err }()
+	}
+	<-arrived
+	close(release)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if gets != 1 || s.CallsFor(tok) != n {
+		t.Fatalf("%d discovery requests and %d introspections, want 1 and %d", gets, s.CallsFor(tok), n)
 	}
 }
