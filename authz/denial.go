@@ -126,6 +126,9 @@ func newProviderDenials(name string) *providerDenials {
 // denialOf is the prepared denial of p's verification error err. Its
 // provider is p's.
 func (pd *providerDenials) denialOf(p *provider, h header, err error) *denial {
+	if dn := checkDenial(err); dn != nil {
+		return dn // a token check's, prepared with its provider (tokenchecks.go)
+	}
 	r := p.reasonOf(h, err)
 	if r == ReasonMissingClaim {
 		return pd.missing[missingClaim(err)]

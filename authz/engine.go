@@ -265,7 +265,7 @@ func (e *Engine) verify(ctx context.Context, pol *policy, ru *rule, tok string, 
 	if err != nil {
 		return e.verifyOpaque(ctx, pol, ru, tok, th, now)
 	}
-	p := pol.byIssuer[h.Iss]
+	p := pol.providerOf(h.Iss)
 	var scope *rule // a JWT no JWT provider has by iss: the route's introspection providers may
 	if p == nil && pol.introspects {
 		if v, ok := e.introspectJWT(ctx, pol, ru, tok, th, now); ok {

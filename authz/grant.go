@@ -88,7 +88,7 @@ func (pol *policy) newGrant(p *provider, h header, c *claims, tok string, limit 
 	if sub != "" {
 		set++
 	}
-	if p.cfg.AnyIssuer {
+	if p.keepsIss { // AnyIssuer, or an issuer template's tenant
 		x.iss = c.Issuer
 	}
 	if pol.needScopes {

@@ -28,6 +28,8 @@ type header struct {
 	Iss string
 	// payload is the decoded payload: verify reads the claims from it.
 	payload map[string]json.RawMessage
+	// members are the decoded header's: the token checks read typ.
+	members map[string]json.RawMessage
 }
 
 // peek checks that tok is a compact JWS (three base64url segments, strict
@@ -64,7 +66,7 @@ func peek(tok string) (header, error) {
 	if err := stringMember(pm, "iss", &h.Iss); err != nil {
 		return h, fmt.Errorf("payload: iss: %w", err)
 	}
-	h.payload = pm
+	h.payload, h.members = pm, hm
 	return h, nil
 }
 

@@ -13,7 +13,8 @@ type policy struct {
 	gen       uint64
 	providers []*provider
 	byIssuer  map[string]*provider
-	anyIssuer *provider // takes tokens whose iss no other provider has
+	anyIssuer *provider   // takes tokens whose iss no other provider has
+	anyTenant []*provider // issuer templates of every tenant (tenant.go), in order
 	rules     []*rule
 	fallback  *rule // no rule matched: any provider, token required
 	cases     caseCheck
@@ -50,6 +51,10 @@ func newPolicy(cfg *Config, old *policy, gen uint64, now func() time.Time) (*pol
 		case p.cfg.Introspector != nil:
 			// Not routed by iss: the rules' providers decide opaque tokens
 			// (opaque.go). Its issuer may be a JWT provider's too.
+		case p.checks != nil && p.checks.tenants != nil:
+			if err := pol.addIssuers(i, p); err != nil { // an issuer template's (tenant.go)
+				return nil, err
+			}
 		case pol.byIssuer[p.cfg.Issuer] != nil:
 			return nil, providerError(i, "issuer %q is also provider %q's", p.cfg.Issuer, pol.byIssuer[p.cfg.Issuer].name)
 		default:
@@ -214,8 +219,8 @@ func (pol *policy) holds(g *Grant) bool {
 	if !slices.Contains(pol.providers, g.p) { // a few pointers: cheaper than the map authorize reads
 		return false
 	}
-	if g.p.cfg.AnyIssuer && pol.byIssuer[g.issuer()] != nil {
-		return false
+	if g.p.keepsIss && pol.issuerProvider(g.issuer()) != g.p {
+		return false // AnyIssuer or a template: the token's iss is another provider's now
 	}
 	if g.p.keys == nil {
 		return true // an introspection grant: no key; its provider is unchanged

@@ -72,6 +72,28 @@ type ProviderConfig struct {
 	// with a shared key set it would accept tokens of other issuers. At
 	// most one provider may set it; Issuer is then left empty.
 	AnyIssuer bool
+	// Tenants makes Issuer a template of a multi-tenant IdP, TenantPlaceholder
+	// standing for one whole path segment
+	// (https://login.microsoftonline.com/{tenantid}/v2.0): a token whose iss
+	// is the template with a listed tenant belongs to this provider, and its
+	// tid claim must be that tenant (else invalid_claims). AnyTenant ("*")
+	// alone accepts every tenant: with a key set the IdP shares between
+	// tenants (Entra ID's common keys), anyone who creates a tenant can then
+	// mint tokens that pass, so the audiences and rules must pin what is
+	// accepted. Tenants without a template, or a template without Tenants,
+	// is an error.
+	Tenants []string
+	// RequiredTyp, if set, is the JWS header typ every token must have (at+jwt
+	// for RFC 9068 access tokens), compared without case and with or without
+	// "application/"; else the denial is wrong_typ. Empty: typ not checked.
+	RequiredTyp string
+	// MaxLifetime, if positive, bounds exp - iat (exp - now, beyond the clock
+	// skew, when iat is absent); else the denial is lifetime_too_long, as
+	// Envoy jwt_authn's max_lifetime. 0: not checked; negative: an error.
+	MaxLifetime time.Duration
+	// Subjects, if not empty, are the accepted sub values; else the denial
+	// is wrong_subject.
+	Subjects SubjectMatch
 
 	// Introspector, if set, makes this an introspection provider (RFC
 	// 7662): the tokens it decides are the opaque ones (not a JWT) of the
@@ -106,6 +128,12 @@ type provider struct {
 	sources      []TokenSource
 	claimHeaders []claimHeader
 	headers      []string // every header this provider sets on an allow
+	// checks are the optional token checks (typ, lifetime, subjects,
+	// tenant); nil: none.
+	checks *tokenChecks
+	// keepsIss: the grants keep the token's iss (AnyIssuer, a template), and
+	// hold only while the policy routes that iss here.
+	keepsIss bool
 
 	// used numbers the keys that verified tokens, each as the kid and the
 	// key it named then, so that a grant keeps two bytes, not a string and
@@ -208,14 +236,19 @@ func newProvider(cfg ProviderConfig, skew, wait time.Duration, now func() time.T
 		jwt.WithLeeway(skew),
 		jwt.WithTimeFunc(now),
 	}
-	if !cfg.AnyIssuer {
+	checks, err := newTokenChecks(cfg, skew, now)
+	if err != nil {
+		return nil, fmt.Errorf("provider %q: %w", cfg.Name, err)
+	}
+	if !cfg.AnyIssuer && (checks == nil || checks.tenants == nil) { // a template's tenants are the provider's issuers (addIssuers)
 		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
 	}
 	if len(cfg.Audiences) > 0 {
 		opts = append(opts, jwt.WithAudience(cfg.Audiences...))
 	}
 	p := &provider{cfg: cfg, name: cfg.Name, keys: cfg.Keys, validator: jwt.NewValidator(opts...), skew: skew, wait: wait,
-		algs: algs, methods: map[string]jwt.SigningMethod{}, sources: cfg.TokenSources}
+		algs: algs, methods: map[string]jwt.SigningMethod{}, sources: cfg.TokenSources, checks: checks,
+		keepsIss: cfg.AnyIssuer || checks != nil && checks.tenants != nil}
 	for _, a := range algs {
 		p.methods[a] = jwt.GetSigningMethod(a)
 	}

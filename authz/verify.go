@@ -54,6 +54,11 @@ func (p *provider) verify(ctx context.Context, tok string, h header) (*claims, e
 	if len(p.cfg.AuthorizedParties) > 0 && c.Azp != "" && !slices.Contains(p.cfg.AuthorizedParties, c.Azp) {
 		return nil, errWrongParty
 	}
+	if p.checks != nil {
+		if err := p.checks.check(h, c); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -124,9 +129,14 @@ func (p *provider) lookup(h header) (any, error) {
 // reasonOf maps a verification error to its reason; errors.Is reads through
 // golang-jwt's joined errors.
 func (p *provider) reasonOf(h header, err error) Reason {
+	if dn := checkDenial(err); dn != nil {
+		return dn.reason
+	}
 	switch {
 	case !slices.Contains(p.algs, h.Alg):
 		return ReasonAlgNotAllowed
+	case errors.Is(err, errTenantIssuer):
+		return ReasonWrongIssuer
 	case errors.Is(err, errUnknownKID):
 		return ReasonUnknownKID
 	case errors.Is(err, errKeyMismatch):

@@ -190,10 +190,14 @@ func (s *Source) forgetDiscovered() {
 	s.mu.Unlock()
 }
 
-// discover reads {issuer}/.well-known/openid-configuration and returns its
-// jwks_uri; the document must name the configured issuer exactly.
+// discover reads {issuer}/.well-known/openid-configuration (or
+// Config.Discovery) and returns its jwks_uri; the document must name the
+// configured issuer exactly.
 func (s *Source) discover(ctx context.Context) (string, error) {
 	u := strings.TrimSuffix(s.cfg.Issuer, "/") + "/.well-known/openid-configuration"
+	if s.cfg.Discovery != "" {
+		u = s.cfg.Discovery
+	}
 	body, _, err := s.httpGet(ctx, u)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrDiscovery, err)

@@ -34,8 +34,14 @@ type Config struct {
 	Name   string // provider name, for logs, status and the cache file
 	Issuer string // for discovery, and checked against the discovery document
 	// URL is the JWKS address. Empty: discovered from
-	// {Issuer}/.well-known/openid-configuration.
+	// {Issuer}/.well-known/openid-configuration, or from Discovery.
 	URL string
+	// Discovery, if set, is the discovery document's URL, for an Issuer
+	// that is not one (a multi-tenant IdP's template: Entra ID's
+	// https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration
+	// names the issuer https://login.microsoftonline.com/{tenantid}/v2.0).
+	// The document must name Issuer all the same.
+	Discovery string
 	// File is a local JWKS file used instead of URL, re-read when it changes.
 	File string
 	// Header is sent with every JWKS and discovery request (e.g. Clerk's
