@@ -211,6 +211,13 @@ type Decision struct {
 	// Layer is what answered the check: a cache, or a verification.
 	Layer Layer
 
+	// Metadata is what the check tells the proxy for the filters after it
+	// and its access log (Envoy's dynamic metadata), made once and shared:
+	// never change it. nil: nothing, as for a provider with NoMetadata.
+	// Check sets it; CheckForwarded leaves it nil (forward-auth cannot
+	// carry it).
+	Metadata *Metadata
+
 	rule int32 // the deciding rule's index plus one; 0: none (Rule)
 
 	grant *Grant

@@ -111,7 +111,9 @@ type Observation struct {
 // Check decides one request.
 func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 	now := e.cfg.Now()
-	d := e.decide(ctx, e.pol.Load(), r, now)
+	pol := e.pol.Load()
+	d := e.decide(ctx, pol, r, now)
+	pol.withMetadata(&d)
 	if e.cfg.Observe != nil {
 		e.cfg.Observe(Observation{Request: *r, Decision: d, Elapsed: e.elapsed(now)})
 	}

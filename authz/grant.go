@@ -37,6 +37,7 @@ type grantExtra struct {
 	scopes []string
 	claims map[string][]string
 	set    []Header
+	meta   *Metadata // its own metadata: the provider's metadata claims it carries
 	// remove is removeFor's list for a grant that sets some but not all of
 	// its provider's claim and payload headers, made on its first hit under
 	// a policy and kept with that policy's generation: a reload that
@@ -111,7 +112,12 @@ func (pol *policy) newGrant(p *provider, h header, c *claims, tok string, limit 
 		x.set = append(x.set, Header{strings.ToLower(p.cfg.PayloadHeader), strings.Clone(payload)})
 	}
 	set += len(x.set)
-	if x.iss != "" || x.sub != "" || x.scopes != nil || x.claims != nil || x.set != nil || !inTable {
+	if p.meta != nil && len(p.meta.claims) > 0 {
+		if m := p.meta.forClaims(c.all); m != p.meta.allow {
+			x.meta = m
+		}
+	}
+	if x.iss != "" || x.sub != "" || x.scopes != nil || x.claims != nil || x.set != nil || x.meta != nil || !inTable {
 		g.extra = &x
 	}
 	g.full = set == len(p.headers)

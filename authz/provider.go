@@ -60,6 +60,13 @@ type ProviderConfig struct {
 	ClaimHeaders map[string]string
 	// PayloadHeader, if set, carries the base64url JSON payload upstream.
 	PayloadHeader string
+	// MetadataClaims are the claims (names or dotted paths) that an allow
+	// tells the proxy as metadata besides sub, iss and provider
+	// (Decision.Metadata).
+	MetadataClaims []string
+	// NoMetadata: the checks of this provider's tokens tell the proxy no
+	// metadata, allows and denials alike.
+	NoMetadata bool
 	// DropToken removes the token (header, cookie or query parameter) from
 	// the upstream request.
 	DropToken bool
@@ -134,6 +141,8 @@ type provider struct {
 	// keepsIss: the grants keep the token's iss (AnyIssuer, a template), and
 	// hold only while the policy routes that iss here.
 	keepsIss bool
+	// meta is the provider's prepared metadata; nil: NoMetadata.
+	meta *providerMetadata
 
 	// used numbers the keys that verified tokens, each as the kid and the
 	// key it named then, so that a grant keeps two bytes, not a string and
@@ -278,6 +287,11 @@ func newProvider(cfg ProviderConfig, skew, wait time.Duration, now func() time.T
 			return nil, fmt.Errorf("provider %q: header %q is the request's own: a claim must not set it", cfg.Name, h)
 		}
 	}
+	meta, err := newProviderMetadata(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("provider %q: %w", cfg.Name, err)
+	}
+	p.meta = meta
 	return p, nil
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/golang-jwt/jwt/v5"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc/codes"
@@ -70,6 +72,20 @@ func BenchmarkCheck(b *testing.B) {
 		toks := e.Bearers(e.IdP.Signing(), 1)
 		srv := extauthz.NewServer(e.Eng)
 		req := authztest.BrowserRequest(b, toks[0], "")
+		srv.Check(context.Background(), req)
+		run(b, req, srv, nil, ids, codes.OK)
+	})
+	b.Run("cached-metadata", func(b *testing.B) {
+		// The provider sends two metadata claims beside sub, iss and
+		// provider: encoded once per grant, copied on each hit.
+		e := benchEnv(b, nil, authztest.Option(func(_ *authz.Config, p *authz.ProviderConfig) { p.MetadataClaims = []string{"org", "tier"} }))
+		tok, err := e.IdP.Signing().Sign(jwt.MapClaims{"iss": e.IdP.URL, "sub": "user_2000000000000000000000000000000", "org": "org_2abcdefghijkl", "tier": "enterprise",
+			"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := extauthz.NewServer(e.Eng)
+		req := authztest.BrowserRequest(b, "Bearer "+tok, "")
 		srv.Check(context.Background(), req)
 		run(b, req, srv, nil, ids, codes.OK)
 	})

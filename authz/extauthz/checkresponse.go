@@ -37,7 +37,18 @@ func GRPCCode(d *authz.Decision) codes.Code {
 // shared with another response or with the engine (whose lists of headers
 // to remove every allow of a policy shares), so an interceptor that
 // changes the message it gets changes no later answer.
+//
+// Its dynamic_metadata is d.Metadata's: on an allow with a token sub, iss,
+// provider and the provider's metadata claims; on a denial reason and
+// provider; on a public or anonymous allow reason.
 func CheckResponse(d *authz.Decision) *authv3.CheckResponse {
+	resp := checkResponse(d)
+	resp.DynamicMetadata = metadataStruct(d)
+	return resp
+}
+
+// checkResponse is CheckResponse without its dynamic metadata.
+func checkResponse(d *authz.Decision) *authv3.CheckResponse {
 	if !d.Allow {
 		return denied(d)
 	}

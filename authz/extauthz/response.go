@@ -71,9 +71,15 @@ func encodedDenial(d *authz.Decision) *encodedResponse {
 
 // encodeResponse returns d as the bytes CheckResponse(d) marshals to.
 func encodeResponse(d *authz.Decision) *encodedResponse {
+	em := metaOf(d)
 	if !d.Allow {
 		if e := encodedDenial(d); e != nil && isFixed(d) {
-			return e
+			switch {
+			case em == nil:
+				return e
+			case em.denial != nil:
+				return em.denial
+			}
 		}
 		b, err := proto.Marshal(denied(d))
 		if err != nil {
@@ -84,6 +90,9 @@ func encodeResponse(d *authz.Decision) *encodedResponse {
 			}
 			return encodedDenials[authz.ReasonBadRequest]
 		}
+		if em != nil {
+			b = insertMeta(b, em, d)
+		}
 		return encoded(mem.SliceBuffer(b))
 	}
 	if d.CookieSet && !utf8.ValidString(d.Cookie) {
@@ -93,12 +102,15 @@ func encodeResponse(d *authz.Decision) *encodedResponse {
 	}
 	ok := okSize(d)
 	n := 3 + protowire.SizeVarint(uint64(ok)) + ok
+	if em != nil {
+		n += metaFieldSize(metaSize(d, em))
+	}
 	var pool mem.BufferPool = allowPool
 	if n > allowBufSize {
 		pool = mem.DefaultBufferPool()
 	}
 	buf := pool.Get(n)
-	*buf = appendAllow((*buf)[:0], d, ok)
+	*buf = appendAllow((*buf)[:0], d, ok, em)
 	return encoded(mem.NewBuffer(buf, pool))
 }
 
@@ -180,9 +192,15 @@ func headerSize(name, value string) int { return stringSize(name) + stringSize(v
 
 func optionSize(name, value string) int { return sizeBytes(headerSize(name, value)) + 2 }
 
-// appendAllow appends the allow d, whose ok_response is ok bytes long.
-func appendAllow(b []byte, d *authz.Decision, ok int) []byte {
-	b = append(b, fRespStatus<<3|byte(protowire.BytesType), 0, fRespOK<<3|byte(protowire.BytesType))
+// appendAllow appends the allow d, whose ok_response is ok bytes long, and
+// its metadata em (nil: none). The metadata comes before ok_response, as
+// proto.Marshal writes a oneof after the other fields.
+func appendAllow(b []byte, d *authz.Decision, ok int, em *encodedMeta) []byte {
+	b = append(b, fRespStatus<<3|byte(protowire.BytesType), 0)
+	if em != nil {
+		b = appendMeta(b, em, d)
+	}
+	b = append(b, fRespOK<<3|byte(protowire.BytesType))
 	b = appendLen(b, ok)
 	if d.Subject != "" {
 		b = appendOption(b, authz.HeaderSubject, d.Subject)

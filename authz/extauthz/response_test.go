@@ -27,6 +27,18 @@ func TestEncodedResponseIsCheckResponse(t *testing.T) {
 		"denial of its own":   {Reason: authz.ReasonInsufficientScope, Challenge: `Bearer error="insufficient_scope", scope="a b"`, Body: `{"error":"forbidden"}`},
 		"zero decision":       {},
 		"not UTF-8 challenge": {Reason: authz.ReasonBadSignature, Challenge: "Bearer \xff"},
+		"metadata":            {Allow: true, Subject: "s", Issuer: "https://idp", Provider: "p", Metadata: &authz.Metadata{Provider: "p"}},
+		"metadata claims": {Allow: true, Subject: "s", Issuer: "https://idp", Provider: "p", Metadata: &authz.Metadata{Provider: "p", Claims: []authz.MetadataClaim{
+			{Name: "aa", Value: "first"}, {Name: "groups", Value: []any{"g", 1.5, nil, false, map[string]any{"z": "", "a": []any{}}}},
+			{Name: "org", Value: "acme"}, {Name: "tier", Value: 3.0}, {Name: "zz", Value: true}, {Name: "odd", Value: "\x00\"\n"},
+			{Name: "long", Value: long}, {Name: "bad", Value: "\xff"}, {Name: "int", Value: 3}, {Name: "\xff", Value: "x"},
+		}}},
+		"metadata without sub": {Allow: true, Issuer: "https://idp", Metadata: &authz.Metadata{Provider: "p", Claims: []authz.MetadataClaim{{Name: "org", Value: "acme"}}}},
+		"metadata of public":   {Allow: true, Reason: authz.ReasonPublic, Metadata: &authz.Metadata{Reason: "public"}},
+		"metadata of a denial": withMetadata(*fixedDenial(authz.ReasonExpired), &authz.Metadata{Provider: "p", Reason: "expired"}),
+		"metadata of its own denial": {Reason: authz.ReasonInsufficientScope, Challenge: `Bearer error="insufficient_scope"`, Body: "{}",
+			Subject: "s", Metadata: &authz.Metadata{Provider: "p", Reason: "insufficient_scope"}},
+		"metadata without fields": {Allow: true, Metadata: &authz.Metadata{}},
 	}
 	for name, d := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -46,6 +58,43 @@ func TestEncodedResponseIsCheckResponse(t *testing.T) {
 				t.Fatalf("encoded %x (%v, %v)\nwant    %x (%v)", got, &resp, err, b, want)
 			}
 		})
+	}
+}
+
+func withMetadata(d authz.Decision, m *authz.Metadata) authz.Decision {
+	d.Metadata = m
+	return d
+}
+
+// A Metadata is encoded once: on its first use, kept in it, and a denial's
+// whole answer is made once per (reason, provider). An allow with metadata
+// allocates no more than one without.
+func TestMetadataEncodedOnce(t *testing.T) {
+	m := &authz.Metadata{Provider: "p", Claims: []authz.MetadataClaim{{Name: "org", Value: "acme"}, {Name: "tier", Value: 2.0}}}
+	allow := authz.Decision{Allow: true, Subject: "s", Issuer: "https://idp", Metadata: m}
+	encodeResponse(&allow).data.Free()
+	em := m.Encoded()
+	if em == nil {
+		t.Fatal("nothing kept")
+	}
+	encodeResponse(&allow).data.Free()
+	if m.Encoded() != em {
+		t.Fatal("encoded again")
+	}
+	plain := allow
+	plain.Metadata = nil
+	without := testing.AllocsPerRun(100, func() { encodeResponse(&plain).data.Free() })
+	with := testing.AllocsPerRun(100, func() { encodeResponse(&allow).data.Free() })
+	if with > without {
+		t.Fatalf("%v allocations with metadata, %v without", with, without)
+	}
+	deny := withMetadata(*fixedDenial(authz.ReasonExpired), &authz.Metadata{Provider: "p", Reason: "expired"})
+	first := encodeResponse(&deny)
+	if again := encodeResponse(&deny); again != first || first == encodedDenials[authz.ReasonExpired] {
+		t.Fatal("the denial with metadata is not made once")
+	}
+	if n := testing.AllocsPerRun(100, func() { encodeResponse(&deny) }); n != 0 {
+		t.Fatalf("a denial with metadata allocates %v", n)
 	}
 }
 
