@@ -5,7 +5,8 @@
 // A Client POSTs the token to one endpoint with its client credentials and
 // returns the answer's members; it never decides whether the token is
 // good (the engine, authz, does: "active" must be the JSON boolean true,
-// then exp, nbf, iss, aud). What it decides is whether there is an answer:
+// then exp, nbf, iss, aud). What it decides is whether there is an answer
+// (a body whose "active" is not a JSON boolean is none):
 //
 //   - an error wrapping ErrUnavailable: the server could not be asked in
 //     time. A refused or reset connection, a body cut short, the call's
@@ -16,6 +17,12 @@
 //     credentials, a 500), a Content-Type other than application/json
 //     (parameters are ignored), a body over MaxBody, or a body
 //     ParseResponse refuses.
+//
+// A circuit breaker per Client counts unavailable calls in a row (not those
+// whose caller cancelled: that says nothing of the server). At
+// BreakerThreshold it opens: calls fail at once for BreakerCooldown, then
+// one probe at a time is let through; any answer closes it, another
+// unavailable one opens it for twice as long, up to BreakerMaxCooldown.
 //
 // Errors name the endpoint (without user info, query or fragment) and
 // never hold the token or the client secret.
