@@ -11,6 +11,7 @@ import (
 
 	"github.com/jwtauthz/jwtauthz/authz"
 	"github.com/jwtauthz/jwtauthz/cache"
+	"github.com/jwtauthz/jwtauthz/introspect"
 	"github.com/jwtauthz/jwtauthz/jwks"
 )
 
@@ -24,6 +25,10 @@ type metrics struct {
 	fetches  *prometheus.CounterVec
 	fetchDur *prometheus.HistogramVec
 	saveErrs *prometheus.CounterVec
+	// introspections counts introspection calls by provider and outcome,
+	// introDur times them (introspection.go).
+	introspections *prometheus.CounterVec
+	introDur       *prometheus.HistogramVec
 	// counters resolves (provider, decision, reason) to a counter without
 	// hashing labels on each check; replaced on reload.
 	counters atomic.Pointer[map[string]*[2][]prometheus.Counter]
@@ -51,6 +56,15 @@ func newMetrics() *metrics {
 		Name: "jwtauthz_jwks_cache_save_errors_total",
 		Help: "Key sets that could not be saved to jwks_cache_dir, by provider: a restart during an IdP outage would start with an older set, or none.",
 	}, []string{"provider"})
+	m.introspections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "jwtauthz_introspection_requests_total",
+		Help: "Token introspection calls (RFC 7662), by provider and outcome (active|inactive|failed|unavailable|breaker_open); a check answered by a cache makes none.",
+	}, []string{"provider", "outcome"})
+	m.introDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "jwtauthz_introspection_duration_seconds", Help: "Time of token introspection calls that reached the endpoint, by provider.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 13),
+	}, []string{"provider"})
+	m.reg.MustRegister(m.introspections, m.introDur)
 	m.reg.MustRegister(m.checks, dur, m.fetches, m.fetchDur, m.saveErrs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -130,6 +144,21 @@ func (m *metrics) observeCheck(d *authz.Decision, elapsed time.Duration) {
 		cached = 1
 	}
 	m.duration[cached].Observe(elapsed.Seconds())
+}
+
+// observeIntrospection counts one introspection call of provider.
+func (m *metrics) observeIntrospection(provider string, o introspect.Outcome, d time.Duration) {
+	m.introspections.WithLabelValues(provider, string(o)).Inc()
+	if o != introspect.OutcomeBreakerOpen {
+		m.introDur.WithLabelValues(provider).Observe(d.Seconds())
+	}
+}
+
+// introspectionSeries makes provider's introspection series exist at 0.
+func (m *metrics) introspectionSeries(provider string) {
+	for _, o := range introspect.Outcomes {
+		m.introspections.WithLabelValues(provider, string(o))
+	}
 }
 
 func (m *metrics) observeFetch(r jwks.FetchResult) {

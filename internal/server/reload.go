@@ -206,7 +206,10 @@ func (a *Server) tryReload(want *[32]byte) (*config.Config, error) {
 		return nil, err
 	}
 	a.sources.update(wantKeys)
-	ac := cfg.EngineConfig(a.sources.keys())
+	ac, err := a.sources.engineConfig(cfg, a.metrics)
+	if err != nil {
+		return nil, err
+	}
 	if err := a.engine.Update(ac.Providers, ac.Rules); err != nil {
 		return nil, fmt.Errorf("checked configuration refused: %w", err) // check() makes this unreachable
 	}

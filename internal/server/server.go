@@ -125,7 +125,10 @@ func (a *Server) build() error {
 		return err
 	}
 	a.sources.update(want)
-	ac := a.cfg.EngineConfig(a.sources.keys())
+	ac, err := a.sources.engineConfig(a.cfg, a.metrics)
+	if err != nil {
+		return err
+	}
 	ac.Logger, ac.Now = a.log, a.now
 	ac.Observe = a.observe
 	if a.tracing != nil {
@@ -161,6 +164,9 @@ func (a *Server) jwksConfigs(cfg *config.Config) ([]jwks.Config, error) {
 	}
 	var out []jwks.Config
 	for _, p := range cfg.AllProviders() {
+		if p.Introspection.Set() {
+			continue // no keys: its introspection client (introspection.go)
+		}
 		out = append(out, cfg.JWKSConfig(p, client, a.log, a.metrics.observeFetch))
 	}
 	return out, nil

@@ -41,6 +41,7 @@ type sources struct {
 	mu      sync.Mutex
 	ctx     context.Context // sources run on it; nil until start
 	running map[string]*runningSource
+	intros  introspectors // the introspection providers' clients (introspection.go)
 	changed chan struct{} // closed and replaced when the set changes
 }
 
