@@ -169,6 +169,9 @@ func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.T
 
 // decideRoute decides a request whose rule is ru.
 func (e *Engine) decideRoute(ctx context.Context, pol *policy, ru *rule, r *Request, now time.Time) Decision {
+	if ru.failDenial != nil {
+		return ru.failDenial.decision() // its match.when failed
+	}
 	if ru.action == ActionAllow {
 		return pol.public
 	}

@@ -36,6 +36,7 @@ type grantExtra struct {
 	sub    string
 	scopes []string
 	claims map[string][]string
+	cel    *celGrant // the CEL values the policy's require.when read
 	set    []Header
 	meta   *Metadata // its own metadata: the provider's metadata claims it carries
 	// remove is removeFor's list for a grant that sets some but not all of
@@ -101,6 +102,7 @@ func (pol *policy) newGrant(p *provider, h header, c *claims, tok string, limit 
 			x.claims[n] = claimValues(claimAt(c.all, n))
 		}
 	}
+	x.cel = newCELGrant(&pol.cel, p, c.all, c.Scopes)
 	for _, ch := range p.claimHeaders {
 		if v := strings.Join(claimValues(claimAt(c.all, ch.claim)), ","); v != "" && headerSafe(v) {
 			x.set = append(x.set, Header{ch.header, v})
@@ -117,7 +119,7 @@ func (pol *policy) newGrant(p *provider, h header, c *claims, tok string, limit 
 			x.meta = m
 		}
 	}
-	if x.iss != "" || x.sub != "" || x.scopes != nil || x.claims != nil || x.set != nil || x.meta != nil || !inTable {
+	if x.iss != "" || x.sub != "" || x.scopes != nil || x.claims != nil || x.cel != nil || x.set != nil || x.meta != nil || !inTable {
 		g.extra = &x
 	}
 	g.full = set == len(p.headers)

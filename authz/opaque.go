@@ -300,13 +300,19 @@ func (pol *policy) introspectionGrant(p *provider, c *claims, until int64) *Gran
 			x.claims[n] = claimValues(claimAt(c.all, n))
 		}
 	}
+	x.cel = newCELGrant(&pol.cel, p, c.all, c.Scopes)
 	for _, ch := range p.claimHeaders {
 		if v := strings.Join(claimValues(claimAt(c.all, ch.claim)), ","); v != "" && headerSafe(v) {
 			x.set = append(x.set, Header{ch.header, v})
 		}
 	}
 	set += len(x.set)
-	if x.iss != "" || x.sub != "" || x.scopes != nil || x.claims != nil || x.set != nil {
+	if p.meta != nil && len(p.meta.claims) > 0 { // the provider's metadata_claims, as newGrant
+		if m := p.meta.forClaims(c.all); m != p.meta.allow {
+			x.meta = m
+		}
+	}
+	if x.iss != "" || x.sub != "" || x.scopes != nil || x.claims != nil || x.cel != nil || x.set != nil || x.meta != nil {
 		g.extra = &x
 	}
 	g.full = set == len(p.headers)

@@ -26,6 +26,7 @@ type policy struct {
 	denials    map[*provider]*providerDenials // prepared per policy: a reload may rename
 	claimNames []string                       // claims that rules read
 	needScopes bool
+	cel        celNeeds // what the rules' require.when read of a token
 	// introspects: some provider is an introspection provider (opaque.go).
 	introspects bool
 
@@ -80,6 +81,7 @@ func newPolicy(cfg *Config, old *policy, gen uint64, now func() time.Time) (*pol
 		r.num = int32(i) + 1
 		pol.rules = append(pol.rules, r)
 		pol.needScopes = pol.needScopes || len(r.scopes) > 0
+		pol.cel.add(r.when)
 		for _, c := range r.claims {
 			if !slices.Contains(pol.claimNames, c[0]) {
 				pol.claimNames = append(pol.claimNames, c[0])
@@ -114,7 +116,7 @@ func (pol *policy) captures(next *policy) bool {
 	if pol == next {
 		return true
 	}
-	if next.needScopes && !pol.needScopes {
+	if next.needScopes && !pol.needScopes || !pol.cel.covers(&next.cel) {
 		return false
 	}
 	for _, c := range next.claimNames {
@@ -188,6 +190,11 @@ func (pol *policy) authorize(ru *rule, g *Grant, src *TokenSource, r *Request) D
 	}
 	if dn := ru.unmet(g); dn != nil {
 		d := dn.decision()
+		d.Provider, d.Subject = g.p.name, g.subject()
+		return d
+	}
+	if ru.when != nil && !ru.when.holds(r, g) {
+		d := ru.whenDenial.decision()
 		d.Provider, d.Subject = g.p.name, g.subject()
 		return d
 	}

@@ -39,7 +39,9 @@ func (pol *policy) route(r *Request) *rule {
 func (pol *policy) match(r *Request, path string) *rule {
 	for _, ru := range pol.rules {
 		if ru.matches(r, path) {
-			return ru
+			if sel := ru.selects(r, path); sel != nil {
+				return sel
+			}
 		}
 	}
 	return pol.fallback
@@ -63,7 +65,9 @@ func (pol *policy) routeFolded(r *Request, path, alt string, fold bool) *rule {
 func (pol *policy) matchFolded(r *Request, path string) *rule {
 	for _, ru := range pol.rules {
 		if ru.matchesFolded(r, path) {
-			return ru
+			if sel := ru.selects(r, path); sel != nil {
+				return sel
+			}
 		}
 	}
 	return pol.fallback
@@ -75,14 +79,16 @@ func (pol *policy) matchFolded(r *Request, path string) *rule {
 func (pol *policy) foldedSelects(r *Request, p string, sel *rule) bool {
 	fp, changed := foldPath(p)
 	for _, ru := range pol.rules {
-		if !changed && !ru.caseDep {
-			if ru == sel {
+		if !changed && !ru.caseDep && (ru.matchWhen == nil || !ru.matchWhen.path) {
+			if ru == sel || ru.whenFailed == sel {
 				return true // it matches fp as it matched p
 			}
 			continue // it did not match p, nor does it match fp
 		}
 		if ru.matchesFolded(r, fp) {
-			return ru == sel
+			if s := ru.selects(r, fp); s != nil {
+				return s == sel
+			}
 		}
 	}
 	return sel == pol.fallback

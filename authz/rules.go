@@ -30,6 +30,11 @@ type Match struct {
 	PathPrefix string   `yaml:"path_prefix"`
 	PathRegex  string   `yaml:"path_regex"` // RE2, matched against the whole path
 	Methods    []string `yaml:"methods"`
+	// When is a CEL expression over request alone (request.method, .host,
+	// .path, .query, .headers): the rule matches only if its other fields
+	// match and When is true. An error in it denies the request,
+	// condition_failed.
+	When string `yaml:"when"`
 }
 
 // Require is what a valid token must also have.
@@ -37,6 +42,11 @@ type Require struct {
 	Providers []string          `yaml:"providers"` // empty: any provider
 	Scopes    []string          `yaml:"scopes"`    // all of them
 	Claims    map[string]string `yaml:"claims"`    // equal, or a member of an array claim
+	// When is a CEL expression over claims, scopes, provider and request,
+	// evaluated once the token is valid and the scopes and claims above
+	// hold: anything but true (false, an error, a cost over
+	// ConditionCostLimit) is a 403, condition_failed.
+	When string `yaml:"when"`
 }
 
 // RuleConfig is one route rule. Rules are tried in order; the first that
@@ -70,6 +80,14 @@ type rule struct {
 	// num is the rule's index in the configuration plus one: 0 for the
 	// fallback that applies where no rule matches (Decision.Rule).
 	num int32
+	// when is require.when, and whenDenial its denial; matchWhen is
+	// match.when, and whenFailed the rule a request selects whose
+	// match.when fails (an error, a cost over the limit): a copy of this
+	// one that denies it, failDenial.
+	when, matchWhen *condition
+	whenDenial      *denial
+	whenFailed      *rule
+	failDenial      *denial
 }
 
 func newRule(i int, rc RuleConfig, byName map[string]*provider, all []*provider) (*rule, error) {
@@ -108,7 +126,7 @@ func newRule(i int, rc RuleConfig, byName map[string]*provider, all []*provider)
 			return nil, ruleError(i, "match."+p.key, "%q must start with / and hold no ?, # or ; (rules match the path without its query)", p.v)
 		}
 	}
-	if r.action == ActionAllow && (len(rc.Require.Providers) > 0 || len(rc.Require.Scopes) > 0 || len(rc.Require.Claims) > 0) {
+	if r.action == ActionAllow && (len(rc.Require.Providers) > 0 || len(rc.Require.Scopes) > 0 || len(rc.Require.Claims) > 0 || rc.Require.When != "") {
 		return nil, ruleError(i, "", "action allow takes no require (it lets every request pass)")
 	}
 	if len(rc.Require.Providers) > 0 {
@@ -126,6 +144,9 @@ func newRule(i int, rc RuleConfig, byName map[string]*provider, all []*provider)
 	}
 	slices.SortFunc(r.claims, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
 	if err := r.prepareDenials(i); err != nil {
+		return nil, err
+	}
+	if err := r.compileConditions(i, rc); err != nil {
 		return nil, err
 	}
 	return r, nil

@@ -1,0 +1,383 @@
+package authz
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/checker"
+	"github.com/google/cel-go/common/ast"
+	"github.com/google/cel-go/common/operators"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/ext"
+	"github.com/google/cel-go/interpreter"
+)
+
+// ConditionCostLimit bounds what one evaluation of a rule's condition
+// (match.when, require.when) may cost, in CEL's cost units (about one per
+// operation, a tenth per byte a string function reads). An evaluation that
+// exceeds it is a denial, condition_failed; a condition whose estimated
+// worst case exceeds it (claims and query strings as large as
+// celInputBound, 1024 headers) is refused at load.
+const ConditionCostLimit = 1_000_000
+
+// celInputBound is what the cost estimate takes as the largest string,
+// list or map of a request or a token: 64 KiB, Envoy's limit on a request's
+// headers.
+const celInputBound = 64 << 10
+
+// celMaxHeaders is the estimate's number of headers (extauthz reads at most
+// 1024).
+const celMaxHeaders = 1024
+
+// errCondition is wrapped by a condition's compile errors.
+var errCondition = errors.New("condition")
+
+// condition is a rule's compiled CEL expression, and what it reads.
+type condition struct {
+	prg cel.Program
+	// claims are the top-level claims it reads by name (claims.org,
+	// claims["org"]); allClaims says it reads claims as a whole
+	// (claims.exists(…), size(claims), claims[k]).
+	claims    []string
+	allClaims bool
+	scopes    bool
+	provider  bool
+	path      bool // it reads request.path
+}
+
+// celEnvs are the environments of require.when (claims, scopes, provider
+// and request) and match.when (request only).
+var celEnvs = sync.OnceValues(func() ([2]*cel.Env, error) {
+	request := []cel.EnvOption{
+		ext.Strings(),
+		cel.Variable("request.method", cel.StringType),
+		cel.Variable("request.host", cel.StringType),
+		cel.Variable("request.path", cel.StringType),
+		cel.Variable("request.query", cel.MapType(cel.StringType, cel.ListType(cel.StringType))),
+		cel.Variable("request.headers", cel.MapType(cel.StringType, cel.StringType)),
+	}
+	match, err := cel.NewEnv(request...)
+	if err != nil {
+		return [2]*cel.Env{}, err
+	}
+	req, err := match.Extend(
+		cel.Variable("claims", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("scopes", cel.ListType(cel.StringType)),
+		cel.Variable("provider", cel.StringType),
+	)
+	return [2]*cel.Env{req, match}, err
+})
+
+// compileCondition compiles expr, a require.when (or, with inMatch, a
+// match.when) expression: it must parse, type-check to a bool, read only
+// the variables its place has, and cost at most ConditionCostLimit at
+// worst. Errors say where in expr (line and column, from 1).
+func compileCondition(expr string, inMatch bool) (*condition, error) {
+	envs, err := celEnvs()
+	if err != nil {
+		return nil, err
+	}
+	env := envs[0]
+	if inMatch {
+		env = envs[1]
+	}
+	parsed, iss := env.Parse(expr)
+	if iss.Err() != nil {
+		return nil, celIssue(expr, iss)
+	}
+	if inMatch {
+		if err := requestOnly(expr, parsed.NativeRep()); err != nil {
+			return nil, err
+		}
+	}
+	checked, iss := env.Check(parsed)
+	if iss.Err() != nil {
+		return nil, celIssue(expr, iss)
+	}
+	if t := checked.OutputType(); !t.IsExactType(types.BoolType) {
+		return nil, fmt.Errorf("%w: %s is not a bool (compare it: == true, != \"\")", errCondition, t)
+	}
+	c := &condition{}
+	if err := c.reads(expr, checked.NativeRep()); err != nil {
+		return nil, err
+	}
+	est, err := env.EstimateCost(checked, celSizes{})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errCondition, err)
+	}
+	if est.Max > ConditionCostLimit {
+		return nil, fmt.Errorf("%w: may cost up to %d, more than the limit of %d (on a 64 KiB claim, query or header)", errCondition, est.Max, ConditionCostLimit)
+	}
+	c.prg, err = env.Program(checked, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(ConditionCostLimit))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errCondition, err)
+	}
+	return c, nil
+}
+
+// celIssue is the first of iss's errors, located in expr.
+func celIssue(expr string, iss *cel.Issues) error {
+	errs := iss.Errors()
+	if len(errs) == 0 {
+		return fmt.Errorf("%w: %w", errCondition, iss.Err())
+	}
+	e := errs[0]
+	return fmt.Errorf("%w: %s: %s", errCondition, celWhere(expr, e.Location.Line(), e.Location.Column()+1), e.Message)
+}
+
+// celWhere names a place in expr: its column, and its line if expr has
+// more than one.
+func celWhere(expr string, line, col int) string {
+	if strings.Contains(strings.TrimRight(expr, "\n"), "\n") {
+		return fmt.Sprintf("line %d, column %d", line, col)
+	}
+	return fmt.Sprintf("column %d", col)
+}
+
+// at names where e starts in expr. (A qualified name's place is its last
+// dot's: request.headers is at .headers.)
+func at(expr string, a *ast.AST, e ast.Expr) string {
+	loc := a.SourceInfo().GetStartLocation(e.ID())
+	col := loc.Column() + 1
+	if e.Kind() == ast.IdentKind {
+		col -= max(strings.LastIndexByte(e.AsIdent(), '.'), 0)
+	}
+	return celWhere(expr, loc.Line(), col)
+}
+
+// requestOnly refuses a match.when that names claims, scopes or provider:
+// a rule is chosen before any token is read.
+func requestOnly(expr string, a *ast.AST) error {
+	for _, e := range ast.MatchDescendants(ast.NavigateAST(a), ast.KindMatcher(ast.IdentKind)) {
+		switch n := e.AsIdent(); n {
+		case "claims", "scopes", "provider":
+			return fmt.Errorf("%w: %s: %s is not available in match.when, which is evaluated before the token is read (only request is; use require.when)", errCondition, at(expr, a, e), n)
+		}
+	}
+	return nil
+}
+
+// reads records what the checked expression reads: the claims it names,
+// or all of them, and whether it reads scopes and provider. It refuses
+// request.headers used otherwise than by name (request.headers["x-id"],
+// "x-id" in request.headers): a request's headers cannot be listed.
+func (c *condition) reads(expr string, a *ast.AST) error {
+	for _, e := range ast.MatchDescendants(ast.NavigateAST(a), ast.KindMatcher(ast.IdentKind)) {
+		switch e.AsIdent() {
+		case "scopes":
+			c.scopes = true
+		case "provider":
+			c.provider = true
+		case "request.path":
+			c.path = true
+		case "claims":
+			name, ok := byName(e)
+			switch {
+			case !ok:
+				c.allClaims = true
+			case !containsString(c.claims, name):
+				c.claims = append(c.claims, name)
+			}
+		case "request.headers":
+			if _, ok := byName(e); !ok && !inOperand(e) {
+				return fmt.Errorf("%w: %s: request.headers can only be read by name (request.headers[\"x-name\"], \"x-name\" in request.headers)", errCondition, at(expr, a, e))
+			}
+		}
+	}
+	return nil
+}
+
+// byName returns the key of the map e when its parent reads one entry of
+// it by a constant name: e.name, has(e.name), e["name"].
+func byName(e ast.NavigableExpr) (string, bool) {
+	p, ok := e.Parent()
+	if !ok {
+		return "", false
+	}
+	switch p.Kind() {
+	case ast.SelectKind:
+		return p.AsSelect().FieldName(), true
+	case ast.CallKind:
+		call := p.AsCall()
+		args := call.Args()
+		if call.FunctionName() != operators.Index || len(args) != 2 || args[0].ID() != e.ID() || args[1].Kind() != ast.LiteralKind {
+			return "", false
+		}
+		s, ok := args[1].AsLiteral().(types.String)
+		return string(s), ok
+	}
+	return "", false
+}
+
+// inOperand reports whether e is the map of `key in e`.
+func inOperand(e ast.NavigableExpr) bool {
+	p, ok := e.Parent()
+	if !ok || p.Kind() != ast.CallKind {
+		return false
+	}
+	call := p.AsCall()
+	args := call.Args()
+	return call.FunctionName() == operators.In && len(args) == 2 && args[1].ID() == e.ID()
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// celSizes bounds the sizes of what a condition reads, for its cost
+// estimate: every string, list and map of a request or a token at
+// celInputBound, the headers at celMaxHeaders.
+type celSizes struct{}
+
+// EstimateSize implements checker.CostEstimator.
+func (celSizes) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
+	if p := n.Path(); len(p) == 1 && p[0] == "request.headers" {
+		return &checker.SizeEstimate{Min: 0, Max: celMaxHeaders}
+	}
+	return &checker.SizeEstimate{Min: 0, Max: celInputBound}
+}
+
+// EstimateCallCost implements checker.CostEstimator: CEL's own estimates.
+func (celSizes) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
+	return nil
+}
+
+// holds reports whether c, a require.when, holds for the request r and
+// the grant g. An error, a cost over the limit or anything but true is
+// false.
+func (c *condition) holds(r *Request, g *Grant) bool {
+	return c.test(r, "", false, g) == types.True
+}
+
+// test evaluates c for the request r and the grant g (nil in match.when):
+// types.True, types.False, or an error. request.path is path if hasPath,
+// else r's as matchPath cleans it.
+func (c *condition) test(r *Request, path string, hasPath bool, g *Grant) ref.Val {
+	v := celVarsPool.Get().(*celVars)
+	v.r, v.path, v.hasPath, v.g = r, path, hasPath, g
+	v.hdr.h = r.Headers
+	out, _, err := c.prg.Eval(v)
+	*v = celVars{}
+	celVarsPool.Put(v)
+	if err != nil || (out != types.True && out != types.False) {
+		return types.NewErr("condition failed")
+	}
+	return out
+}
+
+// celVars is the activation of one evaluation: it resolves each variable
+// as it is read, from the request and the grant, without a map.
+type celVars struct {
+	r       *Request
+	path    string
+	hasPath bool
+	g       *Grant
+	hdr     celHeaders
+}
+
+var celVarsPool = sync.Pool{New: func() any { return new(celVars) }}
+
+// ResolveName implements interpreter.Activation.
+func (v *celVars) ResolveName(name string) (any, bool) {
+	switch name {
+	case "request.method":
+		return celMethod(v.r.Method), true
+	case "request.host":
+		return types.String(bareHost(v.r.Host)), true
+	case "request.path":
+		if !v.hasPath {
+			v.path, _, _, _ = matchPath(v.r.Path)
+		}
+		return types.String(v.path), true
+	case "request.query":
+		return celQuery(v.r.Path), true
+	case "request.headers":
+		return &v.hdr, true
+	}
+	if v.g == nil {
+		return nil, false
+	}
+	x := v.g.celExtra()
+	switch name {
+	case "claims":
+		return x.claims, true
+	case "scopes":
+		return x.scopes, true
+	case "provider":
+		return x.provider, true
+	}
+	return nil, false
+}
+
+// Parent implements interpreter.Activation.
+func (v *celVars) Parent() interpreter.Activation { return nil }
+
+var _ interpreter.Activation = (*celVars)(nil)
+
+// celMethods are the common methods as CEL values, so that reading
+// request.method builds none.
+var celMethods = func() map[string]ref.Val {
+	m := map[string]ref.Val{}
+	for _, s := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"} {
+		m[s] = types.String(s)
+	}
+	return m
+}()
+
+func celMethod(m string) ref.Val {
+	if v, ok := celMethods[m]; ok {
+		return v
+	}
+	return types.String(m)
+}
+
+// compileConditions compiles rc's match.when and require.when into ru, and
+// prepares their denials: their descriptions name the rule by its index,
+// never a value of the token or the request.
+func (ru *rule) compileConditions(i int, rc RuleConfig) error {
+	if rc.Match.When != "" {
+		c, err := compileCondition(rc.Match.When, true)
+		if err != nil {
+			return ruleError(i, "match.when", "%w", err)
+		}
+		ru.matchWhen = c
+		failed := *ru
+		failed.num = int32(i) + 1
+		failed.failDenial = newDenial(ReasonConditionFailed, "", fmt.Sprintf("rule %d match condition failed", i), "")
+		ru.whenFailed = &failed
+	}
+	if rc.Require.When != "" {
+		c, err := compileCondition(rc.Require.When, false)
+		if err != nil {
+			return ruleError(i, "require.when", "%w", err)
+		}
+		ru.when = c
+		ru.whenDenial = newDenial(ReasonConditionFailed, "", fmt.Sprintf("rule %d condition not met", i), "")
+	}
+	return nil
+}
+
+// selects returns, for a request whose other match fields ru matches, the
+// rule it selects: ru if ru has no match.when or it holds, nil if it is
+// false (the next rules are tried), ru.whenFailed if it fails.
+func (ru *rule) selects(r *Request, path string) *rule {
+	if ru.matchWhen == nil {
+		return ru
+	}
+	switch ru.matchWhen.test(r, path, true, nil) {
+	case types.True:
+		return ru
+	case types.False:
+		return nil
+	}
+	return ru.whenFailed
+}

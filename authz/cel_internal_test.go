@@ -1,0 +1,119 @@
+package authz
+
+import (
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/cel-go/common/types"
+)
+
+// TestCompileConditionErrors: what compileCondition refuses, and where it
+// says the problem is.
+func TestCompileConditionErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		expr    string
+		inMatch bool
+		want    string // in the error
+	}{
+		{name: "syntax error", expr: `claims.org == "acme" &&`, want: "column 24: "},
+		{name: "syntax error on a second line", expr: "claims.org == \"acme\" &&\n  (", want: "line 2, column 4: "},
+		{name: "not a bool", expr: `claims.org`, want: "dyn is not a bool"},
+		{name: "a string", expr: `request.method + "x"`, want: "string is not a bool"},
+		{name: "unknown variable", expr: `claim.org == "acme"`, want: "column 1: undeclared reference to 'claim'"},
+		{name: "unknown request attribute", expr: `request.port == "443"`, want: "undeclared reference to 'request'"},
+		{name: "wrong type", expr: `request.method == 1`, want: "found no matching overload for '_==_'"},
+		{name: "claims in match.when", expr: `request.path == "/x" || claims.org == "acme"`, inMatch: true, want: "column 25: claims is not available in match.when"},
+		{name: "scopes in match.when", expr: `"admin" in scopes`, inMatch: true, want: "scopes is not available in match.when"},
+		{name: "provider in match.when", expr: `provider == "auth0"`, inMatch: true, want: "provider is not available in match.when"},
+		{name: "headers listed", expr: `request.headers.exists(k, k.startsWith("x-"))`, want: "column 1: request.headers can only be read by name"},
+		{name: "headers counted", expr: `size(request.headers) > 2`, want: "request.headers can only be read by name"},
+		{name: "over the cost limit", expr: `claims.a.all(x, claims.b.all(y, x == y))`, want: "more than the limit of 1000000"},
+		{name: "nested comprehension over the query", expr: `request.query.all(k, request.query.all(j, request.query[k] == request.query[j]))`, want: "more than the limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := compileCondition(tt.expr, tt.inMatch)
+			if err == nil || !errors.Is(err, errCondition) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one with %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestConditionReads: which claims a condition makes grants keep.
+func TestConditionReads(t *testing.T) {
+	tests := []struct {
+		expr           string
+		claims         []string
+		all, sc, provd bool
+	}{
+		{expr: `claims.org == "acme"`, claims: []string{"org"}},
+		{expr: `claims["org"] == "acme" && has(claims.roles)`, claims: []string{"org", "roles"}},
+		{expr: `claims.o.rol == "admin"`, claims: []string{"o"}},
+		{expr: `"admin" in claims.roles && "read" in scopes`, claims: []string{"roles"}, sc: true},
+		{expr: `provider == "auth0" && request.method == "GET"`, provd: true},
+		{expr: `claims.exists(k, k == "org")`, all: true},
+		{expr: `size(claims) > 3`, all: true},
+		{expr: `claims[request.headers["x-claim"]] == "1"`, all: true},
+		{expr: `"org" in claims`, all: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.expr, func(t *testing.T) {
+			c, err := compileCondition(tt.expr, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.claims, tt.claims) || c.allClaims != tt.all || c.scopes != tt.sc || c.provider != tt.provd {
+				t.Errorf("claims %v all %v scopes %v provider %v, want %v %v %v %v", c.claims, c.allClaims, c.scopes, c.provider, tt.claims, tt.all, tt.sc, tt.provd)
+			}
+		})
+	}
+}
+
+// TestCELValue: claims become CEL values as JSON reads them, whole numbers
+// as ints; from a JWT's raw members and from an introspection answer alike.
+func TestCELValue(t *testing.T) {
+	raw := map[string]json.RawMessage{}
+	if err := json.Unmarshal([]byte(`{"s":"x","n":42,"f":1.5,"big":1e300,"b":true,"z":null,"l":["a",1],"o":{"k":"v"}}`), &raw); err != nil {
+		t.Fatal(err)
+	}
+	var native map[string]any
+	if err := json.Unmarshal([]byte(`{"s":"x","n":42,"f":1.5,"big":1e300,"b":true,"z":null,"l":["a",1],"o":{"k":"v"}}`), &native); err != nil {
+		t.Fatal(err)
+	}
+	for name, in := range map[string]func(k string) any{"raw": func(k string) any { return raw[k] }, "native": func(k string) any { return native[k] }} {
+		t.Run(name, func(t *testing.T) {
+			if v := celValue(in("s")); v != types.String("x") {
+				t.Errorf("s: %v", v)
+			}
+			if v := celValue(in("n")); v != types.Int(42) {
+				t.Errorf("n: %v (%T)", v, v)
+			}
+			if v := celValue(in("f")); v != types.Double(1.5) {
+				t.Errorf("f: %v", v)
+			}
+			if v := celValue(in("big")); v != types.Double(1e300) {
+				t.Errorf("big: %v", v)
+			}
+			if v := celValue(in("b")); v != types.True {
+				t.Errorf("b: %v", v)
+			}
+			if v := celValue(in("z")); v != types.NullValue {
+				t.Errorf("z: %v", v)
+			}
+			if v := celValue(in("l")); v.Equal(types.NewDynamicList(types.DefaultTypeAdapter, []any{"a", 1})) != types.True {
+				t.Errorf("l: %v", v)
+			}
+			if v := celValue(in("o")); v.Equal(types.NewStringStringMap(types.DefaultTypeAdapter, map[string]string{"k": "v"})) != types.True {
+				t.Errorf("o: %v", v)
+			}
+		})
+	}
+	if v := celValue(json.RawMessage(`{`)); v != nil {
+		t.Errorf("bad JSON: %v, want nil", v)
+	}
+}

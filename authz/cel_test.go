@@ -1,0 +1,162 @@
+package authz_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/jwks"
+)
+
+// TestConditions decides requests under rules with match.when and
+// require.when: every variable, true, false, a runtime error and a cost
+// over the limit, match.when choosing among rules.
+func TestConditions(t *testing.T) {
+	e := newEnv(t, nil, withConfig(func(c *authz.Config, _ *authz.ProviderConfig) {
+		c.Rules = []authz.RuleConfig{
+			// 0: an internal header selects a public rule.
+			{Match: authz.Match{PathPrefix: "/hooks/", When: `"x-internal" in request.headers && request.headers["x-internal"] == "1"`}, Action: authz.ActionAllow},
+			// 1: match.when on the query and method picks a stricter rule.
+			{Match: authz.Match{PathPrefix: "/docs/", When: `!(request.method in ["GET", "HEAD"]) || "edit" in request.query`}, Require: authz.Require{When: `claims.role == "editor"`}},
+			// 2: the rest of /docs/.
+			{Match: authz.Match{PathPrefix: "/docs/"}, Require: authz.Require{When: `claims.org == "acme" && request.method in ["GET", "HEAD"]`}},
+			// 3: OR, negation, prefix, scopes, provider, host, path.
+			{Match: authz.Match{PathPrefix: "/api/"}, Require: authz.Require{Scopes: []string{"read"}, When: `(claims.org == "acme" || "admin" in scopes) && !claims.email.endsWith("@evil.example") ` +
+				`&& provider == "test" && request.host == "api.example.com" && request.path.startsWith("/api/v1/")`}},
+			// 4: arrays, numbers, nested claims, the strings extension.
+			{Match: authz.Match{PathPrefix: "/groups/"}, Require: authz.Require{When: `claims.groups.exists(g, g.startsWith("team-")) && "team-" + request.path.split("/")[2] in claims.groups && claims.level >= 3 && claims.o.rol == "admin"`}},
+			// 5: a header that may be missing: an error, a denial.
+			{Match: authz.Match{PathPrefix: "/tenant/"}, Require: authz.Require{When: `request.headers["x-tenant"] == claims.tenant`}},
+			// 6: a claim read whole, the query's lists.
+			{Match: authz.Match{PathPrefix: "/whole/"}, Require: authz.Require{When: `claims.exists(k, k == "vip") && request.query["page"][0].matches("^[0-9]+$")`}},
+			// 7: a match.when that fails at run time (a missing header): denied.
+			{Match: authz.Match{PathPrefix: "/strict/", When: `request.headers["x-env"] == "prod"`}, Action: authz.ActionAllow},
+			// 8: a cost over the limit at run time: the estimate takes a
+			// query of 64 KiB at most, which Envoy's header limit ensures,
+			// but this request's is larger.
+			{Match: authz.Match{PathPrefix: "/costly/"}, Require: authz.Require{When: `!request.query["q"].exists(v, v == "b")`}},
+		}
+	}))
+	acme := e.token(jwt.MapClaims{"org": "acme", "email": "a@acme.example", "scope": "read", "role": "editor"})
+	other := e.token(jwt.MapClaims{"org": "other", "email": "b@other.example", "scope": "read admin"})
+	evil := e.token(jwt.MapClaims{"org": "acme", "email": "c@evil.example", "scope": "read"})
+	noScope := e.token(jwt.MapClaims{"org": "acme", "email": "a@acme.example"})
+	team := e.token(jwt.MapClaims{"groups": []string{"staff", "team-blue"}, "level": 3, "o": map[string]any{"rol": "admin"}})
+	lowLevel := e.token(jwt.MapClaims{"groups": []string{"team-blue"}, "level": 2, "o": map[string]any{"rol": "admin"}})
+	stringLevel := e.token(jwt.MapClaims{"groups": []string{"team-blue"}, "level": "3", "o": map[string]any{"rol": "admin"}})
+	tenant := e.token(jwt.MapClaims{"tenant": "t1"})
+	vip := e.token(jwt.MapClaims{"vip": true})
+	bearer := func(t string) map[string]string { return map[string]string{"authorization": "Bearer " + t} }
+	with := func(h map[string]string, k, v string) map[string]string { h[k] = v; return h }
+	long := "/costly/x?" + strings.Repeat("q=a&", 400_000)
+
+	tests := []struct {
+		name       string
+		method     string
+		host       string
+		path       string
+		headers    map[string]string
+		wantReason authz.Reason
+		wantRule   int
+	}{
+		{name: "match.when true selects the allow rule", path: "/hooks/x", headers: map[string]string{"x-internal": "1"}, wantReason: authz.ReasonPublic, wantRule: 0},
+		{name: "match.when false: the next rules", path: "/hooks/x", headers: map[string]string{"x-internal": "0"}, wantReason: authz.ReasonNoToken, wantRule: -1},
+		{name: "match.when header absent: false, the next rules", path: "/hooks/x", wantReason: authz.ReasonNoToken, wantRule: -1},
+		{name: "match.when on the query selects rule 1", path: "/docs/a?edit=1", headers: bearer(other), wantReason: authz.ReasonConditionFailed, wantRule: 1},
+		{name: "match.when on the method selects rule 1", method: "POST", path: "/docs/a", headers: bearer(acme), wantReason: authz.ReasonOK, wantRule: 1},
+		{name: "match.when false selects rule 2", path: "/docs/a", headers: bearer(acme), wantReason: authz.ReasonOK, wantRule: 2},
+		{name: "require.when false: 403", path: "/docs/a", headers: bearer(other), wantReason: authz.ReasonConditionFailed, wantRule: 2},
+		{name: "require.when reads request.method", method: "HEAD", path: "/docs/a", headers: bearer(acme), wantReason: authz.ReasonOK, wantRule: 2},
+		{name: "every variable, OR's first arm", path: "/api/v1/x", headers: bearer(acme), wantReason: authz.ReasonOK, wantRule: 3},
+		{name: "OR's second arm: scopes", path: "/api/v1/x", headers: bearer(other), wantReason: authz.ReasonOK, wantRule: 3},
+		{name: "negation", path: "/api/v1/x", headers: bearer(evil), wantReason: authz.ReasonConditionFailed, wantRule: 3},
+		{name: "path prefix in the condition", path: "/api/v2/x", headers: bearer(acme), wantReason: authz.ReasonConditionFailed, wantRule: 3},
+		{name: "path as the rules see it", path: "/api/v2/../v1/x", headers: bearer(acme), wantReason: authz.ReasonOK, wantRule: 3},
+		{name: "host without its port", host: "api.example.com:8443", path: "/api/v1/x", headers: bearer(acme), wantReason: authz.ReasonOK, wantRule: 3},
+		{name: "another host", host: "www.example.com", path: "/api/v1/x", headers: bearer(acme), wantReason: authz.ReasonConditionFailed, wantRule: 3},
+		{name: "scopes first: insufficient_scope before the condition", path: "/api/v1/x", headers: bearer(noScope), wantReason: authz.ReasonInsufficientScope, wantRule: 3},
+		{name: "arrays, numbers, nested claims, strings extension", path: "/groups/blue/x", headers: bearer(team), wantReason: authz.ReasonOK, wantRule: 4},
+		{name: "another team", path: "/groups/red/x", headers: bearer(team), wantReason: authz.ReasonConditionFailed, wantRule: 4},
+		{name: "a number below", path: "/groups/blue/x", headers: bearer(lowLevel), wantReason: authz.ReasonConditionFailed, wantRule: 4},
+		{name: "a claim of the wrong type: an error, denied", path: "/groups/blue/x", headers: bearer(stringLevel), wantReason: authz.ReasonConditionFailed, wantRule: 4},
+		{name: "a missing claim: an error, denied", path: "/groups/blue/x", headers: bearer(acme), wantReason: authz.ReasonConditionFailed, wantRule: 4},
+		{name: "header equals claim", path: "/tenant/x", headers: with(bearer(tenant), "x-tenant", "t1"), wantReason: authz.ReasonOK, wantRule: 5},
+		{name: "header names read in lower case", path: "/tenant/x", headers: with(bearer(tenant), "x-tenant", "t2"), wantReason: authz.ReasonConditionFailed, wantRule: 5},
+		{name: "missing header: an error, denied", path: "/tenant/x", headers: bearer(tenant), wantReason: authz.ReasonConditionFailed, wantRule: 5},
+		{name: "claims read whole, query lists", path: "/whole/x?page=2&page=x", headers: bearer(vip), wantReason: authz.ReasonOK, wantRule: 6},
+		{name: "claims read whole, claim absent", path: "/whole/x?page=2", headers: bearer(acme), wantReason: authz.ReasonConditionFailed, wantRule: 6},
+		{name: "query value refused", path: "/whole/x?page=x", headers: bearer(vip), wantReason: authz.ReasonConditionFailed, wantRule: 6},
+		{name: "query parameter missing: an error, denied", path: "/whole/x", headers: bearer(vip), wantReason: authz.ReasonConditionFailed, wantRule: 6},
+		{name: "match.when error: denied, never the allow", path: "/strict/x", wantReason: authz.ReasonConditionFailed, wantRule: 7},
+		{name: "match.when holds", path: "/strict/x", headers: map[string]string{"x-env": "prod"}, wantReason: authz.ReasonPublic, wantRule: 7},
+		{name: "match.when false", path: "/strict/x", headers: with(bearer(acme), "x-env", "dev"), wantReason: authz.ReasonOK, wantRule: -1},
+		{name: "cost under the limit", path: "/costly/x?q=a&q=a", headers: bearer(acme), wantReason: authz.ReasonOK, wantRule: 8},
+		{name: "cost over the limit: denied", path: long, headers: bearer(acme), wantReason: authz.ReasonConditionFailed, wantRule: 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &authz.Request{Method: tt.method, Host: tt.host, Path: tt.path, Headers: authz.MapHeaders(tt.headers)}
+			if r.Method == "" {
+				r.Method = "GET"
+			}
+			if r.Host == "" {
+				r.Host = "api.example.com"
+			}
+			for i := range 2 { // verified, then from the token cache
+				d := e.eng.Check(context.Background(), r)
+				if d.Reason != tt.wantReason || d.Allow != (tt.wantReason.Status() == 200) || d.Rule() != tt.wantRule {
+					t.Fatalf("check %d: allow %v reason %v rule %d, want %v rule %d", i, d.Allow, d.Reason, d.Rule(), tt.wantReason, tt.wantRule)
+				}
+				if d.Reason == authz.ReasonConditionFailed {
+					checkConditionDenial(t, d, tt.wantRule, tt.headers["authorization"] != "")
+				}
+			}
+		})
+	}
+}
+
+// checkConditionDenial: a condition's denial is a 403 insufficient_scope
+// that names the rule by index and nothing of the token or request.
+func checkConditionDenial(t *testing.T, d authz.Decision, rule int, withToken bool) {
+	t.Helper()
+	desc := "rule " + string(rune('0'+rule)) + " condition not met"
+	if !withToken {
+		desc = "rule " + string(rune('0'+rule)) + " match condition failed"
+	}
+	want := `Bearer realm="jwtauthz", error="insufficient_scope", error_description="` + desc + `"`
+	if d.Status() != 403 || d.Challenge != want || d.Body != `{"error":"insufficient_scope","error_description":"`+desc+`"}` {
+		t.Errorf("status %d challenge %q body %q, want 403 %q", d.Status(), d.Challenge, d.Body, want)
+	}
+}
+
+// TestConditionConfigErrors: a bad condition is a ConfigError naming the
+// rule's key; a condition on an allow rule's require is refused.
+func TestConditionConfigErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		rule    authz.RuleConfig
+		wantKey string
+		want    string
+	}{
+		{name: "syntax", rule: authz.RuleConfig{Require: authz.Require{When: `claims.org ==`}}, wantKey: "rules[1].require.when", want: "column 14"},
+		{name: "not a bool", rule: authz.RuleConfig{Require: authz.Require{When: `claims.org`}}, wantKey: "rules[1].require.when", want: "not a bool"},
+		{name: "claims in match.when", rule: authz.RuleConfig{Match: authz.Match{When: `claims.org == "a"`}}, wantKey: "rules[1].match.when", want: "not available in match.when"},
+		{name: "allow with require.when", rule: authz.RuleConfig{Action: authz.ActionAllow, Require: authz.Require{When: `true`}}, wantKey: "rules[1]", want: "takes no require"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := authz.DefaultConfig()
+			cfg.Providers = []authz.ProviderConfig{{Name: "p", Issuer: "https://p.example", Keys: jwks.New(jwks.Config{Name: "k"})}}
+			cfg.Rules = []authz.RuleConfig{{Match: authz.Match{Path: "/ok"}, Action: authz.ActionAllow}, tt.rule}
+			err := authz.Validate(cfg)
+			var ce *authz.ConfigError
+			if !errors.As(err, &ce) || ce.Key != tt.wantKey || !strings.Contains(ce.Err.Error(), tt.want) {
+				t.Fatalf("error %v, want a ConfigError for %s with %q", err, tt.wantKey, tt.want)
+			}
+		})
+	}
+}
