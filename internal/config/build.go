@@ -57,8 +57,12 @@ func (c *Config) JWKSConfig(p ProviderConfig, client *http.Client, log *slog.Log
 	for k, v := range p.JWKSHeaders {
 		h.Set(k, v)
 	}
+	var discovery string
+	if authz.IsIssuerTemplate(p.Issuer) {
+		discovery = p.discoveryURL() // the template's document: Entra ID's common one
+	}
 	return jwks.Config{
-		Name: p.Name, Issuer: p.Issuer, URL: p.JWKSURL, File: p.JWKSFile, Header: h, Client: client,
+		Name: p.Name, Issuer: p.Issuer, URL: p.JWKSURL, File: p.JWKSFile, Discovery: discovery, Header: h, Client: client,
 		Refresh: c.JWKSRefresh, MinRefresh: c.JWKSMinRefresh, Timeout: c.JWKSTimeout,
 		CacheDir: c.JWKSCacheDir, CacheMaxAge: c.JWKSCacheMaxAge, Logger: log, Observe: observe,
 	}
@@ -85,6 +89,7 @@ func (c *Config) EngineConfigWith(keys map[string]authz.KeySource, intro map[str
 			TokenSources: p.TokenSources, ClaimHeaders: p.ClaimHeaders, PayloadHeader: p.PayloadHeader,
 			DropToken: p.ForwardToken != nil && !*p.ForwardToken, AuthorizedParties: p.AuthorizedParties,
 			AnyIssuer: p.anyIssuer,
+			Tenants:   p.Tenants, RequiredTyp: p.RequiredTyp, MaxLifetime: p.MaxLifetime, Subjects: p.Subjects,
 		})
 		if p.Introspection.Set() {
 			ip := &ac.Providers[len(ac.Providers)-1]

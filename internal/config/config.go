@@ -115,6 +115,12 @@ type ProviderConfig struct {
 	// (introspection.go); IntrospectJWTs lets it decide JWTs too.
 	Introspection  IntrospectionConfig `yaml:"introspection"`
 	IntrospectJWTs bool                `yaml:"introspect_jwts"`
+	// The token checks (tokenchecks.go): tenants of an issuer template,
+	// the JWS typ, the longest lifetime, the accepted subjects.
+	Tenants     TenantList         `yaml:"tenants"`
+	RequiredTyp string             `yaml:"required_typ"`
+	MaxLifetime time.Duration      `yaml:"max_lifetime"`
+	Subjects    authz.SubjectMatch `yaml:"subjects"`
 
 	anyIssuer bool // the Clerk preset with the secret key alone
 }

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jwtauthz/jwtauthz/authz"
@@ -55,6 +54,21 @@ type SummaryProvider struct {
 	TokenSources      []SummaryTokenSource `json:"token_sources"`
 	ForwardToken      bool                 `json:"forward_token"`
 	AuthorizedParties []string             `json:"authorized_parties"` // empty: azp not checked
+	// The token checks, each left out when not set: the tenants of an
+	// issuer template (["*"]: every tenant), the typ required, the longest
+	// lifetime, the accepted subjects.
+	Tenants     []string         `json:"tenants,omitempty"`
+	RequiredTyp string           `json:"required_typ,omitempty"`
+	MaxLifetime string           `json:"max_lifetime,omitempty"`
+	Subjects    *SummarySubjects `json:"subjects,omitempty"`
+}
+
+// SummarySubjects are the sub values a provider accepts: any of exact, one
+// starting with a prefix, or one regex matches whole.
+type SummarySubjects struct {
+	Exact  []string `json:"exact,omitempty"`
+	Prefix []string `json:"prefix,omitempty"`
+	Regex  string   `json:"regex,omitempty"`
 }
 
 // SummaryKeys says where a provider's keys come from.
@@ -170,13 +184,20 @@ func summarizeProvider(p ProviderConfig) SummaryProvider {
 		ForwardToken: p.ForwardToken == nil || *p.ForwardToken, AuthorizedParties: orEmpty(p.AuthorizedParties),
 	}
 	maps.Copy(sp.ClaimHeaders, p.ClaimHeaders)
+	sp.Tenants, sp.RequiredTyp = p.Tenants, p.RequiredTyp
+	if p.MaxLifetime > 0 {
+		sp.MaxLifetime = p.MaxLifetime.String()
+	}
+	if s := p.Subjects; !s.IsZero() {
+		sp.Subjects = &SummarySubjects{Exact: s.Exact, Prefix: s.Prefix, Regex: s.Regex}
+	}
 	switch {
 	case p.JWKSFile != "":
 		sp.Keys = SummaryKeys{Source: "file", Location: p.JWKSFile}
 	case p.JWKSURL != "":
 		sp.Keys = SummaryKeys{Source: "url", Location: redactURL(p.JWKSURL)}
 	default: // as jwks discovers it
-		sp.Keys = SummaryKeys{Source: "discovery", Location: redactURL(strings.TrimSuffix(p.Issuer, "/") + "/.well-known/openid-configuration")}
+		sp.Keys = SummaryKeys{Source: "discovery", Location: redactURL(p.discoveryURL())}
 	}
 	sp.Keys.Headers = slices.Sorted(maps.Keys(p.JWKSHeaders))
 	if sp.Keys.Headers == nil {

@@ -41,6 +41,12 @@ func (s Summary) WriteText(w io.Writer) error {
 			issuer = "any (the key set is the instance's alone)"
 		}
 		line("  issuer\t%s", issuer)
+		switch {
+		case slices.Equal(p.Tenants, []string{authz.AnyTenant}):
+			line("  tenants\tany (every tenant of the IdP, which anyone can create: only audiences and rules restrict them)")
+		case len(p.Tenants) > 0:
+			line("  tenants\t%s", strings.Join(p.Tenants, ", "))
+		}
 		keys := p.Keys.Source + " " + p.Keys.Location
 		if len(p.Keys.Headers) > 0 {
 			keys += " (headers " + strings.Join(p.Keys.Headers, ", ") + ")"
@@ -65,6 +71,7 @@ func (s Summary) WriteText(w io.Writer) error {
 		if len(p.AuthorizedParties) > 0 {
 			line("  authorized parties\t%s", strings.Join(p.AuthorizedParties, ", "))
 		}
+		p.writeChecks(line)
 	}
 	line("rules (the first that matches decides)")
 	for _, r := range s.Rules {
@@ -152,4 +159,28 @@ func cacheText(ttl string, size int) string {
 		return "off"
 	}
 	return fmt.Sprintf("%d entries, %s each at most", size, ttl)
+}
+
+// writeChecks writes the provider's token checks that are set: a line
+// left out means not checked.
+func (p SummaryProvider) writeChecks(line func(string, ...any)) {
+	if p.RequiredTyp != "" {
+		line("  required typ\t%s", p.RequiredTyp)
+	}
+	if p.MaxLifetime != "" {
+		line("  max lifetime\t%s (exp - iat, or exp - now without iat)", p.MaxLifetime)
+	}
+	if s := p.Subjects; s != nil {
+		var alts []string
+		if len(s.Exact) > 0 {
+			alts = append(alts, "exactly "+strings.Join(s.Exact, ", "))
+		}
+		if len(s.Prefix) > 0 {
+			alts = append(alts, "starting with "+strings.Join(s.Prefix, ", "))
+		}
+		if s.Regex != "" {
+			alts = append(alts, "matching "+s.Regex)
+		}
+		line("  subjects\t%s", strings.Join(alts, "; or "))
+	}
 }

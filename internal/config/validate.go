@@ -57,6 +57,9 @@ func (c *Config) validate() error {
 	if c.Issuer != "" && c.JWKSURL == "" {
 		errs = append(errs, checkURL("issuer", c.Issuer))
 	}
+	if authz.IsIssuerTemplate(c.Issuer) {
+		hint("issuer", "%q is an issuer template: write it in a providers entry, with its tenants", c.Issuer)
+	}
 	if c.JWKSURL != "" {
 		errs = append(errs, checkURL("jwks_url", c.JWKSURL))
 		if c.Issuer == "" {
@@ -77,6 +80,7 @@ func (c *Config) validate() error {
 	for i, p := range c.Providers {
 		key := fmt.Sprintf("providers[%d]", i)
 		errs = append(errs, p.validate(key, names))
+		errs = append(errs, p.checkTokenChecks(key, c.lines)...)
 		errs = append(errs, p.checkIntrospection(key)...)
 		if c.HTTPAddr != "" {
 			errs = append(errs, p.checkForwardAuth(key))
@@ -178,7 +182,7 @@ func (p *ProviderConfig) validate(key string, names map[string]bool) error {
 		bad("issuer", "is required")
 	case p.Introspection.Set():
 		// checkIntrospection: the issuer is optional, or discovers the endpoint
-	case p.JWKSURL == "" && p.JWKSFile == "":
+	case p.JWKSURL == "" && p.JWKSFile == "" && !authz.IsIssuerTemplate(p.Issuer): // a template: checkTenants
 		// Discovery needs an issuer that is a URL. With the keys' location
 		// given, any iss is fine (Google also signs "accounts.google.com").
 		errs = append(errs, checkURL(key+".issuer", p.Issuer))
