@@ -62,6 +62,15 @@ func run(b *testing.B, s *authv3.CheckRequest, srv *extauthz.Server, toks, ids [
 	}
 }
 
+// benchIntrospector answers every token active, as an introspection
+// endpoint would once: the cached benchmarks never ask it again.
+type benchIntrospector struct{ iss string }
+
+func (bi benchIntrospector) Introspect(context.Context, string) (map[string]any, error) {
+	return map[string]any{"active": true, "iss": bi.iss, "sub": "user_2000000000000000000000000000000", "token_type": "access_token",
+		"exp": time.Now().Add(time.Hour).Unix(), "scope": "read"}, nil
+}
+
 func BenchmarkCheck(b *testing.B) {
 	// A few distinct requests, hot in the CPU's caches as a request just
 	// received is: a pool of thousands of 3 KB requests would measure
@@ -86,6 +95,18 @@ func BenchmarkCheck(b *testing.B) {
 		}
 		srv := extauthz.NewServer(e.Eng)
 		req := authztest.BrowserRequest(b, "Bearer "+tok, "")
+		srv.Check(context.Background(), req)
+		run(b, req, srv, nil, ids, codes.OK)
+	})
+	b.Run("cached-opaque", func(b *testing.B) {
+		// An opaque token (Hydra's shape) of an introspection provider
+		// beside the JWT one, its grant cached: no call, no key to check.
+		const iss = "https://hydra.example.com/"
+		e := benchEnv(b, nil, authztest.Option(func(c *authz.Config, _ *authz.ProviderConfig) {
+			c.Providers = append(c.Providers, authz.ProviderConfig{Name: "hydra", Issuer: iss, Introspector: benchIntrospector{iss}, IntrospectionCacheTTL: time.Minute})
+		}))
+		srv := extauthz.NewServer(e.Eng)
+		req := authztest.BrowserRequest(b, "Bearer ory_at_kq3HfP9xZ0sY1c8VbWn2Lm4Rt6Ue7Io5Pa3Sd1Fg0Hj.Xc2Vb4Nm6Kl8Jh0Gf2Ds4Aq6Wz8Ex0Rc2Tv4By6Un8Mi", "")
 		srv.Check(context.Background(), req)
 		run(b, req, srv, nil, ids, codes.OK)
 	})
