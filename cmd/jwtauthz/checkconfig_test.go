@@ -126,6 +126,8 @@ func TestCheckConfigJSON(t *testing.T) {
 		TokenSources      []tokenSource     `json:"token_sources"`
 		ForwardToken      bool              `json:"forward_token"`
 		AuthorizedParties []string          `json:"authorized_parties"`
+		Metadata          bool              `json:"metadata"`
+		MetadataClaims    []string          `json:"metadata_claims"`
 	}
 	type rule struct {
 		Index int `json:"index"`

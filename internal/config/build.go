@@ -91,6 +91,8 @@ func (c *Config) EngineConfigWith(keys map[string]authz.KeySource, intro map[str
 			AnyIssuer: p.anyIssuer,
 			Tenants:   p.Tenants, RequiredTyp: p.RequiredTyp, MaxLifetime: p.MaxLifetime, Subjects: p.Subjects,
 		})
+		last := &ac.Providers[len(ac.Providers)-1]
+		last.MetadataClaims, last.NoMetadata = p.MetadataClaims, p.Metadata != nil && !*p.Metadata
 		if p.Introspection.Set() {
 			ip := &ac.Providers[len(ac.Providers)-1]
 			ip.Introspector, ip.IntrospectJWTs = intro[p.Name], p.IntrospectJWTs

@@ -111,6 +111,11 @@ type ProviderConfig struct {
 	PayloadHeader     string              `yaml:"payload_header"`
 	ForwardToken      *bool               `yaml:"forward_token"`
 	AuthorizedParties []string            `yaml:"authorized_parties"`
+	// MetadataClaims are the claims an allow tells Envoy as dynamic
+	// metadata besides sub, iss and provider; Metadata false sends none
+	// (authz.Metadata).
+	MetadataClaims []string `yaml:"metadata_claims"`
+	Metadata       *bool    `yaml:"metadata"`
 	// Introspection makes the provider decide opaque tokens by RFC 7662
 	// (introspection.go); IntrospectJWTs lets it decide JWTs too.
 	Introspection  IntrospectionConfig `yaml:"introspection"`

@@ -54,6 +54,10 @@ type SummaryProvider struct {
 	TokenSources      []SummaryTokenSource `json:"token_sources"`
 	ForwardToken      bool                 `json:"forward_token"`
 	AuthorizedParties []string             `json:"authorized_parties"` // empty: azp not checked
+	// Metadata says whether checks tell Envoy dynamic metadata, and
+	// MetadataClaims the claims an allow adds to sub, iss and provider.
+	Metadata       bool     `json:"metadata"`
+	MetadataClaims []string `json:"metadata_claims"`
 	// The token checks, each left out when not set: the tenants of an
 	// issuer template (["*"]: every tenant), the typ required, the longest
 	// lifetime, the accepted subjects.
@@ -184,6 +188,7 @@ func summarizeProvider(p ProviderConfig) SummaryProvider {
 		ForwardToken: p.ForwardToken == nil || *p.ForwardToken, AuthorizedParties: orEmpty(p.AuthorizedParties),
 	}
 	maps.Copy(sp.ClaimHeaders, p.ClaimHeaders)
+	sp.Metadata, sp.MetadataClaims = p.Metadata == nil || *p.Metadata, orEmpty(p.MetadataClaims)
 	sp.Tenants, sp.RequiredTyp = p.Tenants, p.RequiredTyp
 	if p.MaxLifetime > 0 {
 		sp.MaxLifetime = p.MaxLifetime.String()

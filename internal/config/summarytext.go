@@ -71,6 +71,12 @@ func (s Summary) WriteText(w io.Writer) error {
 		if len(p.AuthorizedParties) > 0 {
 			line("  authorized parties\t%s", strings.Join(p.AuthorizedParties, ", "))
 		}
+		switch {
+		case !p.Metadata:
+			line("  metadata\toff: no dynamic metadata")
+		case len(p.MetadataClaims) > 0:
+			line("  metadata\tsub, iss, provider, %s", strings.Join(p.MetadataClaims, ", "))
+		}
 		p.writeChecks(line)
 	}
 	line("rules (the first that matches decides)")

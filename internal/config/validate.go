@@ -219,6 +219,7 @@ func (p *ProviderConfig) validate(key string, names map[string]bool) error {
 	if p.PayloadHeader != "" && !validHeaderName(p.PayloadHeader) {
 		bad("payload_header", "%q is not a header name", p.PayloadHeader)
 	}
+	errs = append(errs, p.checkMetadata(key))
 	return errors.Join(errs...)
 }
 
