@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -47,6 +48,10 @@ type condition struct {
 	scopes    bool
 	provider  bool
 	path      bool // it reads request.path
+	// metered says its cost depends on the size of what it reads: each
+	// evaluation is metered, and stopped past ConditionCostLimit. The
+	// cost of one that is not is bounded by its estimate.
+	metered bool
 }
 
 // celEnvs are the environments of require.when (claims, scopes, provider
@@ -112,7 +117,14 @@ func compileCondition(expr string, inMatch bool) (*condition, error) {
 	if est.Max > ConditionCostLimit {
 		return nil, fmt.Errorf("%w: may cost up to %d, more than the limit of %d (on a 64 KiB claim, query or header)", errCondition, est.Max, ConditionCostLimit)
 	}
-	c.prg, err = env.Program(checked, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(ConditionCostLimit))
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if huge, err := env.EstimateCost(checked, celSizes{bound: 1 << 40}); err != nil || huge != est {
+		// Its cost grows with what it reads, whose size the estimate
+		// can only assume: metered at run time.
+		opts = append(opts, cel.CostLimit(ConditionCostLimit))
+		c.metered = true
+	}
+	c.prg, err = env.Program(checked, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errCondition, err)
 	}
@@ -234,16 +246,16 @@ func containsString(list []string, s string) bool {
 }
 
 // celSizes bounds the sizes of what a condition reads, for its cost
-// estimate: every string, list and map of a request or a token at
-// celInputBound, the headers at celMaxHeaders.
-type celSizes struct{}
+// estimate: every string, list and map of a request or a token at bound
+// (0: celInputBound), the headers at celMaxHeaders.
+type celSizes struct{ bound uint64 }
 
 // EstimateSize implements checker.CostEstimator.
-func (celSizes) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
-	if p := n.Path(); len(p) == 1 && p[0] == "request.headers" {
+func (s celSizes) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
+	if p := n.Path(); len(p) == 1 && p[0] == "request.headers" && s.bound == 0 {
 		return &checker.SizeEstimate{Min: 0, Max: celMaxHeaders}
 	}
-	return &checker.SizeEstimate{Min: 0, Max: celInputBound}
+	return &checker.SizeEstimate{Min: 0, Max: cmp.Or(s.bound, celInputBound)}
 }
 
 // EstimateCallCost implements checker.CostEstimator: CEL's own estimates.
@@ -323,22 +335,32 @@ func (v *celVars) Parent() interpreter.Activation { return nil }
 
 var _ interpreter.Activation = (*celVars)(nil)
 
-// celMethods are the common methods as CEL values, so that reading
-// request.method builds none.
-var celMethods = func() map[string]ref.Val {
-	m := map[string]ref.Val{}
-	for _, s := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"} {
-		m[s] = types.String(s)
-	}
-	return m
-}()
-
+// celMethod is a request's method as a CEL value: the common ones made
+// once, so that reading request.method builds none.
 func celMethod(m string) ref.Val {
-	if v, ok := celMethods[m]; ok {
-		return v
+	switch m {
+	case "GET":
+		return celGET
+	case "HEAD":
+		return celHEAD
+	case "POST":
+		return celPOST
+	case "PUT":
+		return celPUT
+	case "PATCH":
+		return celPATCH
+	case "DELETE":
+		return celDELETE
+	case "OPTIONS":
+		return celOPTIONS
 	}
 	return types.String(m)
 }
+
+var (
+	celGET, celHEAD, celPOST, celPUT ref.Val = types.String("GET"), types.String("HEAD"), types.String("POST"), types.String("PUT")
+	celPATCH, celDELETE, celOPTIONS  ref.Val = types.String("PATCH"), types.String("DELETE"), types.String("OPTIONS")
+)
 
 // compileConditions compiles rc's match.when and require.when into ru, and
 // prepares their denials: their descriptions name the rule by its index,

@@ -69,23 +69,23 @@ func newCELGrant[V any](n *celNeeds, p *provider, all map[string]V, scopes []str
 	if !n.any {
 		return nil
 	}
-	m := map[ref.Val]ref.Val{}
+	m := celMap{}
 	if n.allClaims {
 		for k, v := range all {
 			if cv := celValue(v); cv != nil {
-				m[types.String(k)] = cv
+				m[k] = cv
 			}
 		}
 	} else {
 		for _, k := range n.claims {
 			if v, ok := all[k]; ok {
 				if cv := celValue(v); cv != nil {
-					m[types.String(k)] = cv
+					m[k] = cv
 				}
 			}
 		}
 	}
-	cg := &celGrant{claims: types.NewRefValMap(types.DefaultTypeAdapter, m), provider: types.String(p.name)}
+	cg := &celGrant{claims: m, provider: types.String(p.name)}
 	if n.scopes {
 		cg.scopes = types.NewStringList(types.DefaultTypeAdapter, scopes)
 	}
@@ -95,7 +95,7 @@ func newCELGrant[V any](n *celNeeds, p *provider, all map[string]V, scopes []str
 // emptyCELGrant is a grant's CEL values when it keeps none: no claims, no
 // scopes.
 var emptyCELGrant = celGrant{
-	claims: types.NewRefValMap(types.DefaultTypeAdapter, map[ref.Val]ref.Val{}),
+	claims: celMap{},
 	scopes: types.NewStringList(types.DefaultTypeAdapter, nil),
 }
 
@@ -154,13 +154,13 @@ func celValue(v any) ref.Val {
 		}
 		return types.NewRefValList(types.DefaultTypeAdapter, l)
 	case map[string]any:
-		m := make(map[ref.Val]ref.Val, len(v))
+		m := make(celMap, len(v))
 		for k, x := range v {
 			if cv := celValue(x); cv != nil {
-				m[types.String(k)] = cv
+				m[k] = cv
 			}
 		}
-		return types.NewRefValMap(types.DefaultTypeAdapter, m)
+		return m
 	}
 	return nil
 }
@@ -173,12 +173,81 @@ func celQuery(target string) ref.Val {
 	if err != nil {
 		vals = url.Values{}
 	}
-	m := make(map[ref.Val]ref.Val, len(vals))
+	m := make(celMap, len(vals))
 	for k, vs := range vals {
-		m[types.String(k)] = types.NewStringList(types.DefaultTypeAdapter, vs)
+		m[k] = types.NewStringList(types.DefaultTypeAdapter, vs)
 	}
-	return types.NewRefValMap(types.DefaultTypeAdapter, m)
+	return m
 }
+
+// celMap is a JSON object or the query as a CEL map: a lookup by a string
+// key hashes a string, not an interface.
+type celMap map[string]ref.Val
+
+var _ traits.Mapper = celMap(nil)
+
+// Find implements traits.Mapper.
+func (m celMap) Find(key ref.Val) (ref.Val, bool) {
+	k, ok := key.(types.String)
+	if !ok {
+		return nil, false
+	}
+	v, ok := m[string(k)]
+	return v, ok
+}
+
+// Get implements traits.Indexer.
+func (m celMap) Get(key ref.Val) ref.Val {
+	if v, ok := m.Find(key); ok {
+		return v
+	}
+	return types.NewErr("no such key: %v", key)
+}
+
+// Contains implements traits.Container.
+func (m celMap) Contains(key ref.Val) ref.Val {
+	_, ok := m.Find(key)
+	return types.Bool(ok)
+}
+
+// Size implements traits.Sizer.
+func (m celMap) Size() ref.Val { return types.Int(len(m)) }
+
+// generic is m as cel-go's own map, for what is rarely asked: listing,
+// comparing, converting.
+func (m celMap) generic() traits.Mapper {
+	g := make(map[ref.Val]ref.Val, len(m))
+	for k, v := range m {
+		g[types.String(k)] = v
+	}
+	return types.NewRefValMap(types.DefaultTypeAdapter, g)
+}
+
+// Iterator implements traits.Iterable.
+func (m celMap) Iterator() traits.Iterator { return m.generic().Iterator() }
+
+// Equal implements ref.Val.
+func (m celMap) Equal(other ref.Val) ref.Val { return m.generic().Equal(other) }
+
+// ConvertToNative implements ref.Val.
+func (m celMap) ConvertToNative(t reflect.Type) (any, error) { return m.generic().ConvertToNative(t) }
+
+// ConvertToType implements ref.Val.
+func (m celMap) ConvertToType(t ref.Type) ref.Val {
+	switch t {
+	case types.MapType:
+		return m
+	case types.TypeType:
+		return types.MapType
+	}
+	return types.NewErr("type conversion error from map to '%s'", t)
+}
+
+// Type implements ref.Val.
+func (m celMap) Type() ref.Type { return types.MapType }
+
+// Value implements ref.Val.
+func (m celMap) Value() any { return map[string]ref.Val(m) }
 
 // celHeaders is request.headers: a map read by name only (compileCondition
 // refuses any other use). A name is compared in lower case; a header that
