@@ -117,3 +117,50 @@ func TestCELValue(t *testing.T) {
 		t.Errorf("bad JSON: %v, want nil", v)
 	}
 }
+
+// FuzzCELCondition compiles arbitrary expressions in both places and runs
+// those that compile on a grant and a request: never a panic, and an
+// expression that fails to compile or to run never allows.
+func FuzzCELCondition(f *testing.F) {
+	for _, s := range []string{
+		`claims.org == "acme" && request.method in ["GET","HEAD"]`,
+		`claims.roles.exists(r, r.startsWith("adm"))`,
+		`request.path.matches("^/v[0-9]+/") || "x" in request.query`,
+		`request.headers["x-a"].split(",").size() > 1`,
+		`size(claims) > 1 && claims.n + 1 > 2`,
+		`"read" in scopes && provider == "p" && request.host.endsWith(".example.com")`,
+		`claims.o.k == "v" && has(claims.l)`,
+		`[1,2,3].map(x, x * 2)[5] == 1`,
+		`claims.n / 0 == 1`,
+		`request.query["q"].all(a, request.query["q"].all(b, a == b))`,
+	} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	p := &provider{name: "p"}
+	raw := map[string]json.RawMessage{"org": json.RawMessage(`"acme"`), "roles": json.RawMessage(`["admin","x"]`), "n": json.RawMessage(`7`),
+		"o": json.RawMessage(`{"k":"v"}`), "l": json.RawMessage(`[1,"a",null,{"z":[]}]`)}
+	r := &Request{Method: "GET", Host: "api.example.com:443", Path: "/v1/x?q=1&q=2&x", Headers: MapHeaders{"x-a": "1,2"}}
+	f.Fuzz(func(t *testing.T, expr string, inMatch bool) {
+		c, err := compileCondition(expr, inMatch)
+		if err != nil {
+			if c != nil || !errors.Is(err, errCondition) {
+				t.Fatalf("%q: condition %v, error %v", expr, c, err)
+			}
+			return
+		}
+		var n celNeeds
+		n.add(c)
+		g := &Grant{p: p, extra: &grantExtra{cel: newCELGrant(&n, p, raw, []string{"read"})}}
+		if inMatch {
+			g = nil
+		}
+		out := c.test(r, "/v1/x", inMatch, g)
+		if out != types.True && out != types.False && !types.IsError(out) {
+			t.Fatalf("%q: %v", expr, out)
+		}
+		if types.IsError(out) && !inMatch && c.holds(r, g) {
+			t.Fatalf("%q: failed, yet holds", expr)
+		}
+	})
+}
