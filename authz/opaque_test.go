@@ -2,6 +2,7 @@ package authz_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -449,6 +450,85 @@ func TestIntrospectionProviderErrors(t *testing.T) {
 		var ce *authz.ConfigError
 		if err := authz.Validate(cfg); !errors.As(err, &ce) {
 			t.Errorf("%s: %v; want a ConfigError", tt.name, err)
+		}
+	}
+}
+
+// fakeShared is a SharedCache in memory whose entries go through JSON, as
+// they do through Redis.
+type fakeShared struct {
+	mu      sync.Mutex
+	entries map[string][]byte
+	gets    int
+}
+
+func (f *fakeShared) Get(_ context.Context, provider, tok string) (authz.SharedVerdict, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gets++
+	b, ok := f.entries[provider+"\x00"+tok]
+	var v authz.SharedVerdict
+	if !ok || json.Unmarshal(b, &v) != nil {
+		return authz.SharedVerdict{}, false
+	}
+	return v, true
+}
+
+func (f *fakeShared) Put(_ context.Context, provider, tok string, v authz.SharedVerdict) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.entries == nil {
+		f.entries = map[string][]byte{}
+	}
+	f.entries[provider+"\x00"+tok] = b
+}
+
+func TestIntrospectionSharedCache(t *testing.T) {
+	shared := &fakeShared{}
+	withShared := func(c *authz.Config, p *authz.ProviderConfig) {
+		c.SharedCache = shared
+		p.Audiences = []string{"api"}
+		p.ClaimHeaders = map[string]string{"x-auth-org": "org"}
+	}
+	a, b := newOpaqueEnv(t, withShared), newOpaqueEnv(t, withShared) // two replicas, their clocks at one time
+	a.fake.set("good", a.active(map[string]any{"aud": "api", "org": "acme"}))
+	if d := a.check("good", "/"); !d.Allow {
+		t.Fatalf("replica a: %v", d.Reason)
+	}
+	a.check("revoked", "/")
+	if d := b.check("good", "/"); !d.Allow || d.Subject != "user_1" || len(d.Set) != 1 || d.Set[0].Value != "acme" || b.fake.calls.Load() != 0 {
+		t.Fatalf("replica b: %v subject %q set %v, %d calls; want the shared verdict, no call", d.Reason, d.Subject, d.Set, b.fake.calls.Load())
+	}
+	if d := b.check("revoked", "/"); d.Reason != authz.ReasonInactive || b.fake.calls.Load() != 0 {
+		t.Fatalf("replica b, revoked: %v, %d calls; want inactive from the shared cache", d.Reason, b.fake.calls.Load())
+	}
+	if d := b.check("good", "/"); d.Layer != authz.LayerTokenCache {
+		t.Errorf("replica b again: layer %v; want its own token cache", d.Layer)
+	}
+
+	// A shared verdict is checked as a fresh answer is.
+	now := a.clock.Now()
+	until := now.Add(time.Minute).UnixNano()
+	for _, tt := range []struct {
+		name string
+		v    authz.SharedVerdict
+		want authz.Reason
+	}{
+		{"exp past", authz.SharedVerdict{Active: true, Issuer: introIss, Claims: map[string]any{"aud": "api", "exp": now.Add(-time.Hour).Unix()}, Until: until}, authz.ReasonExpired},
+		{"another iss", authz.SharedVerdict{Active: true, Issuer: "https://evil.example/", Claims: map[string]any{"aud": "api"}, Until: until}, authz.ReasonWrongIssuer},
+		{"another aud", authz.SharedVerdict{Active: true, Issuer: introIss, Claims: map[string]any{"aud": "web"}, Until: until}, authz.ReasonWrongAudience},
+		{"a refresh token", authz.SharedVerdict{Active: true, Issuer: introIss, Claims: map[string]any{"aud": "api", "token_type": "refresh_token"}, Until: until}, authz.ReasonWrongTyp},
+		{"claims claiming active", authz.SharedVerdict{Active: false, Issuer: introIss, Claims: map[string]any{"active": true, "aud": "api"}, Until: until}, authz.ReasonInactive},
+		{"ended", authz.SharedVerdict{Active: true, Issuer: introIss, Claims: map[string]any{"aud": "api"}, Until: now.UnixNano()}, authz.ReasonInactive}, // a miss: the endpoint says inactive
+	} {
+		tok := "shared-" + tt.name
+		shared.Put(context.Background(), "hydra", tok, tt.v)
+		if d := b.check(tok, "/"); d.Reason != tt.want {
+			t.Errorf("%s: %v; want %v", tt.name, d.Reason, tt.want)
 		}
 	}
 }
