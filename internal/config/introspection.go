@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -171,4 +172,43 @@ type unchecked struct{}
 
 func (unchecked) Introspect(context.Context, string) (map[string]any, error) {
 	return nil, fmt.Errorf("%w: not running", authz.ErrIntrospectionUnavailable)
+}
+
+// SummaryIntrospection is an introspection provider's endpoint and client
+// in the --check-config summary: where the secret comes from, never the
+// secret.
+type SummaryIntrospection struct {
+	URL            string `json:"url"` // "" : discovered from the issuer
+	ClientID       string `json:"client_id"`
+	AuthMethod     string `json:"auth_method"`
+	SecretFrom     string `json:"secret_from"` // the file, or the variable's name
+	Timeout        string `json:"timeout"`
+	CacheTTL       string `json:"cache_ttl"`
+	IntrospectJWTs bool   `json:"introspect_jwts"`
+}
+
+func summarizeIntrospection(p ProviderConfig) *SummaryIntrospection {
+	ic := p.Introspection
+	s := &SummaryIntrospection{URL: redactURL(ic.URL), ClientID: ic.ClientID, AuthMethod: cmp.Or(ic.AuthMethod, "client_secret_basic"),
+		SecretFrom: ic.ClientSecretFile, Timeout: ic.TimeoutOrDefault().String(), CacheTTL: ic.CacheTTLOrDefault().String(), IntrospectJWTs: p.IntrospectJWTs}
+	if ic.URL == "" {
+		s.URL = ""
+	}
+	if s.SecretFrom == "" {
+		s.SecretFrom = SecretEnv(p.Name)
+	}
+	return s
+}
+
+// String is the summary's text line.
+func (s SummaryIntrospection) String() string {
+	where := s.URL
+	if where == "" {
+		where = "discovered from the issuer"
+	}
+	out := fmt.Sprintf("%s, client %s (%s), secret from %s, timeout %s, answers without exp cached %s", where, s.ClientID, s.AuthMethod, s.SecretFrom, s.Timeout, s.CacheTTL)
+	if s.IntrospectJWTs {
+		out += ", JWTs no JWT provider has too"
+	}
+	return out
 }

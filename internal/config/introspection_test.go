@@ -118,3 +118,32 @@ func TestIntrospectionConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// --check-config shows an introspection provider's endpoint and client and
+// where its secret comes from, never the secret.
+func TestIntrospectionSummary(t *testing.T) {
+	file := secretFile(t, "s3cret-value", 0o600)
+	c, err := load(t, []string{"--config", writeFile(t, introspectionYAML("      client_secret_file: "+file+"\n    introspect_jwts: true\n"))}, envOf())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Summary()
+	var text, js strings.Builder
+	if err := s.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"introspection", "https://idp.example.com/oauth2/introspect, client jwtauthz (client_secret_basic), secret from " + file + ", timeout 2s, answers without exp cached 1m0s, JWTs no JWT provider has too"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text summary lacks %q:\n%s", want, text.String())
+		}
+	}
+	if !strings.Contains(js.String(), `"client_id": "jwtauthz"`) && !strings.Contains(js.String(), `"client_id":"jwtauthz"`) {
+		t.Errorf("JSON summary lacks the client id:\n%s", js.String())
+	}
+	if strings.Contains(text.String()+js.String(), "s3cret-value") {
+		t.Error("the summary shows the secret")
+	}
+}

@@ -65,6 +65,10 @@ type SummaryProvider struct {
 	RequiredTyp string           `json:"required_typ,omitempty"`
 	MaxLifetime string           `json:"max_lifetime,omitempty"`
 	Subjects    *SummarySubjects `json:"subjects,omitempty"`
+
+	// Introspection is an introspection provider's endpoint and client,
+	// never its secret; left out for a JWT provider.
+	Introspection *SummaryIntrospection `json:"introspection,omitempty"`
 }
 
 // SummarySubjects are the sub values a provider accepts: any of exact, one
@@ -197,6 +201,9 @@ func summarizeProvider(p ProviderConfig) SummaryProvider {
 		sp.Subjects = &SummarySubjects{Exact: s.Exact, Prefix: s.Prefix, Regex: s.Regex}
 	}
 	switch {
+	case p.Introspection.Set():
+		sp.Introspection = summarizeIntrospection(p)
+		sp.Keys = SummaryKeys{Source: "none", Location: "introspection"}
 	case p.JWKSFile != "":
 		sp.Keys = SummaryKeys{Source: "file", Location: p.JWKSFile}
 	case p.JWKSURL != "":

@@ -51,7 +51,11 @@ func (s Summary) WriteText(w io.Writer) error {
 		if len(p.Keys.Headers) > 0 {
 			keys += " (headers " + strings.Join(p.Keys.Headers, ", ") + ")"
 		}
-		line("  keys\t%s", keys)
+		if p.Introspection != nil {
+			line("  introspection\t%s", p.Introspection)
+		} else {
+			line("  keys\t%s", keys)
+		}
 		line("  audiences\t%s", listOr(p.Audiences, "not checked"))
 		line("  algorithms\t%s", strings.Join(p.Algorithms, ", "))
 		var srcs []string
