@@ -34,6 +34,7 @@ type env struct {
 	o        *options
 	bin, tmp string
 	idp      *issuer.Server
+	opaque   *opaqueIdP // scenario d's introspection endpoint
 	es, rs   *issuer.Signer
 	toks     *tokens
 	verify   map[string]float64 // µs of CPU per bare signature verification, by alg: the median of
@@ -59,6 +60,7 @@ func newEnv(ctx context.Context, o *options, tmp string) (*env, error) {
 	fmt.Printf("built jwtauthz in %.1fs\n", time.Since(t0).Seconds())
 	e.es, e.rs = issuer.MustSigner("ES256"), issuer.MustSigner("RS256")
 	e.idp = issuer.NewServer(e.es, e.rs)
+	e.opaque = newOpaqueIdP()
 	if err := e.measureVerify(); err != nil {
 		e.close()
 		return nil, err
@@ -116,6 +118,7 @@ func (e *env) mintAll() error {
 	if t.newRS, err = mint(e.rs, e.idp.URL, "newrs", e.o.newPool, tokenTTL); err != nil {
 		return err
 	}
+	t.opaque = e.opaque.issue(e.o.pool)
 	e.toks = t
 	fmt.Printf("minted %d ES256 and %d RS256 tokens in %.1fs (ES256 token: %d bytes)\n",
 		1+len(t.pool)+len(t.newES), len(t.newRS), time.Since(t0).Seconds(), len(t.one))
@@ -163,6 +166,11 @@ func (e *env) start(name string) (*server, error) {
 		o.cacheSize = e.o.pool + 1024
 	case srvNew:
 		o.cacheSize = newCache
+	case srvOpaque:
+		if o.config, err = e.opaque.config(e.tmp); err != nil {
+			return nil, err
+		}
+		o.cacheSize = e.o.pool + 1024
 	case srvMainUDS:
 		o.grpcAddr, o.cacheSize = sock("jwtauthz.sock"), newCache
 	case srvMem:
@@ -185,6 +193,9 @@ func (e *env) close() {
 	}
 	if e.idp != nil {
 		e.idp.Close()
+	}
+	if e.opaque != nil {
+		e.opaque.Close()
 	}
 }
 
@@ -240,6 +251,11 @@ func (e *env) loadRuns(res *Results) error {
 	res.Verify, res.VerifyRuns = e.verify, e.verifyRuns
 	res.Summary = summarizeRuns(scs, e.o.streams, res.Runs, e.verify)
 	printTable(os.Stdout, res)
+	if slices.ContainsFunc(scs, func(sc *scenario) bool { return sc.Name == "d-opaque" }) {
+		res.IntrospectionCallsPerToken = e.opaque.callsPerToken()
+		fmt.Printf("d-opaque: %d introspection calls for %d opaque tokens: %.3f per token (1 to fill the cache; more means the cache did not keep them)\n",
+			e.opaque.calls.Load(), len(e.toks.opaque), res.IntrospectionCallsPerToken)
+	}
 	if e.o.profile != "" {
 		return e.cpuProfiles(res)
 	}
@@ -265,12 +281,13 @@ func failures(r Run) string {
 // seconds (heap growth, goroutine stacks) cost more than its steady state.
 func (e *env) prepare(scs []*scenario) error {
 	for _, sc := range scs {
-		if sc.Name == "b-pool" {
+		pool := map[string][]string{"b-pool": e.toks.pool, "d-opaque": e.toks.opaque}[sc.Name]
+		if pool != nil {
 			t0 := time.Now()
-			if err := e.fill(sc.Server, e.toks.pool, 16, false); err != nil {
+			if err := e.fill(sc.Server, pool, 16, false); err != nil {
 				return err
 			}
-			fmt.Printf("filled %s with %d tokens in %.1fs\n", sc.Server, len(e.toks.pool), time.Since(t0).Seconds())
+			fmt.Printf("filled %s with %d tokens in %.1fs\n", sc.Server, len(pool), time.Since(t0).Seconds())
 		}
 	}
 	for _, sc := range scs {

@@ -99,7 +99,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.rounds, "rounds", 3, "alternations: how many times every scenario runs at every stream count")
 	streams := fs.String("streams", "1,16,64", "concurrent streams, comma-separated")
 	fs.IntVar(&o.conns, "conns", 2, "gRPC connections the streams share, as Envoy keeps a few")
-	fs.StringVar(&o.scenarios, "scenarios", "", "comma-separated subset: floor,a-cached,b-pool,c-new-ES256,c-new-RS256 (with -uds also floor-uds,a-cached-uds); empty: all")
+	fs.StringVar(&o.scenarios, "scenarios", "", "comma-separated subset: floor,a-cached,b-pool,c-new-ES256,c-new-RS256,d-opaque (with -uds also floor-uds,a-cached-uds); empty: all")
 	fs.IntVar(&o.pool, "pool", 100_000, "tokens of scenario b")
 	fs.IntVar(&o.newPool, "new-pool", 20_000, "tokens of each scenario c, cycled through a 1024-entry cache")
 	fs.DurationVar(&o.timeout, "timeout", time.Second, "deadline of each Check, as Envoy sends one")

@@ -17,7 +17,7 @@ const (
 
 var palette = map[string]string{
 	"floor": "#7f7f7f", "a-cached": "#1f77b4", "b-pool": "#2ca02c", "c-new-ES256": "#d62728",
-	"c-new-RS256": "#ff7f0e", "floor-uds": "#c7c7c7", "a-cached-uds": "#9467bd",
+	"c-new-RS256": "#ff7f0e", "floor-uds": "#c7c7c7", "a-cached-uds": "#9467bd", "d-opaque": "#8c564b",
 }
 
 func color(name string) string {

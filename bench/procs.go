@@ -76,6 +76,8 @@ type jwtauthzOpts struct {
 	// then gets wait to come up instead of 30 s.
 	wrap []string
 	wait time.Duration
+	// config, if set, is a config file (scenario d's introspection provider).
+	config string
 }
 
 // startJwtauthz starts bin serve and waits for /readyz.
@@ -88,6 +90,9 @@ func startJwtauthz(bin, logDir string, o jwtauthzOpts) (*server, error) {
 		"--grpc-addr", o.grpcAddr, "--http-addr", "", "--admin-addr", admin,
 		"--cache-size", strconv.Itoa(o.cacheSize), "--cache-ttl", o.cacheTTL.String(),
 		"--log-level", "warn", "--pprof", "--shutdown-delay", "0s"}
+	if o.config != "" {
+		args = append(args, "--config", o.config)
+	}
 	argv := append(slices.Clip(o.wrap), bin)
 	return launch(o.name, logDir, o.grpcAddr, "http://"+admin, o.wait, append(argv, args...))
 }

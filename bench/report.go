@@ -24,6 +24,10 @@ type Results struct {
 	Runs       []Run                `json:"runs"`
 	Summary    []Cell               `json:"summary"`
 	Memory     *Memory              `json:"memory,omitempty"`
+	// IntrospectionCallsPerToken is scenario d's introspection calls per
+	// opaque token over the whole run: 1 (the fill) when the cache keeps
+	// them all.
+	IntrospectionCallsPerToken float64 `json:"introspection_calls_per_token,omitempty"`
 }
 
 // Cell is the medians over the rounds of one scenario at one stream count,

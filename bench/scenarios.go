@@ -33,6 +33,7 @@ type tokens struct {
 	one          string   // (a)
 	pool         []string // (b)
 	newES, newRS []string // (c)
+	opaque       []string // (d)
 }
 
 // scenarios returns every scenario, the Unix-socket ones if uds.
@@ -43,6 +44,7 @@ func scenarios(t *tokens, uds bool) []*scenario {
 		{Name: "b-pool", About: fmt.Sprintf("%d cached ES256 tokens, picked uniformly", len(t.pool)), Server: srvPool, Floor: "floor", pick: uniform(t.pool)},
 		{Name: "c-new-ES256", About: "every token new, ES256", Server: srvNew, Floor: "floor", Alg: "ES256", pick: &cycle{pool: t.newES}},
 		{Name: "c-new-RS256", About: "every token new, RS256 (2048)", Server: srvNew, Floor: "floor", Alg: "RS256", pick: &cycle{pool: t.newRS}},
+		{Name: "d-opaque", About: fmt.Sprintf("%d cached opaque tokens of an introspection provider, picked uniformly", len(t.opaque)), Server: srvOpaque, Floor: "floor", pick: uniform(t.opaque)},
 	}
 	if uds {
 		s = append(s,
