@@ -82,6 +82,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (_ *Server, err e
 	if a.tracing, err = newTracing(cfg, log, a.buildInfo().Version); err != nil {
 		return nil, err
 	}
+	a.sources.tracer = a.tracing.fetchTracer()
 	if a.adminLis, err = listen(cfg.AdminAddr); err != nil {
 		return nil, fmt.Errorf("admin_addr: %w", err)
 	}

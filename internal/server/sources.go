@@ -41,8 +41,9 @@ type sources struct {
 	mu      sync.Mutex
 	ctx     context.Context // sources run on it; nil until start
 	running map[string]*runningSource
-	intros  introspectors // the introspection providers' clients (introspection.go)
-	changed chan struct{} // closed and replaced when the set changes
+	intros  introspectors    // the introspection providers' clients (introspection.go)
+	changed chan struct{}    // closed and replaced when the set changes
+	tracer  jwks.FetchTracer // told of every source's fetches; nil: none
 }
 
 func newSources() *sources {
@@ -66,6 +67,7 @@ func (s *sources) update(want []jwks.Config) {
 			next[c.Name] = r
 			continue
 		}
+		c.Tracer = s.tracer
 		r := &runningSource{src: jwks.New(c), key: k}
 		fresh = append(fresh, r)
 		next[c.Name] = r

@@ -7,16 +7,23 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/authz/extauthz"
+	"github.com/jwtauthz/jwtauthz/jwks"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
@@ -147,13 +154,16 @@ func exportsCheckSpans(t *testing.T, col *collectorStub, args []string) {
 
 	byName := map[string]*tracepb.Span{}
 	timeout := time.After(10 * time.Second)
-	for byName["Check"] == nil || byName["jwt.verify"] == nil {
+	for byName["Check"] == nil || byName["jwt.verify"] == nil || byName[spanFetch] == nil {
 		select {
 		case s := <-col.spans:
 			byName[s.Name] = s
 		case <-timeout:
-			t.Fatalf("the collector got %d spans, not a Check and a jwt.verify", len(byName))
+			t.Fatalf("the collector got %d spans, not a Check, a jwt.verify and a jwks.fetch", len(byName))
 		}
+	}
+	if fetch := byName[spanFetch]; len(fetch.ParentSpanId) != 0 || hex.EncodeToString(fetch.TraceId) == traceHex {
+		t.Errorf("the start-up jwks.fetch is not a root span of its own: trace %x parent %x", fetch.TraceId, fetch.ParentSpanId)
 	}
 	check, verify := byName["Check"], byName["jwt.verify"]
 	if got := hex.EncodeToString(check.TraceId); got != traceHex {
@@ -190,5 +200,258 @@ func TestTracingOffWithoutEndpoint(t *testing.T) {
 	a := startApp(t, false, "--issuer", idp.URL)
 	if a.tracing != nil {
 		t.Fatal("tracing on without --otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT")
+	}
+}
+
+// fetchEnv is an engine over one provider's key source, an IdP whose key
+// set answers can be held back, and both traced into an in-memory recorder
+// as the server traces them.
+type fetchEnv struct {
+	idp  *issuer.Issuer
+	eng  *authz.Engine
+	src  *jwks.Source
+	rec  *tracetest.SpanRecorder
+	hold chan struct{} // non-nil: key set answers wait until it is closed
+	mu   sync.Mutex
+}
+
+func newFetchEnv(t *testing.T, fault issuer.Fault) *fetchEnv {
+	t.Helper()
+	f := &fetchEnv{idp: issuer.New("", issuer.MustSigner("ES256")), rec: tracetest.NewSpanRecorder()}
+	f.idp.SetFault(fault)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		hold := f.hold
+		f.mu.Unlock()
+		if hold != nil {
+			<-hold
+		}
+		f.idp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	f.idp.URL = hs.URL
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(f.rec))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	s := newSources()
+	s.tracer = newFetchTracing(tp)
+	s.update([]jwks.Config{{Name: "p", Issuer: hs.URL, URL: f.idp.JWKSURL(), Refresh: time.Hour, MinRefresh: time.Hour}})
+	s.start(context.Background())
+	t.Cleanup(s.stop)
+	f.src = s.list()[0]
+	cfg := authz.DefaultConfig()
+	cfg.NetworkWait = 10 * time.Second // the test releases held fetches sooner
+	cfg.Tracer = extauthz.NewTracing(tp)
+	cfg.Providers = []authz.ProviderConfig{{Name: "p", Issuer: hs.URL, Keys: f.src}}
+	var err error
+	if f.eng, err = authz.New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.eng.Close)
+	return f
+}
+
+// fetched waits until n fetches are over.
+func (f *fetchEnv) fetched(t *testing.T, n uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); f.src.Status().Fetches < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d fetches, want %d", f.src.Status().Fetches, n)
+		}
+	}
+}
+
+// rotate publishes a new signing key, held back from the source until the
+// returned function is called (or the test ends), and a token that names
+// it for each subject.
+func (f *fetchEnv) rotate(t *testing.T, subs ...string) (toks []string, release func()) {
+	t.Helper()
+	hold := make(chan struct{})
+	f.mu.Lock()
+	f.hold = hold
+	f.mu.Unlock()
+	release = sync.OnceFunc(func() {
+		f.mu.Lock()
+		f.hold = nil
+		f.mu.Unlock()
+		close(hold)
+	})
+	t.Cleanup(release)
+	f.idp.Publish(issuer.MustSigner("ES256"), f.idp.Signing())
+	for _, sub := range subs {
+		tok, err := f.idp.Token(sub, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, tok)
+	}
+	return toks, release
+}
+
+func (f *fetchEnv) check(tok string) authz.Decision {
+	return f.eng.Check(context.Background(), &authz.Request{Method: "GET", Host: "api", Path: "/x",
+		Headers: authz.MapHeaders{"authorization": "Bearer " + tok}})
+}
+
+// started returns the spans named name started so far, running or ended.
+func started(rec *tracetest.SpanRecorder, name string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range rec.Started() {
+		if s.Name() == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func ended(t *testing.T, rec *tracetest.SpanRecorder, name string) []sdktrace.ReadOnlySpan {
+	t.Helper()
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.Name() == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func spanAttrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
+	m := map[attribute.Key]attribute.Value{}
+	for _, kv := range s.Attributes() {
+		m[kv.Key] = kv.Value
+	}
+	return m
+}
+
+// linksTo reports whether from has a link to to, and the link's kind.
+func linksTo(from, to sdktrace.ReadOnlySpan) (bool, string) {
+	for _, l := range from.Links() {
+		if l.SpanContext.Equal(to.SpanContext()) {
+			for _, kv := range l.Attributes {
+				if kv.Key == attrLink {
+					return true, kv.Value.AsString()
+				}
+			}
+			return true, ""
+		}
+	}
+	return false, ""
+}
+
+// checkFetchSpan checks a jwks.fetch span's place (a root) and attributes.
+func checkFetchSpan(t *testing.T, sp sdktrace.ReadOnlySpan, outcome string, status int64, keys int64, triggered bool) {
+	t.Helper()
+	if sp.Parent().IsValid() {
+		t.Errorf("jwks.fetch has a parent %v: it belongs to no check", sp.Parent().SpanID())
+	}
+	a := spanAttrs(sp)
+	if a[extauthz.AttrProvider].AsString() != "p" || a[attrOutcome].AsString() != outcome || a[attrKeys].AsInt64() != keys ||
+		a[attrTriggered].AsBool() != triggered || a[attrHTTP].AsInt64() != status {
+		t.Errorf("jwks.fetch attributes %v, want provider p, outcome %s, status %d, %d keys, triggered %v", a, outcome, status, keys, triggered)
+	}
+}
+
+func TestFetchSpans(t *testing.T) {
+	t.Run("scheduled", func(t *testing.T) {
+		f := newFetchEnv(t, issuer.OK)
+		f.fetched(t, 1)
+		fetches := ended(t, f.rec, spanFetch)
+		if len(fetches) != 1 {
+			t.Fatalf("%d jwks.fetch spans, want 1", len(fetches))
+		}
+		checkFetchSpan(t, fetches[0], "ok", 200, 1, false)
+		if n := len(fetches[0].Links()); n != 0 {
+			t.Errorf("a scheduled fetch has %d links, want none", n)
+		}
+	})
+
+	t.Run("unknown kid", func(t *testing.T) {
+		f := newFetchEnv(t, issuer.OK)
+		f.fetched(t, 1)
+		toks, release := f.rotate(t, "alice")
+		release()
+		if d := f.check(toks[0]); !d.Allow {
+			t.Fatalf("a token of the new key: %v", d.Reason)
+		}
+		fetches, waits := ended(t, f.rec, spanFetch), ended(t, f.rec, extauthz.SpanKeyWait)
+		if len(fetches) != 2 || len(waits) != 1 {
+			t.Fatalf("%d jwks.fetch and %d jwks.wait spans, want 2 and 1", len(fetches), len(waits))
+		}
+		fetch, wait := fetches[1], waits[0]
+		checkFetchSpan(t, fetch, "ok", 200, 2, true)
+		if ok, kind := linksTo(fetch, wait); !ok || kind != "triggered" || len(fetch.Links()) != 1 {
+			t.Errorf("jwks.fetch links %v, want one (triggered) to the jwks.wait span", fetch.Links())
+		}
+		if ok, _ := linksTo(wait, fetch); !ok {
+			t.Errorf("jwks.wait links %v, not to the jwks.fetch span", wait.Links())
+		}
+	})
+
+	t.Run("two checks, one fetch", func(t *testing.T) {
+		f := newFetchEnv(t, issuer.OK)
+		f.fetched(t, 1)
+		// Two tokens: two checks of one token would share one verification.
+		toks, release := f.rotate(t, "alice", "bob")
+		var wg sync.WaitGroup
+		got := make([]authz.Decision, 2)
+		for i := range got {
+			wg.Go(func() { got[i] = f.check(toks[i]) })
+		}
+		// Both checks wait: the fetch has its trigger's link and a joiner's.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			if fs := started(f.rec, spanFetch); len(fs) == 2 && len(fs[1].Links()) == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the second check never joined the fetch")
+			}
+		}
+		release()
+		wg.Wait()
+		for i, d := range got {
+			if !d.Allow {
+				t.Fatalf("check %d: %v", i, d.Reason)
+			}
+		}
+		fetches, waits := ended(t, f.rec, spanFetch), ended(t, f.rec, extauthz.SpanKeyWait)
+		if len(fetches) != 2 || len(waits) != 2 {
+			t.Fatalf("%d jwks.fetch and %d jwks.wait spans, want 2 and 2", len(fetches), len(waits))
+		}
+		fetch := fetches[1]
+		checkFetchSpan(t, fetch, "ok", 200, 2, true)
+		kinds := map[string]int{}
+		for _, w := range waits {
+			ok, kind := linksTo(fetch, w)
+			if !ok {
+				t.Errorf("jwks.fetch does not link to a jwks.wait span")
+			}
+			kinds[kind]++
+			if ok, _ := linksTo(w, fetch); !ok {
+				t.Errorf("a jwks.wait span does not link to the jwks.fetch span")
+			}
+		}
+		if kinds["triggered"] != 1 || kinds["joined"] != 1 || len(fetch.Links()) != 2 {
+			t.Errorf("jwks.fetch links %v, want one triggered and one joined", fetch.Links())
+		}
+	})
+
+	t.Run("failing IdP", func(t *testing.T) {
+		f := newFetchEnv(t, issuer.Fail)
+		for deadline := time.Now().Add(10 * time.Second); len(ended(t, f.rec, spanFetch)) == 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("no jwks.fetch span")
+			}
+		}
+		fetch := ended(t, f.rec, spanFetch)[0]
+		checkFetchSpan(t, fetch, "error", 500, 0, false)
+		if fetch.Status().Code.String() != "Error" {
+			t.Errorf("jwks.fetch status %v, want Error", fetch.Status())
+		}
+	})
+}
+
+func TestFetchTracingOffIsNil(t *testing.T) {
+	var off *tracing
+	if off.fetchTracer() != nil {
+		t.Fatal("no tracing, yet the key sources get a tracer")
 	}
 }
