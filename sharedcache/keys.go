@@ -80,7 +80,7 @@ func CheckURL(s string) error {
 func redisOptions(s string) (*redis.Options, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, ErrURL
+		return nil, ErrURL // url's error quotes the URL, and so its password
 	}
 	for k := range u.Query() {
 		for _, ours := range []string{"timeout", "retr", "pool", "idle", "conn", "context"} {
@@ -89,21 +89,25 @@ func redisOptions(s string) (*redis.Options, error) {
 			}
 		}
 	}
-	opts, err := redis.ParseURL(s)
+	opts, err := redis.ParseURL(s) // its errors name a part, never the password
 	if err != nil {
-		// go-redis's error may quote the URL, and so its password.
-		return nil, fmt.Errorf("%w (%s)", ErrURL, Redact(s))
+		return nil, fmt.Errorf("%w: %v", ErrURL, err)
 	}
 	return opts, nil
 }
 
-// Redact is the URL s without its password, for logs and summaries; ""
-// if s is not a URL.
+// Redact is the URL s without its password or the values of its query,
+// for logs and summaries; "" if s is not a URL.
 func Redact(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return ""
 	}
+	q := u.Query()
+	for k := range q {
+		q[k] = []string{"xxxxx"}
+	}
+	u.RawQuery = q.Encode()
 	return u.Redacted()
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jwtauthz/jwtauthz/authz"
 	"github.com/jwtauthz/jwtauthz/jwks"
+	"github.com/jwtauthz/jwtauthz/sharedcache"
 )
 
 // Config is every setting of `serve` and `dev`. Each field comes, in order
@@ -58,6 +59,14 @@ type Config struct {
 	// OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL variables, else grpc.
 	OTLPEndpoint string `yaml:"otlp_endpoint"`
 	OTLPProtocol string `yaml:"otlp_protocol"`
+
+	// SharedCache is the Redis (or Valkey) URL where replicas share
+	// introspection verdicts; "" (the default): none. SharedCacheKeyFile
+	// holds the cluster secrets (sharedcache.LoadKeys), required with it;
+	// SharedCacheTimeout bounds each Redis operation.
+	SharedCache        string        `yaml:"shared_cache"`
+	SharedCacheKeyFile string        `yaml:"shared_cache_key_file"`
+	SharedCacheTimeout time.Duration `yaml:"shared_cache_timeout"`
 
 	TLSCert     string `yaml:"tls_cert"`
 	TLSKey      string `yaml:"tls_key"`
@@ -134,26 +143,27 @@ type ProviderConfig struct {
 // them.
 func Defaults() *Config {
 	return &Config{
-		GRPCAddr:          ":9001",
-		HTTPAddr:          ":9002",
-		AdminAddr:         ":9003",
-		Algorithms:        authz.DefaultAlgorithms,
-		ClockSkew:         authz.DefaultClockSkew,
-		CacheTTL:          authz.DefaultCacheTTL,
-		CacheSize:         authz.DefaultCacheSize,
-		NegativeCacheSize: authz.DefaultNegativeCacheSize,
-		MaxTokenSize:      authz.DefaultMaxTokenSize,
-		NetworkWait:       authz.DefaultNetworkWait,
-		JWKSRefresh:       jwks.DefaultRefresh,
-		JWKSMinRefresh:    jwks.DefaultMinRefresh,
-		JWKSTimeout:       jwks.DefaultTimeout,
-		JWKSCacheMaxAge:   jwks.DefaultCacheMaxAge,
-		LogLevel:          "info",
-		LogFormat:         "json",
-		AuditSampleAllows: 100,
-		AuditDenyRate:     100,
-		ShutdownDelay:     5 * time.Second,
-		ShutdownTimeout:   15 * time.Second,
+		GRPCAddr:           ":9001",
+		HTTPAddr:           ":9002",
+		AdminAddr:          ":9003",
+		Algorithms:         authz.DefaultAlgorithms,
+		ClockSkew:          authz.DefaultClockSkew,
+		CacheTTL:           authz.DefaultCacheTTL,
+		CacheSize:          authz.DefaultCacheSize,
+		NegativeCacheSize:  authz.DefaultNegativeCacheSize,
+		MaxTokenSize:       authz.DefaultMaxTokenSize,
+		NetworkWait:        authz.DefaultNetworkWait,
+		JWKSRefresh:        jwks.DefaultRefresh,
+		JWKSMinRefresh:     jwks.DefaultMinRefresh,
+		JWKSTimeout:        jwks.DefaultTimeout,
+		JWKSCacheMaxAge:    jwks.DefaultCacheMaxAge,
+		LogLevel:           "info",
+		LogFormat:          "json",
+		AuditSampleAllows:  100,
+		AuditDenyRate:      100,
+		SharedCacheTimeout: sharedcache.DefaultTimeout,
+		ShutdownDelay:      5 * time.Second,
+		ShutdownTimeout:    15 * time.Second,
 	}
 }
 
@@ -346,6 +356,9 @@ var settings = []setting{
 	num("audit-deny-rate", "audit log: most denials logged per second; the rest are counted in one line a second", func(c *Config) *int { return &c.AuditDenyRate }).zeroMeans("no limit, every denial is logged").example("100"),
 	str("otlp-endpoint", "export trace spans over OTLP to this collector URL (http:// plaintext, https:// TLS); not given: the OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT variable, and with neither no tracing", func(c *Config) *string { return &c.OTLPEndpoint }).example("http://otel-collector:4317"),
 	str("otlp-protocol", "OTLP transport, grpc or http/protobuf; not given: the OTEL_EXPORTER_OTLP_PROTOCOL or OTEL_EXPORTER_OTLP_TRACES_PROTOCOL variable, else grpc", func(c *Config) *string { return &c.OTLPProtocol }).example("grpc"),
+	str("shared-cache", "share introspection verdicts among replicas through this Redis or Valkey: redis://[:password@]host:6379[/db], rediss:// (TLS) or unix:///path; needs --shared-cache-key-file; not given: no shared cache", func(c *Config) *string { return &c.SharedCache }).example("redis://redis:6379/0"),
+	str("shared-cache-key-file", "file of the cluster secret that keys and signs shared-cache entries (32 bytes or more a line, readable by its owner only; several lines: the first signs, all verify)", func(c *Config) *string { return &c.SharedCacheKeyFile }).example("/etc/jwtauthz/shared-cache/key"),
+	dur("shared-cache-timeout", "longest wait for the shared cache on one operation; past it the check goes on to the IdP", func(c *Config) *time.Duration { return &c.SharedCacheTimeout }).positive("20ms"),
 	dur("shutdown-delay", "on SIGTERM, time between going NOT_SERVING and closing the listeners", func(c *Config) *time.Duration { return &c.ShutdownDelay }).zeroMeans("the listeners close at once").example("5s"),
 	dur("shutdown-timeout", "on SIGTERM, time in-flight checks get to finish", func(c *Config) *time.Duration { return &c.ShutdownTimeout }).positive("15s"),
 }

@@ -291,6 +291,13 @@ func TestZeroOfEverySetting(t *testing.T) {
 		}},
 		"shutdown-delay":   {forms: value},
 		"shutdown-timeout": {forms: never},
+		"shared-cache": {forms: unset, means: func(t *testing.T, c *Config) {
+			if c.SharedCache != "" || c.Summary().SharedCache != nil {
+				t.Errorf("shared_cache %q, want none", c.SharedCache)
+			}
+		}},
+		"shared-cache-key-file": {forms: unset},
+		"shared-cache-timeout":  {forms: never},
 	}
 	const provider = "providers:\n  - {name: p, issuer: https://p.example.com, jwks_url: https://p.example.com/keys}\n"
 	blank := &Config{} // every field at Go's zero, to show a setting's zero

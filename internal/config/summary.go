@@ -17,14 +17,15 @@ import (
 // secret key and jwks_headers, only the header names; of a URL, neither a
 // password nor the query's values.
 type Summary struct {
-	File        string            `json:"file"` // the config file, "" if none
-	Listeners   SummaryListeners  `json:"listeners"`
-	Providers   []SummaryProvider `json:"providers"`
-	Rules       []SummaryRule     `json:"rules"` // in order: the first that matches decides
-	Cache       SummaryCache      `json:"cache"`
-	PathCase    string            `json:"path_case"` // sensitive, insensitive or unset
-	NetworkWait string            `json:"network_wait"`
-	ClockSkew   string            `json:"clock_skew"`
+	File        string              `json:"file"` // the config file, "" if none
+	Listeners   SummaryListeners    `json:"listeners"`
+	Providers   []SummaryProvider   `json:"providers"`
+	Rules       []SummaryRule       `json:"rules"` // in order: the first that matches decides
+	Cache       SummaryCache        `json:"cache"`
+	PathCase    string              `json:"path_case"` // sensitive, insensitive or unset
+	NetworkWait string              `json:"network_wait"`
+	ClockSkew   string              `json:"clock_skew"`
+	SharedCache *SummarySharedCache `json:"shared_cache"` // null: none
 }
 
 // SummaryListeners are the three listeners; a disabled one is nil (null).
@@ -144,6 +145,7 @@ func (c *Config) Summary() Summary {
 		PathCase:    cmp.Or(c.PathCase, "unset"),
 		NetworkWait: ac.NetworkWait.String(),
 		ClockSkew:   ac.ClockSkew.String(),
+		SharedCache: c.sharedCacheSummary(),
 	}
 	var names []string
 	for _, p := range c.AllProviders() {

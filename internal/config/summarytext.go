@@ -93,6 +93,9 @@ func (s Summary) WriteText(w io.Writer) error {
 	line("  rejected tokens\t%s", cacheText(s.Cache.NegativeTTL, s.Cache.NegativeSize))
 	line("  dedup\t%s", cacheText(s.Cache.DedupWindow, s.Cache.DedupSize))
 	line("  max token size\t%d bytes", s.Cache.MaxTokenSize)
+	if sc := s.SharedCache; sc != nil {
+		line("  shared (introspection verdicts)\t%s, %d key(s) from %s, timeout %s", sc.URL, sc.Keys, sc.KeyFile, sc.Timeout)
+	}
 	line("path_case\t%s", s.PathCase)
 	line("network_wait\t%s", s.NetworkWait)
 	line("clock_skew\t%s", s.ClockSkew)

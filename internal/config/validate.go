@@ -30,6 +30,7 @@ func (c *Config) validate() error {
 		}
 	}
 	errs = append(errs, c.checkRanges()...) // durations and numbers, as settings says
+	errs = append(errs, c.checkSharedCache()...)
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		hint("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
 	}

@@ -275,6 +275,8 @@ func restartOnly(old, cur *config.Config) []string {
 		{"shutdown_delay", old.ShutdownDelay, cur.ShutdownDelay}, {"shutdown_timeout", old.ShutdownTimeout, cur.ShutdownTimeout},
 		{"pprof", old.Pprof, cur.Pprof}, {"grpc_reflection", old.GRPCReflection, cur.GRPCReflection},
 		{"path_case", old.PathCase, cur.PathCase},
+		{"shared_cache", old.SharedCache, cur.SharedCache}, {"shared_cache_key_file", old.SharedCacheKeyFile, cur.SharedCacheKeyFile},
+		{"shared_cache_timeout", old.SharedCacheTimeout, cur.SharedCacheTimeout},
 	} {
 		if f.old != f.cur {
 			keys = append(keys, f.key)

@@ -21,6 +21,7 @@ import (
 	"github.com/jwtauthz/jwtauthz/authz"
 	"github.com/jwtauthz/jwtauthz/internal/config"
 	"github.com/jwtauthz/jwtauthz/jwks"
+	"github.com/jwtauthz/jwtauthz/sharedcache"
 )
 
 // authService is the name grpc.health.v1 reports besides "".
@@ -42,6 +43,8 @@ type Server struct {
 	metrics *metrics
 	audit   *auditor // nil: no audit log
 	tracing *tracing // nil: no spans exported
+
+	shared *sharedcache.Cache // nil: no --shared-cache
 	// running is the configuration last applied, at start or by a
 	// reload; reloadMu orders reloads.
 	running  *config.Config
@@ -74,6 +77,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (_ *Server, err e
 				a.audit.close()
 			}
 			a.tracing.shutdown(context.Background())
+			a.closeSharedCache()
 		}
 	}()
 	if a.audit, err = newAuditor(cfg, a.now); err != nil {
@@ -132,6 +136,9 @@ func (a *Server) build() error {
 	}
 	ac.Logger, ac.Now = a.log, a.now
 	ac.Observe = a.observe
+	if err := a.setSharedCache(&ac); err != nil {
+		return err
+	}
 	if a.tracing != nil {
 		ac.Tracer = a.tracing.checks
 	}
@@ -227,6 +234,7 @@ func (a *Server) Run(ctx context.Context) error {
 	})
 	err := g.Wait()
 	a.engine.Close()
+	a.closeSharedCache()
 	if a.audit != nil {
 		a.audit.close()
 	}
