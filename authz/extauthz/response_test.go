@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -154,12 +155,54 @@ func BenchmarkResponse(b *testing.B) {
 			encodeResponse(&d).data.Free()
 		}
 	})
+	for name, m := range map[string]*authz.Metadata{
+		"encoded-metadata":        {Provider: "clerk"},
+		"encoded-metadata-claims": {Provider: "clerk", Claims: []authz.MetadataClaim{{Name: "org", Value: "org_2abcdefghijkl"}, {Name: "tier", Value: "enterprise"}}},
+	} {
+		b.Run(name, func(b *testing.B) {
+			d := d
+			d.Provider, d.Metadata = "clerk", m
+			b.ReportAllocs()
+			for b.Loop() {
+				encodeResponse(&d).data.Free()
+			}
+		})
+	}
 	b.Run("proto.Marshal", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := proto.Marshal(CheckResponse(&d)); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// FuzzMetadataClaim: any JSON value as a metadata claim encodes to what
+// proto.Marshal makes of CheckResponse, which proto.Unmarshal reads back;
+// a value it cannot hold is left out by both.
+func FuzzMetadataClaim(f *testing.F) {
+	for _, s := range []string{`"a"`, `1.5`, `[1,"x",null,true,{"k":[]}]`, `{"":{"a":"\u0000"}}`, `"\ud800"`, `-0`, `1e308`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var v any
+		if json.Unmarshal([]byte(s), &v) != nil {
+			return
+		}
+		d := authz.Decision{Allow: true, Subject: "s", Issuer: "i", Metadata: &authz.Metadata{Provider: "p", Claims: []authz.MetadataClaim{{Name: "c", Value: v}}}}
+		e := encodeResponse(&d)
+		defer e.data.Free()
+		want, err := proto.MarshalOptions{Deterministic: true}.Marshal(CheckResponse(&d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(e.bytes()) != string(want) {
+			t.Fatalf("%s: encoded %x, want %x", s, e.bytes(), want)
+		}
+		var resp authv3.CheckResponse
+		if err := proto.Unmarshal(e.bytes(), &resp); err != nil {
+			t.Fatal(err)
 		}
 	})
 }
