@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -531,4 +533,53 @@ func TestIntrospectionSharedCache(t *testing.T) {
 			t.Errorf("%s: %v; want %v", tt.name, d.Reason, tt.want)
 		}
 	}
+}
+
+// FuzzIntrospectionAnswer feeds the engine any JSON object as an
+// introspection answer (as the introspect package's parser passes it:
+// numbers as json.Number): it must not panic, and must allow only an
+// answer whose active is the boolean true, whose iss is the provider's and
+// whose aud holds its audience.
+//
+//	go test ./authz -run '^$' -fuzz '^FuzzIntrospectionAnswer$' -fuzztime=20s
+func FuzzIntrospectionAnswer(f *testing.F) {
+	for _, s := range []string{
+		`{"active":true,"iss":"https://idp.example.com/","aud":"api","sub":"u","exp":1900000000}`,
+		`{"active":"true","iss":"https://idp.example.com/","aud":"api"}`,
+		`{"active":true,"iss":"https://idp.example.com/","aud":["api"],"scope":"a b","org":{"id":1},"token_type":"refresh_token"}`,
+		`{"active":true,"iss":"https://idp.example.com/","aud":"api","exp":1.5e9,"nbf":-1,"sub":"\u0000"}`,
+		`{"active":false}`, `{}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		dec := json.NewDecoder(strings.NewReader(body))
+		dec.UseNumber()
+		var answer map[string]any
+		if dec.Decode(&answer) != nil || answer == nil {
+			return
+		}
+		e := newOpaqueEnv(t, func(c *authz.Config, p *authz.ProviderConfig) {
+			p.Audiences = []string{"api"}
+			p.ClaimHeaders = map[string]string{"x-auth-org": "org.id"}
+			c.Rules = []authz.RuleConfig{{Match: authz.Match{PathPrefix: "/admin"}, Require: authz.Require{Scopes: []string{"admin"}}}}
+		})
+		e.fake.set("tok", answer)
+		for _, path := range []string{"/", "/admin"} {
+			d := e.check("tok", path)
+			if !d.Allow {
+				continue
+			}
+			aud, _ := answer["aud"].(string)
+			auds, _ := answer["aud"].([]any)
+			if answer["active"] != true || answer["iss"] != introIss || aud != "api" && !slices.Contains(auds, any("api")) {
+				t.Fatalf("%s allowed %s", path, body)
+			}
+			for _, h := range append(d.Set, authz.Header{Name: "x-auth-subject", Value: d.Subject}) {
+				if strings.ContainsAny(h.Value, "\x00\r\n") {
+					t.Fatalf("header %s %q from %s", h.Name, h.Value, body)
+				}
+			}
+		}
+	})
 }
