@@ -138,7 +138,7 @@ func celIssue(expr string, iss *cel.Issues) error {
 		return fmt.Errorf("%w: %w", errCondition, iss.Err())
 	}
 	e := errs[0]
-	return fmt.Errorf("%w: %s: %s", errCondition, celWhere(expr, e.Location.Line(), e.Location.Column()+1), e.Message)
+	return fmt.Errorf("%w: %s: %s", errCondition, celWhere(expr, e.Location.Line(), e.Location.Column()+1), strings.TrimSuffix(e.Message, " (in container '')"))
 }
 
 // celWhere names a place in expr: its column, and its line if expr has

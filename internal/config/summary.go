@@ -111,6 +111,7 @@ type SummaryMatch struct {
 	Path       string   `json:"path,omitempty"`
 	PathPrefix string   `json:"path_prefix,omitempty"`
 	PathRegex  string   `json:"path_regex,omitempty"` // matched against the whole path
+	When       string   `json:"when,omitempty"`       // a CEL condition on the request
 }
 
 // SummaryRequires is what a token must have on the rule's route: from
@@ -119,6 +120,7 @@ type SummaryRequires struct {
 	Providers []string          `json:"providers"`
 	Scopes    []string          `json:"scopes"`
 	Claims    map[string]string `json:"claims"`
+	When      string            `json:"when,omitempty"` // a CEL condition on the token and request
 }
 
 // SummaryCache are the caches' limits in effect (a cache one of whose
@@ -248,7 +250,7 @@ func summarizeRule(i int, r authz.RuleConfig, all []string) SummaryRule {
 	sr := SummaryRule{
 		Index: i,
 		Match: SummaryMatch{Hosts: r.Match.Hosts, Methods: r.Match.Methods, Path: r.Match.Path,
-			PathPrefix: r.Match.PathPrefix, PathRegex: r.Match.PathRegex},
+			PathPrefix: r.Match.PathPrefix, PathRegex: r.Match.PathRegex, When: r.Match.When},
 		Action:   string(cmp.Or(r.Action, authz.ActionRequire)),
 		Requires: SummaryRequires{Providers: []string{}, Scopes: orEmpty(r.Require.Scopes), Claims: map[string]string{}},
 	}
@@ -259,6 +261,7 @@ func summarizeRule(i int, r authz.RuleConfig, all []string) SummaryRule {
 		}
 	}
 	maps.Copy(sr.Requires.Claims, r.Require.Claims)
+	sr.Requires.When = r.Require.When
 	return sr
 }
 

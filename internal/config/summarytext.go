@@ -129,6 +129,9 @@ func (m SummaryMatch) String() string {
 			parts = append(parts, p[0]+" "+p[1])
 		}
 	}
+	if m.When != "" {
+		parts = append(parts, "when "+oneLine(m.When))
+	}
 	if len(parts) == 0 {
 		return "every request"
 	}
@@ -149,8 +152,14 @@ func (r SummaryRule) describe() string {
 	if len(r.Requires.Claims) > 0 {
 		d += "; claims " + pairs(r.Requires.Claims, "=")
 	}
+	if r.Requires.When != "" {
+		d += "; when " + oneLine(r.Requires.When)
+	}
 	return d
 }
+
+// oneLine is a condition written over several lines on one.
+func oneLine(expr string) string { return strings.Join(strings.Fields(expr), " ") }
 
 func listOr(l []string, none string) string {
 	if len(l) == 0 {
