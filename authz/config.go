@@ -32,6 +32,11 @@ type Config struct {
 	// match them; unset: a path whose rule changes with its case is
 	// refused. See PathCase.
 	PathCase PathCase
+	// CORSPreflight lets a CORS preflight (OPTIONS with Origin and
+	// Access-Control-Request-Method) pass without a token, before any rule,
+	// as public (Envoy jwt_authn's bypass_cors_preflight); false: a
+	// preflight is checked like any request.
+	CORSPreflight bool
 
 	// ClockSkew is the leeway for exp, nbf and iat; 0: none, a token is
 	// refused from the second of its exp.

@@ -254,11 +254,15 @@ func (l Layer) String() string {
 // Deadline implements cache.Expiring, for the request dedup.
 func (d Decision) Deadline() int64 { return d.until }
 
-// Status returns the HTTP status of the decision. A denial is never 200,
-// whatever its reason says: fail closed.
+// Status returns the HTTP status of the decision: 200 for an allow, even
+// one that keeps a failed token's reason (FailedOpen). A denial is never
+// 200, whatever its reason says: fail closed.
 func (d *Decision) Status() int {
+	if d.Allow {
+		return http.StatusOK
+	}
 	s := d.Reason.Status()
-	if !d.Allow && s == http.StatusOK {
+	if s == http.StatusOK {
 		return http.StatusUnauthorized
 	}
 	return s

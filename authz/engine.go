@@ -158,11 +158,17 @@ func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.T
 	case r.Ambiguous:
 		return deny(ReasonBadRequest)
 	}
+	if e.cfg.CORSPreflight && isPreflight(r) {
+		return pol.public // before any rule; Rule() -1 tells it from a public rule
+	}
 	ru := pol.route(r)
 	if ru == nil {
 		return deny(ReasonBadRequest) // a path that upstreams may read otherwise than the rules do
 	}
 	d := e.decideRoute(ctx, pol, ru, r, now)
+	if ru.action == ActionOptionalOrFailed && !d.Allow && ru.failDenial == nil && failsOpen(d.Reason) {
+		d = pol.failedOpen(d) // actions.go
+	}
 	d.rule = ru.num
 	return d
 }

@@ -18,6 +18,11 @@ const (
 	// ActionOptional lets a request without a token pass; a token that is
 	// present must be valid (Envoy jwt_authn's allow_missing).
 	ActionOptional Action = "optional"
+	// ActionOptionalOrFailed lets a request pass with no token or with one
+	// that fails (Envoy jwt_authn's allow_missing_or_failed): identity
+	// headers are set only for a valid token, removed otherwise, and the
+	// check counts as an allow with the failure's reason (actions.go).
+	ActionOptionalOrFailed Action = "optional_or_failed"
 	// ActionAllow lets every request pass; a token is not even read.
 	ActionAllow Action = "allow"
 )
@@ -99,9 +104,9 @@ func newRule(i int, rc RuleConfig, byName map[string]*provider, all []*provider)
 		r.action = ActionRequire
 	}
 	switch r.action {
-	case ActionRequire, ActionOptional, ActionAllow:
+	case ActionRequire, ActionOptional, ActionOptionalOrFailed, ActionAllow:
 	default:
-		return nil, ruleError(i, "action", "%q is not one of require, optional, allow", rc.Action)
+		return nil, ruleError(i, "action", "%q is not one of require, optional, optional_or_failed, allow", rc.Action)
 	}
 	if rc.Match.PathRegex != "" {
 		// The pattern alone first: ^(?:a)|(.*)$ compiles, and matches all.

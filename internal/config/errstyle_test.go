@@ -115,7 +115,7 @@ func TestFileErrorsGiveTheLine(t *testing.T) {
 			want: `5: rules[0].require.providers: no provider named "b"`},
 		{name: "rule action", check: true,
 			file: provider + "rules:\n  - match: {path: /}\n    action: maybe\n",
-			want: `6: rules[0].action: "maybe" is not one of require, optional, allow`},
+			want: `6: rules[0].action: "maybe" is not one of require, optional, optional_or_failed, allow`},
 		{name: "issuer twice, after the flag's provider", check: true, args: []string{"--issuer", "https://a.example.com"},
 			file: "log_level: info\n" + provider,
 			want: `3: providers[0]: issuer "https://a.example.com" is also provider "default"'s`},
