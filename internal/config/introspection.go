@@ -212,3 +212,21 @@ func (s SummaryIntrospection) String() string {
 	}
 	return out
 }
+
+// String describes the settings without the secret (a file's name is
+// shown, a variable's value never), so that printing a ProviderConfig
+// shows no secret.
+func (ic IntrospectionConfig) String() string {
+	if !ic.Set() {
+		return "{}"
+	}
+	secret := ic.ClientSecretFile
+	if secret == "" && ic.envSet {
+		secret = "(from the environment)"
+	}
+	return fmt.Sprintf("{url:%s client_id:%s secret:%s auth_method:%s timeout:%s cache_ttl:%s}",
+		redactURL(ic.URL), ic.ClientID, secret, ic.AuthMethod, ic.TimeoutOrDefault(), ic.CacheTTLOrDefault())
+}
+
+// GoString is String, for %#v.
+func (ic IntrospectionConfig) GoString() string { return ic.String() }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,5 +146,19 @@ func TestIntrospectionSummary(t *testing.T) {
 	}
 	if strings.Contains(text.String()+js.String(), "s3cret-value") {
 		t.Error("the summary shows the secret")
+	}
+}
+
+// A secret from the environment is not shown when a configuration is
+// printed.
+func TestIntrospectionSecretNotPrinted(t *testing.T) {
+	c, err := load(t, []string{"--config", writeFile(t, introspectionYAML(""))}, envOf("JWTAUTHZ_PROVIDERS_HYDRA_CLIENT_SECRET", "s3cret-env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, form := range []string{"%v", "%+v", "%#v", "%s"} {
+		if out := fmt.Sprintf(form, c.Providers); strings.Contains(out, "s3cret-env") {
+			t.Errorf("%s shows the secret: %s", form, out)
+		}
 	}
 }
