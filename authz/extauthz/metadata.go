@@ -115,9 +115,9 @@ func metaFieldSize(n int) int {
 }
 
 // appendMeta appends CheckResponse.dynamic_metadata: d's metadata em, and
-// an allow's iss and sub, nothing if that is empty.
-func appendMeta(b []byte, em *encodedMeta, d *authz.Decision) []byte {
-	n := metaSize(d, em)
+// an allow's iss and sub, whose Struct is n bytes (metaSize); nothing if
+// that is empty.
+func appendMeta(b []byte, em *encodedMeta, d *authz.Decision, n int) []byte {
 	if n == 0 {
 		return b
 	}
@@ -141,8 +141,9 @@ func insertMeta(b []byte, em *encodedMeta, d *authz.Decision) []byte {
 	if n < 0 {
 		n = 0 // not one of ours: the metadata first
 	}
-	out := make([]byte, 0, len(b)+metaFieldSize(metaSize(d, em)))
-	out = appendMeta(append(out, b[:n]...), em, d)
+	size := metaSize(d, em)
+	out := make([]byte, 0, len(b)+metaFieldSize(size))
+	out = appendMeta(append(out, b[:n]...), em, d, size)
 	return append(out, b[n:]...)
 }
 
@@ -159,11 +160,12 @@ func appendStringEntry(b []byte, key, s string) []byte {
 	if s == "" {
 		return b
 	}
+	v := sizeBytes(len(s))
 	b = append(b, fStructFields<<3|byte(protowire.BytesType))
-	b = appendLen(b, sizeBytes(len(key))+sizeBytes(sizeBytes(len(s))))
+	b = appendLen(b, sizeBytes(len(key))+sizeBytes(v))
 	b = appendString(b, fEntryKey, key)
 	b = append(b, fEntryValue<<3|byte(protowire.BytesType))
-	b = appendLen(b, sizeBytes(len(s)))
+	b = appendLen(b, v)
 	return appendString(b, fValueString, s)
 }
 

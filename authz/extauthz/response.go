@@ -102,15 +102,17 @@ func encodeResponse(d *authz.Decision) *encodedResponse {
 	}
 	ok := okSize(d)
 	n := 3 + protowire.SizeVarint(uint64(ok)) + ok
+	meta := 0 // the Struct's size
 	if em != nil {
-		n += metaFieldSize(metaSize(d, em))
+		meta = metaSize(d, em)
+		n += metaFieldSize(meta)
 	}
 	var pool mem.BufferPool = allowPool
 	if n > allowBufSize {
 		pool = mem.DefaultBufferPool()
 	}
 	buf := pool.Get(n)
-	*buf = appendAllow((*buf)[:0], d, ok, em)
+	*buf = appendAllow((*buf)[:0], d, ok, em, meta)
 	return encoded(mem.NewBuffer(buf, pool))
 }
 
@@ -193,12 +195,13 @@ func headerSize(name, value string) int { return stringSize(name) + stringSize(v
 func optionSize(name, value string) int { return sizeBytes(headerSize(name, value)) + 2 }
 
 // appendAllow appends the allow d, whose ok_response is ok bytes long, and
-// its metadata em (nil: none). The metadata comes before ok_response, as
-// proto.Marshal writes a oneof after the other fields.
-func appendAllow(b []byte, d *authz.Decision, ok int, em *encodedMeta) []byte {
+// its metadata em (nil: none), a Struct of meta bytes. The metadata comes
+// before ok_response, as proto.Marshal writes a oneof after the other
+// fields.
+func appendAllow(b []byte, d *authz.Decision, ok int, em *encodedMeta, meta int) []byte {
 	b = append(b, fRespStatus<<3|byte(protowire.BytesType), 0)
 	if em != nil {
-		b = appendMeta(b, em, d)
+		b = appendMeta(b, em, d, meta)
 	}
 	b = append(b, fRespOK<<3|byte(protowire.BytesType))
 	b = appendLen(b, ok)
