@@ -97,6 +97,9 @@ func newTokenChecks(cfg ProviderConfig, skew time.Duration, now func() time.Time
 	if cfg.RequiredTyp == "" && cfg.MaxLifetime == 0 && cfg.Subjects.IsZero() && tt == nil {
 		return nil, nil
 	}
+	if cfg.Introspector != nil {
+		return nil, errors.New("required_typ, max_lifetime, subjects and tenants check JWTs verified with the provider's keys: an introspection provider takes none of them")
+	}
 	tc := &tokenChecks{maxLifetime: cfg.MaxLifetime, skew: skew, now: now, tenants: tt, subjects: !cfg.Subjects.IsZero()}
 	fail := func(r Reason, desc string) *checkFailure { return &checkFailure{newDenial(r, cfg.Name, desc, "")} }
 	if cfg.RequiredTyp != "" {

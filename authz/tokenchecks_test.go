@@ -289,6 +289,9 @@ func TestTokenCheckConfigErrors(t *testing.T) {
 		{name: "tenant dot-dot", cfg: func(p *authz.ProviderConfig) { p.Issuer, p.Tenants = p.Issuer+"/{tenantid}/v2.0", []string{"a", ".."} }, wantErr: `tenants[1]: ".." is not a tenant id`},
 		{name: "tenant twice", cfg: func(p *authz.ProviderConfig) { p.Issuer, p.Tenants = p.Issuer+"/{tenantid}/v2.0", []string{"a", "a"} }, wantErr: `tenants[1]: "a" is listed twice`},
 		{name: "star among others", cfg: func(p *authz.ProviderConfig) { p.Issuer, p.Tenants = p.Issuer+"/{tenantid}/v2.0", []string{"a", "*"} }, wantErr: `"*" accepts every tenant and goes alone`},
+		{name: "an introspection provider", cfg: func(p *authz.ProviderConfig) {
+			p.Keys, p.Introspector, p.Subjects.Exact = nil, &fakeIntrospector{}, []string{"a"}
+		}, wantErr: "an introspection provider takes none of them"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,6 +38,17 @@ func (l *TenantList) UnmarshalYAML(n *yaml.Node) error {
 func (p *ProviderConfig) checkTokenChecks(key string, lines map[string]int) []error {
 	var errs []error
 	hint := func(sub, format string, a ...any) { errs = append(errs, invalidHint(key+"."+sub, format, a...)) }
+	if p.Introspection.Set() {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"tenants", len(p.Tenants) > 0}, {"required_typ", p.RequiredTyp != ""}, {"max_lifetime", p.MaxLifetime != 0}, {"subjects", !p.Subjects.IsZero()}} {
+			if k.set {
+				hint(k.key, "checks JWTs verified with the provider's keys: an introspection provider's tokens are the endpoint's to judge")
+			}
+		}
+		return errs
+	}
 	errs = append(errs, p.checkTenants(key)...)
 	if p.RequiredTyp != "" {
 		if err := authz.CheckRequiredTyp(p.RequiredTyp); err != nil {

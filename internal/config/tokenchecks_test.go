@@ -68,6 +68,9 @@ func TestTokenCheckKeysErrors(t *testing.T) {
 			want: `4: providers[0].tenants[1]: "*" accepts every tenant: write tenants: "*" alone`},
 		{name: "tenants some other string", file: tmpl + "    tenants: all\n",
 			want: `4: providers[0].tenants: "all" is not a list (e.g. [11111111-2222-3333-4444-555555555555], or "*")`},
+		{name: "an introspection provider", file: "providers:\n  - name: hydra\n    issuer: https://idp.example.com/\n    subjects: {exact: [a]}\n" +
+			"    introspection: {url: https://idp.example.com/introspect, client_id: jwtauthz, client_secret_file: " + secretFile(t, "s3cret-of-32-bytes-at-the-least!", 0o600) + "}\n",
+			want: "4: providers[0].subjects: checks JWTs verified with the provider's keys: an introspection provider's tokens are the endpoint's to judge"},
 		{name: "template as --issuer", file: "issuer: " + entraTemplate + "\n",
 			want: `1: issuer: "` + entraTemplate + `" is an issuer template: write it in a providers entry, with its tenants`},
 	}
