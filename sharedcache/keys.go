@@ -9,11 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"net/url"
 	"os"
-	"strings"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // MinKeySize is the shortest cluster secret accepted, in bytes.
@@ -63,52 +59,6 @@ func LoadKeys(path string) ([][]byte, error) {
 		return nil, fmt.Errorf("%s: %w; make one with `openssl rand -base64 48 > %s`", path, ErrNoKey, path)
 	}
 	return keys, nil
-}
-
-// CheckURL reports whether s is a URL the cache can connect to: redis://
-// or rediss:// (TLS) host[:port][/db], or unix:///path[?db=N], with an
-// optional user and password. Options in the query that set timeouts,
-// retries or the pool are refused: the cache sets them (Config.Timeout).
-func CheckURL(s string) error {
-	opts, err := redisOptions(s)
-	if err == nil && opts.Addr == "" {
-		err = errors.New("no address")
-	}
-	return err
-}
-
-func redisOptions(s string) (*redis.Options, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, ErrURL // url's error quotes the URL, and so its password
-	}
-	for k := range u.Query() {
-		for _, ours := range []string{"timeout", "retr", "pool", "idle", "conn", "context"} {
-			if strings.Contains(k, ours) {
-				return nil, fmt.Errorf("%w: %s (the cache sets timeouts, retries and the pool itself)", ErrURLOption, k)
-			}
-		}
-	}
-	opts, err := redis.ParseURL(s) // its errors name a part, never the password
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrURL, err)
-	}
-	return opts, nil
-}
-
-// Redact is the URL s without its password or the values of its query,
-// for logs and summaries; "" if s is not a URL.
-func Redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return ""
-	}
-	q := u.Query()
-	for k := range q {
-		q[k] = []string{"xxxxx"}
-	}
-	u.RawQuery = q.Encode()
-	return u.Redacted()
 }
 
 // secret is one cluster key, split into a key for Redis keys and one for

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/jwtauthz/jwtauthz/authz"
 )
@@ -157,26 +156,6 @@ func New(cfg Config) (*Cache, error) {
 	return c, nil
 }
 
-// limit makes every wait of the client end within timeout, and keeps it
-// from doing anything on connect but what it needs.
-func limit(o *redis.Options, timeout time.Duration) {
-	o.ContextTimeoutEnabled = true // the operation's deadline bounds reads and writes
-	o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = timeout, timeout, timeout, timeout
-	o.MaxRetries = -1        // a retry would not fit in the timeout
-	o.DialerRetries = 1      // nor would a second dial
-	o.DisableIdentity = true // no CLIENT SETINFO on connect
-	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-}
-
-// quiet silences go-redis's own logger (process-wide; it would print a
-// line on stderr, outside --log-format, for each failed dial): the breaker's
-// log lines and the metrics say what happens.
-var quiet sync.Once
-
-type discard struct{}
-
-func (discard) Printf(context.Context, string, ...any) {}
-
 func (c *Cache) breakerChanged(open bool) {
 	if open {
 		c.log.Warn("shared cache: Redis failing, skipped for a while (checks go to the IdP)", "cooldown", c.br.cooldown.String())
@@ -204,24 +183,42 @@ func (c *Cache) get(ctx context.Context, provider, token string) (authz.SharedVe
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, errTimeout)
 	defer cancel()
-	vals, err := c.rdb.MGet(ctx, keys...).Result()
+	vals, err := c.read(ctx, keys)
 	if r := c.failed(ctx, probe, err); r != "" {
 		return authz.SharedVerdict{}, r
-	}
-	if len(vals) != len(keys) {
-		return authz.SharedVerdict{}, BadMAC
 	}
 	return c.pick(keys, vals)
 }
 
+// read returns what Redis holds under keys, at most maxEntry+1 bytes of
+// each (GETRANGE: a huge value planted under a key is not read whole), ""
+// for none; one round trip.
+func (c *Cache) read(ctx context.Context, keys []string) ([]string, error) {
+	if len(keys) == 1 {
+		v, err := c.rdb.GetRange(ctx, keys[0], 0, maxEntry).Result()
+		return []string{v}, err
+	}
+	cmds := make([]*redis.StringCmd, len(keys))
+	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.GetRange(ctx, k, 0, maxEntry)
+		}
+		return nil
+	})
+	vals := make([]string, len(keys))
+	for i, cmd := range cmds {
+		vals[i] = cmd.Val()
+	}
+	return vals, err
+}
+
 // pick returns the verdict of the first intact entry among vals, read
 // under keys (one per secret).
-func (c *Cache) pick(keys []string, vals []any) (authz.SharedVerdict, Result) {
+func (c *Cache) pick(keys []string, vals []string) (authz.SharedVerdict, Result) {
 	r := Miss
-	for i, val := range vals {
-		s, ok := val.(string)
-		if !ok {
-			continue // nil: no entry
+	for i, s := range vals {
+		if s == "" {
+			continue // no entry
 		}
 		payload, ok := c.secrets[i].open(keys[i], []byte(s))
 		if !ok {
@@ -259,7 +256,7 @@ func (c *Cache) failed(ctx context.Context, probe bool, err error) Result {
 		return Timeout
 	}
 	var redisErr redis.Error
-	// An error reply (a Redis that refuses MGET: ACLs, OOM) is an answer:
+	// An error reply (ACLs, OOM, a key of another type) is an answer:
 	// it does not open the breaker, a Redis that does not answer does.
 	c.br.done(probe, !errors.As(err, &redisErr))
 	if timeout {

@@ -1,11 +1,10 @@
 package sharedcache
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
-	"maps"
-	"net"
 	"reflect"
 	"strings"
 	"sync"
@@ -66,13 +65,16 @@ type testCache struct {
 	res   *results
 }
 
-// newCache is a cache on url with keys and the test's clock; change, if
-// set, edits its Config first.
+// newCache is a cache on url with keys, the test's clock and a timeout of
+// 2s; change, if set, edits its Config first.
 func newCache(t testing.TB, url string, keys [][]byte, change func(*Config)) *testCache {
 	t.Helper()
 	tc := &testCache{clock: newClock(), res: &results{}}
 	cfg := DefaultConfig()
 	cfg.URL, cfg.Keys, cfg.Now, cfg.Observe = url, keys, tc.clock.now, tc.res.observe
+	// Room for a busy machine (-race, other tests); the tests of the
+	// timeout set DefaultTimeout.
+	cfg.Timeout = 2 * time.Second
 	if change != nil {
 		change(&cfg)
 	}
@@ -188,6 +190,7 @@ func TestForged(t *testing.T) {
 	tests := []struct {
 		name  string
 		value []byte
+		want  Result // "": bad_mac
 	}{
 		{name: "copied from another token's key", value: good},
 		{name: "payload changed", value: flip(good, len(good)-3)},
@@ -197,24 +200,37 @@ func TestForged(t *testing.T) {
 		{name: "header only", value: good[:entryHeader]},
 		{name: "plain JSON", value: payload},
 		{name: "garbage", value: []byte("\x00\xff garbage")},
-		{name: "empty", value: nil},
+		{name: "empty", value: nil, want: Miss}, // GETRANGE reads none as ""
 		{name: "another cluster's secret", value: other.secrets[0].seal(key, payload)},
 		{name: "another provider's entry", value: c.secrets[0].seal(c.secrets[0].key("q", "victim"), payload)},
 		{name: "too large", value: c.secrets[0].seal(key, append(payload, make([]byte, maxEntry)...))},
 	}
-	for i, tt := range tests {
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			want := cmp.Or(tt.want, BadMAC)
+			n := c.res.get(OpGet, want)
 			if err := rc.Set(ctx, key, tt.value, time.Hour).Err(); err != nil {
 				t.Fatal(err)
 			}
 			if got, ok := c.Get(ctx, "p", "victim"); ok {
 				t.Fatalf("hit %+v, want a miss", got)
 			}
-			if n := c.res.get(OpGet, BadMAC); n != i+1 {
-				t.Errorf("bad_mac %d, want %d", n, i+1)
+			if got := c.res.get(OpGet, want); got != n+1 {
+				t.Errorf("%s counted %d times, want %d (results %v)", want, got, n+1, c.res.n[OpGet])
 			}
 		})
 	}
+	// Another type under the key: an error reply, a miss.
+	if err := rc.Del(ctx, key).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.RPush(ctx, key, good).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Get(ctx, "p", "victim"); ok || c.res.get(OpGet, Error) != 1 || c.BreakerOpen() {
+		t.Errorf("a list under the key: hit %v, errors %d, breaker open %v; want a miss, 1 error, closed", ok, c.res.get(OpGet, Error), c.BreakerOpen())
+	}
+	rc.Del(ctx, key)
 	// The same bytes under their own key are an entry.
 	if err := rc.Set(ctx, key, c.secrets[0].seal(key, payload), time.Hour).Err(); err != nil {
 		t.Fatal(err)
@@ -248,193 +264,6 @@ func TestRotation(t *testing.T) {
 		if _, ok := tt.c.Get(ctx, "p", tt.token); ok != tt.wantOK {
 			t.Errorf("%s: hit %v, want %v", tt.name, ok, tt.wantOK)
 		}
-	}
-}
-
-// TestRedisKilled: with Redis gone, Get is a miss at once, and after
-// BreakerFailures failures Redis is skipped; after the cooldown one probe
-// at a time tries it.
-func TestRedisKilled(t *testing.T) {
-	r := testutil.StartRedis(t)
-	c := newCache(t, r.URL(), [][]byte{key1}, nil)
-	ctx := context.Background()
-	c.put("p", "tok", verdict(c.clock.in(time.Hour)))
-	if _, ok := c.Get(ctx, "p", "tok"); !ok {
-		t.Fatal("miss before the kill")
-	}
-	r.Kill(t)
-	for i := range DefaultBreakerFailures + 3 {
-		start := time.Now()
-		if _, ok := c.Get(ctx, "p", "tok"); ok {
-			t.Fatal("hit with Redis killed")
-		}
-		if d := time.Since(start); d > DefaultTimeout+50*time.Millisecond {
-			t.Errorf("Get %d took %v with Redis killed", i, d)
-		}
-	}
-	if e, o := c.res.get(OpGet, Error)+c.res.get(OpGet, Timeout), c.res.get(OpGet, BreakerOpen); e != DefaultBreakerFailures || o != 3 || !c.BreakerOpen() {
-		t.Errorf("errors %d, breaker_open %d (open %v); want %d and 3", e, o, c.BreakerOpen(), DefaultBreakerFailures)
-	}
-	c.Put(ctx, "p", "tok2", verdict(c.clock.in(time.Hour)))
-	if n := c.res.get(OpPut, BreakerOpen); n != 1 {
-		t.Errorf("put breaker_open %d, want 1", n)
-	}
-	c.clock.add(DefaultBreakerCooldown)
-	c.Get(ctx, "p", "tok") // the probe: fails, the breaker opens again
-	c.Get(ctx, "p", "tok")
-	if e, o := c.res.get(OpGet, Error)+c.res.get(OpGet, Timeout), c.res.get(OpGet, BreakerOpen); e != DefaultBreakerFailures+1 || o != 4 {
-		t.Errorf("after the cooldown: errors %d, breaker_open %d; want %d and 4", e, o, DefaultBreakerFailures+1)
-	}
-}
-
-// TestSlowRedis: a Redis that does not answer is a miss within Timeout;
-// the breaker opens, and after the cooldown the one probe closes it when
-// Redis answers again. (CLIENT PAUSE ALL holds every command, CLIENT
-// UNPAUSE too: the pause ends by itself.)
-func TestSlowRedis(t *testing.T) {
-	r := testutil.StartRedis(t)
-	c := newCache(t, r.URL(), [][]byte{key1}, nil)
-	ctx := context.Background()
-	c.put("p", "tok", verdict(c.clock.in(time.Hour)))
-	r.Do(t, "CLIENT", "PAUSE", "300", "ALL")
-	var worst time.Duration
-	for range DefaultBreakerFailures {
-		start := time.Now()
-		if _, ok := c.Get(ctx, "p", "tok"); ok {
-			t.Fatal("hit from a paused Redis")
-		}
-		worst = max(worst, time.Since(start))
-	}
-	t.Logf("slowest Get from a paused Redis: %v (timeout %v)", worst, DefaultTimeout)
-	if worst > DefaultTimeout+50*time.Millisecond {
-		t.Errorf("a Get took %v, want about %v", worst, DefaultTimeout)
-	}
-	if n := c.res.get(OpGet, Timeout); n != DefaultBreakerFailures || !c.BreakerOpen() {
-		t.Errorf("timeouts %d (breaker open %v), want %d and open", n, c.BreakerOpen(), DefaultBreakerFailures)
-	}
-	start := time.Now()
-	c.Put(ctx, "p", "tok", verdict(c.clock.in(time.Hour)))
-	if d := time.Since(start); d > 5*time.Millisecond {
-		t.Errorf("Put took %v: it must not wait for Redis", d)
-	}
-	r.Do(t, "PING") // answered when the pause ends
-	c.clock.add(DefaultBreakerCooldown)
-	if _, ok := c.Get(ctx, "p", "tok"); !ok || c.BreakerOpen() {
-		t.Errorf("the probe after the cooldown: hit %v, breaker open %v; want a hit and closed", ok, c.BreakerOpen())
-	}
-}
-
-// TestOneProbe: after the cooldown, while one operation probes Redis, the
-// others skip it.
-func TestOneProbe(t *testing.T) {
-	clk := newClock()
-	b := &breaker{failures: 2, cooldown: time.Second, now: clk.now}
-	var changes []bool
-	b.changed = func(open bool) { changes = append(changes, open) }
-	for range 2 {
-		ok, _ := b.allow()
-		b.done(false, true)
-		if !ok {
-			t.Fatal("refused while closed")
-		}
-	}
-	if ok, _ := b.allow(); ok {
-		t.Fatal("allowed while open")
-	}
-	clk.add(time.Second)
-	ok, probe := b.allow()
-	if ok2, _ := b.allow(); !ok || !probe || ok2 {
-		t.Fatalf("after the cooldown: first (%v, probe %v), second %v; want one probe", ok, probe, ok2)
-	}
-	b.done(true, false)
-	if ok, probe := b.allow(); !ok || probe || b.open() {
-		t.Errorf("after a good probe: allow %v probe %v open %v", ok, probe, b.open())
-	}
-	if !reflect.DeepEqual(changes, []bool{true, false}) {
-		t.Errorf("changes %v", changes)
-	}
-}
-
-// TestBadServer: a server that answers garbage, or nothing, is a miss
-// within Timeout, never a hit, a panic or a hang.
-func TestBadServer(t *testing.T) {
-	for _, tt := range []struct {
-		name   string
-		answer string // "": never answers
-		want   Result
-	}{
-		{name: "garbage", answer: "HTTP/1.1 200 OK\r\n\r\n", want: Error},
-		{name: "a string for MGET", answer: "+OK\r\n", want: Error},
-		{name: "an array for HELLO", answer: "*1\r\n$9\r\n\x01forged!!\r\n", want: Error},
-		{name: "an error", answer: "-ERR no\r\n", want: Error},
-		{name: "silence", want: Timeout},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			go serveBad(l, tt.answer)
-			c := newCache(t, "redis://"+l.Addr().String(), [][]byte{key1}, nil)
-			start := time.Now()
-			if _, ok := c.Get(context.Background(), "p", "tok"); ok {
-				t.Fatal("hit")
-			}
-			if d := time.Since(start); d > DefaultTimeout+50*time.Millisecond {
-				t.Errorf("took %v", d)
-			}
-			got := maps.Collect(maps.All(c.res.n[OpGet]))
-			if got[tt.want] != 1 {
-				t.Errorf("results %v, want one %s", got, tt.want)
-			}
-		})
-	}
-}
-
-// serveBad answers each command-looking read with answer, or with nothing.
-func serveBad(l net.Listener, answer string) {
-	for {
-		cn, err := l.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer cn.Close()
-			buf := make([]byte, 4096)
-			for {
-				if _, err := cn.Read(buf); err != nil {
-					return
-				}
-				if answer != "" {
-					cn.Write([]byte(answer))
-				}
-			}
-		}()
-	}
-}
-
-// TestPutBounded: Put never waits, and beyond MaxWrites in flight it drops.
-func TestPutBounded(t *testing.T) {
-	r := testutil.StartRedis(t)
-	c := newCache(t, r.URL(), [][]byte{key1}, func(c *Config) { c.MaxWrites, c.Timeout = 2, time.Second })
-	c.Get(context.Background(), "p", "warm") // a connection, before the pause
-	r.Do(t, "CLIENT", "PAUSE", "10000", "WRITE")
-	t.Cleanup(func() { r.Do(t, "CLIENT", "UNPAUSE") })
-	start := time.Now()
-	for i := range 5 {
-		c.Put(context.Background(), "p", "tok"+string(rune('a'+i)), verdict(c.clock.in(time.Hour)))
-	}
-	if d := time.Since(start); d > 20*time.Millisecond {
-		t.Errorf("5 Puts took %v with Redis paused", d)
-	}
-	if n := c.res.get(OpPut, Dropped); n != 3 {
-		t.Errorf("dropped %d, want 3", n)
-	}
-	r.Do(t, "CLIENT", "UNPAUSE")
-	c.inFlight.Wait()
-	if n := c.res.get(OpPut, Stored); n != 2 {
-		t.Errorf("stored %d, want 2", n)
 	}
 }
 

@@ -17,6 +17,9 @@ import (
 	"github.com/jwtauthz/jwtauthz/introspect/introspecttest"
 )
 
+// fleetTimeout is the fleet's --shared-cache-timeout.
+const fleetTimeout = 200 * time.Millisecond
+
 // fleet is n jwtauthz sharing one Redis and one introspection endpoint:
 // in-process servers, each with its own engine, local caches and Redis
 // client, as n pods would have.
@@ -37,7 +40,10 @@ func newFleet(t *testing.T, n int, idp *introspecttest.Server, clock *testClock)
 		t.Fatal(err)
 	}
 	for range n {
-		a := introspectionApp(t, idp, clock, false, "--cache-ttl", "1m", "--shared-cache", f.redis.URL(), "--shared-cache-key-file", key)
+		// A timeout with room for a busy machine (-race, other tests):
+		// an entry a replica could not write in time would be missed.
+		a := introspectionApp(t, idp, clock, false, "--cache-ttl", "1m", "--shared-cache", f.redis.URL(), "--shared-cache-key-file", key,
+			"--shared-cache-timeout", fleetTimeout.String())
 		f.apps = append(f.apps, a)
 		f.clients = append(f.clients, authv3.NewAuthorizationClient(dial(t, a.grpcAddr())))
 	}
@@ -157,6 +163,23 @@ func TestSharedCacheFleet(t *testing.T) {
 				t.Errorf("forged entry %d: no bad_mac counted", i)
 			}
 		}
+	})
+
+	t.Run("redis paused", func(t *testing.T) {
+		// A Redis that does not answer costs a check the shared cache's
+		// timeout, then the IdP answers.
+		f.redis.Do(t, "CLIENT", "PAUSE", "1000", "ALL")
+		dave := idp.Issue(claims("dave"))
+		start := time.Now()
+		if code, _ := checkOpaque(t, f.clients[0], dave); code != codes.OK {
+			t.Errorf("with Redis paused: %v; want OK through the IdP", code)
+		}
+		took := time.Since(start)
+		t.Logf("a new token with Redis paused: %v", took)
+		if took < fleetTimeout || took > fleetTimeout+500*time.Millisecond {
+			t.Errorf("a check with Redis paused took %v; want about the shared cache's timeout (%v) and the IdP's answer", took, fleetTimeout)
+		}
+		f.redis.Do(t, "PING") // answered when the pause ends
 	})
 
 	t.Run("redis killed", func(t *testing.T) {
