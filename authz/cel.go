@@ -318,16 +318,7 @@ func (v *celVars) ResolveName(name string) (any, bool) {
 	if v.g == nil {
 		return nil, false
 	}
-	x := v.g.celExtra()
-	switch name {
-	case "claims":
-		return x.claims, true
-	case "scopes":
-		return x.scopes, true
-	case "provider":
-		return x.provider, true
-	}
-	return nil, false
+	return v.g.celVar(name)
 }
 
 // Parent implements interpreter.Activation.

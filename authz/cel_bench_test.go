@@ -1,7 +1,18 @@
 package authz
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"runtime"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jwtauthz/jwtauthz/cache"
 )
 
 // BenchmarkCondition is one require.when on a cached grant's CEL values:
@@ -22,4 +33,73 @@ func BenchmarkCondition(b *testing.B) {
 			b.Fatal("false")
 		}
 	}
+}
+
+// BenchmarkCELGrantMemory reports the live heap per cached token (B/token)
+// of a token with a typical payload (14 claims, 560 bytes of JSON) under
+// rules without a condition, with one that reads one claim by name, and
+// with one that reads claims whole, which makes every grant keep every
+// claim as a CEL value:
+//
+//	go test -run '^$' -bench CELGrantMemory ./authz
+func BenchmarkCELGrantMemory(b *testing.B) {
+	for _, tt := range []struct{ name, when string }{
+		{"none", ""},
+		{"one-claim", `claims.org == "acme"`},
+		{"whole-claims", `claims.exists(k, k == "org")`},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			var per float64
+			for b.Loop() {
+				per = celBytesPerToken(b, 100_000, tt.when)
+			}
+			b.ReportMetric(per, "B/token")
+		})
+	}
+}
+
+func celBytesPerToken(t testing.TB, n int, when string) float64 {
+	cfg := DefaultConfig()
+	cfg.Providers = []ProviderConfig{{Name: "p", Issuer: "https://p", Keys: nopKeys{}}}
+	if when != "" {
+		cfg.Rules = []RuleConfig{{Require: Require{When: when}}}
+	}
+	cfg.CacheSize = 2 * n
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	pol := e.pol.Load()
+	p := pol.providers[0]
+	now := time.Now()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := func(i int) map[string]json.RawMessage {
+		var m map[string]json.RawMessage
+		s := fmt.Sprintf(`{"iss":"https://p","sub":"user_2%027d","aud":["https://api.example.com"],"exp":%d,"iat":%d,"nbf":%d,`+
+			`"azp":"https://app.example.com","jti":"%032d","org":"acme","org_role":"admin","email":"user%d@example.com",`+
+			`"roles":["reader","writer","billing"],"permissions":["read:orders","write:orders"],"sid":"sess_2%027d"}`,
+			i, now.Add(time.Hour).Unix(), now.Unix(), now.Unix(), i, i, i)
+		if err := json.Unmarshal([]byte(s), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		c := &claims{RegisteredClaims: jwt.RegisteredClaims{Subject: fmt.Sprintf("user_2%027d", i), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))}, key: &key.PublicKey}
+		c.all = payload(i)
+		g := pol.newGrant(p, header{KID: "kid-1"}, c, "h.p.s", now.Add(time.Hour))
+		c.all = nil // what the grant keeps is its own
+		e.tokens.Put(cache.Hash(fmt.Sprint(i)), g, now)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(e)
+	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -16,16 +17,17 @@ import (
 
 // celGrant is what a grant keeps for the policy's conditions, as CEL values
 // made once, when the token is verified: the claims they read (or all of
-// them), the scopes, and the provider's name.
+// them), the scopes, and the provider's name if they read them.
 type celGrant struct {
-	claims, scopes, provider ref.Val
+	claims           celObject
+	scopes, provider ref.Val
 }
 
 // celNeeds is what a policy's require.when conditions read of a token.
 type celNeeds struct {
-	claims            []string // by name
-	allClaims, scopes bool
-	any               bool // some condition reads claims, scopes or provider
+	claims                      []string // by name
+	allClaims, scopes, provider bool
+	any                         bool // some condition reads claims, scopes or provider
 }
 
 // add records what c reads.
@@ -36,6 +38,7 @@ func (n *celNeeds) add(c *condition) {
 	n.any = true
 	n.allClaims = n.allClaims || c.allClaims
 	n.scopes = n.scopes || c.scopes
+	n.provider = n.provider || c.provider
 	for _, name := range c.claims {
 		if !containsString(n.claims, name) {
 			n.claims = append(n.claims, name)
@@ -48,7 +51,7 @@ func (n *celNeeds) covers(next *celNeeds) bool {
 	if !next.any {
 		return true
 	}
-	if !n.any || next.allClaims && !n.allClaims || next.scopes && !n.scopes {
+	if !n.any || next.allClaims && !n.allClaims || next.scopes && !n.scopes || next.provider && !n.provider {
 		return false
 	}
 	if n.allClaims {
@@ -64,49 +67,68 @@ func (n *celNeeds) covers(next *celNeeds) bool {
 
 // newCELGrant prepares the CEL values of a token whose claims are all (a
 // JWT's payload members, or an introspection answer's), for the conditions
-// of pol; nil when none reads the token.
+// n describes; nil when none reads the token.
 func newCELGrant[V any](n *celNeeds, p *provider, all map[string]V, scopes []string) *celGrant {
 	if !n.any {
 		return nil
 	}
-	m := celMap{}
+	cg := &celGrant{}
+	add := func(k string, v V) {
+		if cv := celValue(v); cv != nil {
+			cg.claims = append(cg.claims, celMember{k, cv})
+		}
+	}
 	if n.allClaims {
+		cg.claims = make(celObject, 0, len(all))
 		for k, v := range all {
-			if cv := celValue(v); cv != nil {
-				m[k] = cv
-			}
+			add(k, v)
 		}
 	} else {
 		for _, k := range n.claims {
 			if v, ok := all[k]; ok {
-				if cv := celValue(v); cv != nil {
-					m[k] = cv
-				}
+				add(k, v)
 			}
 		}
 	}
-	cg := &celGrant{claims: m, provider: types.String(p.name)}
+	cg.claims.sort()
 	if n.scopes {
 		cg.scopes = types.NewStringList(types.DefaultTypeAdapter, scopes)
+	}
+	if n.provider {
+		cg.provider = types.String(p.name)
 	}
 	return cg
 }
 
-// emptyCELGrant is a grant's CEL values when it keeps none: no claims, no
-// scopes.
-var emptyCELGrant = celGrant{
-	claims: celMap{},
-	scopes: types.NewStringList(types.DefaultTypeAdapter, nil),
-}
+// noScopes is the scopes of a grant that keeps none.
+var noScopes = types.NewStringList(types.DefaultTypeAdapter, nil)
 
-// celExtra returns g's CEL values.
-func (g *Grant) celExtra() *celGrant {
-	if g.extra != nil && g.extra.cel != nil {
-		return g.extra.cel
+// celVar returns the variable name (claims, scopes or provider) of g for
+// a condition: from what g keeps (claims is a pointer into the grant: no
+// copy), or none.
+func (g *Grant) celVar(name string) (ref.Val, bool) {
+	var cg *celGrant
+	if g.extra != nil {
+		cg = g.extra.cel
 	}
-	cg := emptyCELGrant
-	cg.provider = types.String(g.p.name)
-	return &cg
+	switch name {
+	case "claims":
+		if cg == nil {
+			return celObject(nil), true
+		}
+		return &cg.claims, true
+	case "scopes":
+		if cg == nil || cg.scopes == nil {
+			return noScopes, true
+		}
+		return cg.scopes, true
+	case "provider":
+		if cg == nil || cg.provider == nil {
+			return types.String(g.p.name), true
+		}
+		return cg.provider, true
+	}
+	return nil, false
 }
 
 // celValue converts a claim to a CEL value: a JSON string, boolean, null,
@@ -154,12 +176,13 @@ func celValue(v any) ref.Val {
 		}
 		return types.NewRefValList(types.DefaultTypeAdapter, l)
 	case map[string]any:
-		m := make(celMap, len(v))
+		m := make(celObject, 0, len(v))
 		for k, x := range v {
 			if cv := celValue(x); cv != nil {
-				m[k] = cv
+				m = append(m, celMember{k, cv})
 			}
 		}
+		m.sort()
 		return m
 	}
 	return nil
@@ -173,31 +196,45 @@ func celQuery(target string) ref.Val {
 	if err != nil {
 		vals = url.Values{}
 	}
-	m := make(celMap, len(vals))
+	m := make(celObject, 0, len(vals))
 	for k, vs := range vals {
-		m[k] = types.NewStringList(types.DefaultTypeAdapter, vs)
+		m = append(m, celMember{k, types.NewStringList(types.DefaultTypeAdapter, vs)})
 	}
+	m.sort()
 	return m
 }
 
-// celMap is a JSON object or the query as a CEL map: a lookup by a string
-// key hashes a string, not an interface.
-type celMap map[string]ref.Val
+// celObject is a JSON object or the query as a CEL map: its members sorted
+// by name, found by binary search. It is smaller than a Go map (a grant
+// keeps one), and a lookup hashes nothing.
+type celObject []celMember
 
-var _ traits.Mapper = celMap(nil)
+type celMember struct {
+	k string
+	v ref.Val
+}
+
+var _ traits.Mapper = celObject(nil)
+
+func (m celObject) sort() {
+	slices.SortFunc(m, func(a, b celMember) int { return strings.Compare(a.k, b.k) })
+}
 
 // Find implements traits.Mapper.
-func (m celMap) Find(key ref.Val) (ref.Val, bool) {
+func (m celObject) Find(key ref.Val) (ref.Val, bool) {
 	k, ok := key.(types.String)
 	if !ok {
 		return nil, false
 	}
-	v, ok := m[string(k)]
-	return v, ok
+	i, ok := slices.BinarySearchFunc(m, string(k), func(e celMember, k string) int { return strings.Compare(e.k, k) })
+	if !ok {
+		return nil, false
+	}
+	return m[i].v, true
 }
 
 // Get implements traits.Indexer.
-func (m celMap) Get(key ref.Val) ref.Val {
+func (m celObject) Get(key ref.Val) ref.Val {
 	if v, ok := m.Find(key); ok {
 		return v
 	}
@@ -205,35 +242,37 @@ func (m celMap) Get(key ref.Val) ref.Val {
 }
 
 // Contains implements traits.Container.
-func (m celMap) Contains(key ref.Val) ref.Val {
+func (m celObject) Contains(key ref.Val) ref.Val {
 	_, ok := m.Find(key)
 	return types.Bool(ok)
 }
 
 // Size implements traits.Sizer.
-func (m celMap) Size() ref.Val { return types.Int(len(m)) }
+func (m celObject) Size() ref.Val { return types.Int(len(m)) }
 
 // generic is m as cel-go's own map, for what is rarely asked: listing,
 // comparing, converting.
-func (m celMap) generic() traits.Mapper {
+func (m celObject) generic() traits.Mapper {
 	g := make(map[ref.Val]ref.Val, len(m))
-	for k, v := range m {
-		g[types.String(k)] = v
+	for _, e := range m {
+		g[types.String(e.k)] = e.v
 	}
 	return types.NewRefValMap(types.DefaultTypeAdapter, g)
 }
 
 // Iterator implements traits.Iterable.
-func (m celMap) Iterator() traits.Iterator { return m.generic().Iterator() }
+func (m celObject) Iterator() traits.Iterator { return m.generic().Iterator() }
 
 // Equal implements ref.Val.
-func (m celMap) Equal(other ref.Val) ref.Val { return m.generic().Equal(other) }
+func (m celObject) Equal(other ref.Val) ref.Val { return m.generic().Equal(other) }
 
 // ConvertToNative implements ref.Val.
-func (m celMap) ConvertToNative(t reflect.Type) (any, error) { return m.generic().ConvertToNative(t) }
+func (m celObject) ConvertToNative(t reflect.Type) (any, error) {
+	return m.generic().ConvertToNative(t)
+}
 
 // ConvertToType implements ref.Val.
-func (m celMap) ConvertToType(t ref.Type) ref.Val {
+func (m celObject) ConvertToType(t ref.Type) ref.Val {
 	switch t {
 	case types.MapType:
 		return m
@@ -244,10 +283,10 @@ func (m celMap) ConvertToType(t ref.Type) ref.Val {
 }
 
 // Type implements ref.Val.
-func (m celMap) Type() ref.Type { return types.MapType }
+func (m celObject) Type() ref.Type { return types.MapType }
 
 // Value implements ref.Val.
-func (m celMap) Value() any { return map[string]ref.Val(m) }
+func (m celObject) Value() any { return m.generic().Value() }
 
 // celHeaders is request.headers: a map read by name only (compileCondition
 // refuses any other use). A name is compared in lower case; a header that
