@@ -160,3 +160,37 @@ func TestConditionConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// Grants keep only what the conditions read. A reload whose conditions
+// read another claim, the claims whole, the scopes or the provider
+// verifies the tokens again; one that reads less keeps them cached.
+func TestUpdateWithConditionsThatReadMore(t *testing.T) {
+	var pc authz.ProviderConfig
+	e := newEnv(t, nil, withConfig(func(_ *authz.Config, p *authz.ProviderConfig) { pc = *p }))
+	tok := "Bearer " + e.token(jwt.MapClaims{"scope": "read", "org": "acme", "team": "blue"})
+	e.decide(tok, "")
+	for _, step := range []struct {
+		when   string
+		cached bool // the first check after the reload
+	}{
+		{when: `claims.org == "acme"`},
+		{when: `claims.org == "acme" && true`, cached: true},
+		{when: `claims.team == "blue"`},
+		{when: `"read" in scopes`},
+		{when: `provider == "test"`},
+		{when: `claims.exists(k, k == "team")`},
+		{when: `claims.org == "acme"`, cached: true}, // the grants kept every claim
+		{when: ``, cached: true},
+	} {
+		rules := []authz.RuleConfig{{Require: authz.Require{When: step.when}}}
+		if err := e.eng.Update([]authz.ProviderConfig{pc}, rules); err != nil {
+			t.Fatal(err)
+		}
+		if d := e.decide(tok, ""); !d.Allow || d.Cached != step.cached {
+			t.Fatalf("%q: allow %v (%v), cached %v; want allowed, cached %v", step.when, d.Allow, d.Reason, d.Cached, step.cached)
+		}
+		if d := e.decide(tok, ""); !d.Allow || !d.Cached {
+			t.Fatalf("%q, again: allow %v (%v), cached %v", step.when, d.Allow, d.Reason, d.Cached)
+		}
+	}
+}
