@@ -40,9 +40,11 @@ const (
 type encodedMeta struct {
 	b        []byte
 	iss, sub int
-	// denial is the reason's fixed denial with this metadata (a denial's
-	// metadata), for a Decision that isFixed.
+	// denial is the fixed denial of reason with this metadata (a denial's
+	// metadata: its Reason names one that denies), for a Decision of that
+	// reason that isFixed. (An allow that failed open shares the metadata.)
 	denial *encodedResponse
+	reason authz.Reason
 }
 
 // metaOf returns d's encoded metadata, made once; nil if d has none.
@@ -55,13 +57,23 @@ func metaOf(d *authz.Decision) *encodedMeta {
 		return em
 	}
 	em := newEncodedMeta(m)
-	if r := d.Reason; !d.Allow && m.Reason == r.String() {
-		if e := encodedDenials[r]; e != nil {
-			em.denial = encoded(mem.SliceBuffer(insertMeta(e.bytes(), em, d)))
+	for _, r := range authz.Reasons() {
+		if e := encodedDenials[r]; e != nil && m.Reason == r.String() {
+			em.reason = r
+			em.denial = encoded(mem.SliceBuffer(insertMeta(e.bytes(), em, fixedDenial(r))))
 		}
 	}
 	m.SetEncoded(em)
 	return em
+}
+
+// fixedDenialOf returns the fixed denial with metadata em for d, nil if em
+// has none for d's reason.
+func (em *encodedMeta) fixedDenialOf(d *authz.Decision) *encodedResponse {
+	if em.denial != nil && em.reason == d.Reason {
+		return em.denial
+	}
+	return nil
 }
 
 func newEncodedMeta(m *authz.Metadata) *encodedMeta {

@@ -40,6 +40,7 @@ func TestDynamicMetadata(t *testing.T) {
 			{Match: authz.Match{PathPrefix: "/public/"}, Action: authz.ActionAllow},
 			{Match: authz.Match{PathPrefix: "/maybe/"}, Action: authz.ActionOptional},
 			{Match: authz.Match{PathPrefix: "/admin/"}, Require: authz.Require{Scopes: []string{"admin"}}},
+			{Match: authz.Match{PathPrefix: "/lenient/"}, Action: authz.ActionOptionalOrFailed},
 		}
 	})
 	claims := jwt.MapClaims{"org": "acme", "tier": 3, "beta": false, "roles": []any{"a", "b"},
@@ -74,6 +75,8 @@ func TestDynamicMetadata(t *testing.T) {
 		{name: "public", opts: []authztest.Option{publicRules}, path: "/public/x", want: map[string]any{"reason": "public"}},
 		{name: "public, metadata: false", opts: []authztest.Option{publicRules, noMetadata}, path: "/public/x", want: map[string]any{"reason": "public"}},
 		{name: "anonymous", opts: []authztest.Option{publicRules}, path: "/maybe/x", want: map[string]any{"reason": "anonymous"}},
+		{name: "failed open", opts: []authztest.Option{publicRules}, claims: claims, bad: true, path: "/lenient/x",
+			want: map[string]any{"reason": "expired", "provider": "test"}},
 		{name: "optional route with a token", opts: []authztest.Option{publicRules}, claims: claims, path: "/maybe/x",
 			want: map[string]any{"sub": "user_1", "iss": "ISS", "provider": "test"}},
 	}

@@ -74,11 +74,11 @@ func encodeResponse(d *authz.Decision) *encodedResponse {
 	em := metaOf(d)
 	if !d.Allow {
 		if e := encodedDenial(d); e != nil && isFixed(d) {
-			switch {
-			case em == nil:
+			if em == nil {
 				return e
-			case em.denial != nil:
-				return em.denial
+			}
+			if f := em.fixedDenialOf(d); f != nil {
+				return f
 			}
 		}
 		b, err := proto.Marshal(denied(d))

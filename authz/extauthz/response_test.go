@@ -40,6 +40,8 @@ func TestEncodedResponseIsCheckResponse(t *testing.T) {
 		"metadata of its own denial": {Reason: authz.ReasonInsufficientScope, Challenge: `Bearer error="insufficient_scope"`, Body: "{}",
 			Subject: "s", Metadata: &authz.Metadata{Provider: "p", Reason: "insufficient_scope"}},
 		"metadata without fields": {Allow: true, Metadata: &authz.Metadata{}},
+		"metadata of a failed-open allow": {Allow: true, Reason: authz.ReasonExpired, Provider: "p", Remove: []string{"x-auth-subject"},
+			Metadata: &authz.Metadata{Provider: "p", Reason: "expired"}},
 	}
 	for name, d := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -89,7 +91,12 @@ func TestMetadataEncodedOnce(t *testing.T) {
 	if with > without {
 		t.Fatalf("%v allocations with metadata, %v without", with, without)
 	}
-	deny := withMetadata(*fixedDenial(authz.ReasonExpired), &authz.Metadata{Provider: "p", Reason: "expired"})
+	// The metadata of a reason and provider, first used by an allow that
+	// failed open (optional_or_failed), then by the denial.
+	m = &authz.Metadata{Provider: "p", Reason: "expired"}
+	failedOpen := authz.Decision{Allow: true, Reason: authz.ReasonExpired, Provider: "p", Metadata: m}
+	encodeResponse(&failedOpen).data.Free()
+	deny := withMetadata(*fixedDenial(authz.ReasonExpired), m)
 	first := encodeResponse(&deny)
 	if again := encodeResponse(&deny); again != first || first == encodedDenials[authz.ReasonExpired] {
 		t.Fatal("the denial with metadata is not made once")
