@@ -81,6 +81,7 @@ func (c *Config) EngineConfigWith(keys map[string]authz.KeySource, intro map[str
 	ac := authz.DefaultConfig() // the limits no setting gives: negative TTL, dedup
 	ac.Rules = c.Rules
 	ac.PathCase = authz.PathCase(c.PathCase)
+	ac.CORSPreflight = c.CORSPreflight == "allow"
 	ac.ClockSkew, ac.CacheTTL, ac.CacheSize = c.ClockSkew, c.CacheTTL, c.CacheSize
 	ac.NegativeCacheSize, ac.MaxTokenSize, ac.NetworkWait = c.NegativeCacheSize, c.MaxTokenSize, c.NetworkWait
 	for _, p := range c.AllProviders() {

@@ -87,6 +87,9 @@ type Config struct {
 	Providers []ProviderConfig   `yaml:"providers"`
 	Rules     []authz.RuleConfig `yaml:"rules"`
 	PathCase  string             `yaml:"path_case"` // how the upstream compares paths, for rules: authz.PathCase
+	// CORSPreflight is allow (a CORS preflight passes without a token,
+	// before any rule: authz.Config.CORSPreflight) or off; "": off.
+	CORSPreflight string `yaml:"cors_preflight"`
 
 	path string   // the file it was read from, if any
 	sum  [32]byte // SHA-256 of what was read, to notice a change
@@ -359,6 +362,7 @@ var settings = []setting{
 	str("shared-cache", "share introspection verdicts among replicas through this Redis or Valkey: redis://[:password@]host:6379[/db], rediss:// (TLS) or unix:///path; needs --shared-cache-key-file; not given: no shared cache", func(c *Config) *string { return &c.SharedCache }).example("redis://redis:6379/0"),
 	str("shared-cache-key-file", "file of the cluster secret that keys and signs shared-cache entries (32 bytes or more a line, readable by its owner only; several lines: the first signs, all verify)", func(c *Config) *string { return &c.SharedCacheKeyFile }).example("/etc/jwtauthz/shared-cache/key"),
 	dur("shared-cache-timeout", "longest wait for the shared cache on one operation; past it the check goes on to the IdP", func(c *Config) *time.Duration { return &c.SharedCacheTimeout }).positive("20ms"),
+	str("cors-preflight", "allow: a CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) passes without a token, before any rule; off: it is checked like any request", func(c *Config) *string { return &c.CORSPreflight }).example("allow"),
 	dur("shutdown-delay", "on SIGTERM, time between going NOT_SERVING and closing the listeners", func(c *Config) *time.Duration { return &c.ShutdownDelay }).zeroMeans("the listeners close at once").example("5s"),
 	dur("shutdown-timeout", "on SIGTERM, time in-flight checks get to finish", func(c *Config) *time.Duration { return &c.ShutdownTimeout }).positive("15s"),
 }

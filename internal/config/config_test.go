@@ -289,6 +289,7 @@ func TestZeroOfEverySetting(t *testing.T) {
 				t.Errorf("audit_deny_rate %d, want 0 (no limit)", c.AuditDenyRate)
 			}
 		}},
+		"cors-preflight":   {forms: unset, means: engine(func(ac authz.Config) bool { return !ac.CORSPreflight })},
 		"shutdown-delay":   {forms: value},
 		"shutdown-timeout": {forms: never},
 		"shared-cache": {forms: unset, means: func(t *testing.T, c *Config) {

@@ -42,6 +42,9 @@ func (c *Config) validate() error {
 			hint("otlp_endpoint", "%q is not an http:// or https:// URL with a host", c.OTLPEndpoint)
 		}
 	}
+	if c.CORSPreflight != "" && c.CORSPreflight != "allow" && c.CORSPreflight != "off" {
+		hint("cors_preflight", "%q is not allow or off", c.CORSPreflight)
+	}
 	if c.OTLPProtocol != "" && c.OTLPProtocol != "grpc" && c.OTLPProtocol != "http/protobuf" {
 		hint("otlp_protocol", "%q is not grpc or http/protobuf", c.OTLPProtocol)
 	}

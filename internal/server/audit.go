@@ -76,10 +76,12 @@ func newAuditor(cfg *config.Config, now func() time.Time) (*auditor, error) {
 }
 
 // record logs o if it is a denial within the rate, or an allow the sample
-// takes.
+// takes. The allow of a failed token (an optional_or_failed rule) is
+// logged as a denial is: a forged or expired token is worth a line,
+// whatever the rule let through.
 func (au *auditor) record(o *authz.Observation) {
 	d := &o.Decision
-	if d.Allow {
+	if d.Allow && !d.FailedOpen() {
 		if au.sample == 0 || au.allows.Add(1)%au.sample != 0 {
 			return
 		}

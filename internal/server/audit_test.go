@@ -357,7 +357,7 @@ func BenchmarkAuditObserve(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			a := &Server{log: slog.New(slog.NewJSONHandler(io.Discard, nil)), metrics: newMetrics(), audit: bc.audit}
-			a.metrics.setProviders([]string{"default"})
+			a.metrics.setProviders([]string{"default"}, false)
 			b.ReportAllocs()
 			for b.Loop() {
 				a.observe(o)

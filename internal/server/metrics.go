@@ -85,15 +85,16 @@ func (m *metrics) setBuildInfo(b BuildInfo) {
 
 // setProviders pre-resolves the check counters of these providers: only
 // the (provider, decision, reason) combinations a check can produce
-// (possible), so that no impossible series is exported.
-func (m *metrics) setProviders(names []string) {
+// (possible), so that no impossible series is exported. failOpen says that
+// some rule is optional_or_failed (failsOpen).
+func (m *metrics) setProviders(names []string, failOpen bool) {
 	byName := map[string]*[2][]prometheus.Counter{}
 	for _, n := range append([]string{""}, names...) {
 		var cs [2][]prometheus.Counter
 		for i, decision := range []string{"deny", "allow"} {
 			cs[i] = make([]prometheus.Counter, authz.NumReasons)
 			for _, r := range authz.Reasons() {
-				if possible(n != "", i == 1, r) {
+				if possible(n != "", i == 1, r) || (failOpen && i == 1 && possible(n != "", false, r) && possibleFailedOpen(r)) {
 					cs[i][r] = m.checks.WithLabelValues(decision, r.String(), n)
 				}
 			}
@@ -120,6 +121,30 @@ func possible(named, allow bool, r authz.Reason) bool {
 		return !allow && !named
 	}
 	return !allow
+}
+
+// failsOpen reports whether a rule of rules has action optional_or_failed,
+// whose allows may carry a denial's reason.
+func failsOpen(rules []authz.RuleConfig) bool {
+	for _, r := range rules {
+		if r.Action == authz.ActionOptionalOrFailed {
+			return true
+		}
+	}
+	return false
+}
+
+// possibleFailedOpen reports whether an optional_or_failed rule may allow a
+// request that would have been denied for r: any denial of the token but
+// no_token (an anonymous allow) and those before the token is read (a
+// request too large, bad or spoofed). Such a rule at most doubles the
+// denial series, with the same bounded labels.
+func possibleFailedOpen(r authz.Reason) bool {
+	switch r {
+	case authz.ReasonNoToken, authz.ReasonRequestTooLarge, authz.ReasonBadRequest, authz.ReasonSpoofedHeader:
+		return false
+	}
+	return true
 }
 
 // observeCheck counts one decision; it is on the hot path.

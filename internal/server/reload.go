@@ -213,7 +213,7 @@ func (a *Server) tryReload(want *[32]byte) (*config.Config, error) {
 	if err := a.engine.Update(ac.Providers, ac.Rules); err != nil {
 		return nil, fmt.Errorf("checked configuration refused: %w", err) // check() makes this unreachable
 	}
-	a.metrics.setProviders(providerNames(cfg))
+	a.metrics.setProviders(providerNames(cfg), failsOpen(cfg.Rules))
 	a.warnUnprefixed(cfg)
 	for _, key := range restartOnly(a.cfg, cfg) {
 		a.log.Warn("setting changed; it takes effect at restart", "key", key)
@@ -274,7 +274,7 @@ func restartOnly(old, cur *config.Config) []string {
 		{"tls_cert", old.TLSCert, cur.TLSCert}, {"tls_key", old.TLSKey, cur.TLSKey}, {"tls_client_ca", old.TLSClientCA, cur.TLSClientCA},
 		{"shutdown_delay", old.ShutdownDelay, cur.ShutdownDelay}, {"shutdown_timeout", old.ShutdownTimeout, cur.ShutdownTimeout},
 		{"pprof", old.Pprof, cur.Pprof}, {"grpc_reflection", old.GRPCReflection, cur.GRPCReflection},
-		{"path_case", old.PathCase, cur.PathCase},
+		{"path_case", old.PathCase, cur.PathCase}, {"cors_preflight", old.CORSPreflight, cur.CORSPreflight},
 		{"shared_cache", old.SharedCache, cur.SharedCache}, {"shared_cache_key_file", old.SharedCacheKeyFile, cur.SharedCacheKeyFile},
 		{"shared_cache_timeout", old.SharedCacheTimeout, cur.SharedCacheTimeout},
 	} {

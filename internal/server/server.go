@@ -145,7 +145,7 @@ func (a *Server) build() error {
 	if a.engine, err = authz.New(ac); err != nil {
 		return err
 	}
-	a.metrics.setProviders(providerNames(a.cfg))
+	a.metrics.setProviders(providerNames(a.cfg), failsOpen(a.cfg.Rules))
 	a.metrics.reg.MustRegister(newStatsCollector(a.engine.Stats, a.sources.list))
 	a.warnUnprefixed(a.cfg)
 	return nil
