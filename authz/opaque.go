@@ -235,7 +235,8 @@ func rawMembers(resp map[string]any) (map[string]json.RawMessage, error) {
 // not past and nbf not future, each with the skew; iss p's issuer if it
 // has one, else present; aud one of p's audiences if it has any; azp one
 // of p's authorized parties if it has any and the answer names one;
-// token_type not refresh_token. A member of the wrong type makes the
+// token_type not refresh_token, nor token_use (Ory Hydra's, which answers
+// token_type "Bearer" for both kinds). A member of the wrong type makes the
 // answer unusable (introspection_failed).
 func (pol *policy) judge(p *provider, m map[string]json.RawMessage, now time.Time) (*claims, *denial) {
 	pd := pol.denials[p]
@@ -243,8 +244,8 @@ func (pol *policy) judge(p *provider, m map[string]json.RawMessage, now time.Tim
 		return nil, pd.byReason[ReasonInactive]
 	}
 	c := &claims{}
-	var typ string
-	if c.fromMembers(m) != nil || stringMember(m, "token_type", &typ) != nil {
+	var typ, use string
+	if c.fromMembers(m) != nil || stringMember(m, "token_type", &typ) != nil || stringMember(m, "token_use", &use) != nil {
 		return nil, pd.byReason[ReasonIntrospectionFailed]
 	}
 	switch {
@@ -264,7 +265,7 @@ func (pol *policy) judge(p *provider, m map[string]json.RawMessage, now time.Tim
 		return nil, pd.byReason[ReasonWrongAudience]
 	case len(p.cfg.AuthorizedParties) > 0 && c.Azp != "" && !slices.Contains(p.cfg.AuthorizedParties, c.Azp):
 		return nil, pd.byReason[ReasonWrongParty]
-	case typ == "refresh_token":
+	case typ == "refresh_token", use == "refresh_token":
 		return nil, pd.byReason[ReasonWrongTyp]
 	}
 	return c, nil
@@ -321,7 +322,7 @@ func (pol *policy) introspectionGrant(p *provider, c *claims, until int64) *Gran
 
 // sharedMembers are the members of an answer a shared verdict keeps besides
 // iss and sub: what judge checks and what scopes read.
-var sharedMembers = []string{"exp", "nbf", "iat", "aud", "azp", "token_type", "scope", "scp"}
+var sharedMembers = []string{"exp", "nbf", "iat", "aud", "azp", "token_type", "token_use", "scope", "scp"}
 
 // share puts a fresh answer in the shared cache: an inactive one for the
 // negative TTL, an active one until the grant it makes would end. An

@@ -141,6 +141,8 @@ func TestIntrospectionVerdicts(t *testing.T) {
 		{name: "aud missing", answer: map[string]any{}, audiences: []string{"api"}, wantReason: authz.ReasonMissingClaim},
 		{name: "aud not checked without audiences", answer: map[string]any{"aud": "web"}, wantReason: authz.ReasonOK},
 		{name: "token_type refresh_token", answer: map[string]any{"token_type": "refresh_token"}, wantReason: authz.ReasonWrongTyp},
+		{name: "Hydra's refresh token: token_use", answer: map[string]any{"token_type": "Bearer", "token_use": "refresh_token"}, wantReason: authz.ReasonWrongTyp},
+		{name: "Hydra's access token", answer: map[string]any{"token_type": "Bearer", "token_use": "access_token"}, wantReason: authz.ReasonOK},
 		{name: "token_type absent", answer: map[string]any{"token_type": nil}, wantReason: authz.ReasonOK},
 		{name: "token_type not a string", answer: map[string]any{"token_type": true}, wantReason: authz.ReasonIntrospectionFailed},
 		{name: "unavailable", err: fmt.Errorf("%w: connection refused", authz.ErrIntrospectionUnavailable), wantReason: authz.ReasonUnavailable},
@@ -524,6 +526,7 @@ func TestIntrospectionSharedCache(t *testing.T) {
 		{"another iss", authz.SharedVerdict{Active: true, Issuer: "https://evil.example/", Claims: map[string]any{"aud": "api"}, Until: until}, authz.ReasonWrongIssuer},
 		{"another aud", authz.SharedVerdict{Active: true, Issuer: introIss, Claims: map[string]any{"aud": "web"}, Until: until}, authz.ReasonWrongAudience},
 		{"a refresh token", authz.SharedVerdict{Active: true, Issuer: introIss, Claims: map[string]any{"aud": "api", "token_type": "refresh_token"}, Until: until}, authz.ReasonWrongTyp},
+		{"Hydra's refresh token", authz.SharedVerdict{Active: true, Issuer: introIss, Claims: map[string]any{"aud": "api", "token_use": "refresh_token"}, Until: until}, authz.ReasonWrongTyp},
 		{"claims claiming active", authz.SharedVerdict{Active: false, Issuer: introIss, Claims: map[string]any{"active": true, "aud": "api"}, Until: until}, authz.ReasonInactive},
 		{"ended", authz.SharedVerdict{Active: true, Issuer: introIss, Claims: map[string]any{"aud": "api"}, Until: now.UnixNano()}, authz.ReasonInactive}, // a miss: the endpoint says inactive
 	} {
