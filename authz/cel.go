@@ -275,8 +275,9 @@ func (c *condition) holds(r *Request, g *Grant) bool {
 // else r's as matchPath cleans it.
 func (c *condition) test(r *Request, path string, hasPath bool, g *Grant) ref.Val {
 	v := celVarsPool.Get().(*celVars)
-	v.r, v.path, v.hasPath, v.g = r, path, hasPath, g
-	v.hdr.h = r.Headers
+	// r's fields, not r: r would escape to the heap, on every check.
+	v.method, v.host, v.target, v.hdr.h = r.Method, r.Host, r.Path, r.Headers
+	v.path, v.hasPath, v.g = path, hasPath, g
 	out, _, err := c.prg.Eval(v)
 	*v = celVars{}
 	celVarsPool.Put(v)
@@ -289,7 +290,9 @@ func (c *condition) test(r *Request, path string, hasPath bool, g *Grant) ref.Va
 // celVars is the activation of one evaluation: it resolves each variable
 // as it is read, from the request and the grant, without a map.
 type celVars struct {
-	r       *Request
+	method  string
+	host    string
+	target  string // the request's path, as sent
 	path    string
 	hasPath bool
 	g       *Grant
@@ -302,16 +305,16 @@ var celVarsPool = sync.Pool{New: func() any { return new(celVars) }}
 func (v *celVars) ResolveName(name string) (any, bool) {
 	switch name {
 	case "request.method":
-		return celMethod(v.r.Method), true
+		return celMethod(v.method), true
 	case "request.host":
-		return types.String(bareHost(v.r.Host)), true
+		return types.String(bareHost(v.host)), true
 	case "request.path":
 		if !v.hasPath {
-			v.path, _, _, _ = matchPath(v.r.Path)
+			v.path, _, _, _ = matchPath(v.target)
 		}
 		return types.String(v.path), true
 	case "request.query":
-		return celQuery(v.r.Path), true
+		return celQuery(v.target), true
 	case "request.headers":
 		return &v.hdr, true
 	}
