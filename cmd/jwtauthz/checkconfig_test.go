@@ -166,6 +166,12 @@ func TestCheckConfigJSON(t *testing.T) {
 		PathCase    string `json:"path_case"`
 		NetworkWait string `json:"network_wait"`
 		ClockSkew   string `json:"clock_skew"`
+		SharedCache *struct {
+			URL     string `json:"url"`
+			KeyFile string `json:"key_file"`
+			Keys    int    `json:"keys"`
+			Timeout string `json:"timeout"`
+		} `json:"shared_cache"`
 	}
 	for _, flag := range [][]string{{"-o", "json"}, {"--output", "json"}, {"--output=json"}} {
 		t.Run(strings.Join(flag, " "), func(t *testing.T) {
@@ -228,8 +234,8 @@ func TestCheckConfigJSON(t *testing.T) {
 			if s.Cache.TokenTTL != "2m0s" || s.Cache.TokenSize != 100000 || s.Cache.NegativeSize != 0 || s.Cache.NegativeTTL != "0s" || s.Cache.DedupSize == 0 || s.Cache.MaxTokenSize != 8192 {
 				t.Errorf("cache %+v", s.Cache)
 			}
-			if s.PathCase != "sensitive" || s.NetworkWait != "500ms" || s.ClockSkew != "1m0s" || !strings.HasSuffix(s.File, "jwtauthz.yaml") {
-				t.Errorf("path_case %q, network_wait %q, clock_skew %q, file %q", s.PathCase, s.NetworkWait, s.ClockSkew, s.File)
+			if s.PathCase != "sensitive" || s.NetworkWait != "500ms" || s.ClockSkew != "1m0s" || !strings.HasSuffix(s.File, "jwtauthz.yaml") || s.SharedCache != nil {
+				t.Errorf("path_case %q, network_wait %q, clock_skew %q, file %q, shared_cache %+v", s.PathCase, s.NetworkWait, s.ClockSkew, s.File, s.SharedCache)
 			}
 		})
 	}
