@@ -1,6 +1,9 @@
 package authz
 
-import "net/http"
+import (
+	"net/http"
+	"slices"
+)
 
 // The rule action optional_or_failed and the CORS preflight bypass: what
 // decide does before and after a route's decision.
@@ -26,16 +29,41 @@ func failsOpen(reason Reason) bool {
 	return true
 }
 
-// failedOpen turns d, the denial of a route whose action is
+// failedOpen turns d, the denial of r by ru, a route whose action is
 // optional_or_failed, into the allow it lets pass: no token is anonymous,
 // as on an optional route; any other denial of the token is an allow that
 // keeps the denial's reason and provider (metrics and the audit log count
 // it so) and sets no identity header, removing every one jwtauthz may set.
-func (pol *policy) failedOpen(d Decision) Decision {
+// The token goes upstream as sent unless a provider of ru that reads its
+// source has forward_token: false (DropToken): it is then removed as a
+// valid one would be, whichever provider it meant.
+func (pol *policy) failedOpen(ru *rule, r *Request, d Decision) Decision {
 	if d.Reason == ReasonNoToken {
 		return pol.anonymous
 	}
-	return Decision{Allow: true, Reason: d.Reason, Provider: d.Provider, Remove: pol.managed, Cached: d.Cached, Layer: d.Layer}
+	a := Decision{Allow: true, Reason: d.Reason, Provider: d.Provider, Remove: pol.managed, Cached: d.Cached, Layer: d.Layer}
+	if _, src := ru.extract(r); src != nil && ru.dropsToken(src) {
+		switch {
+		case src.Cookie != "":
+			a.Cookie, a.CookieSet = withoutCookie(r.header("cookie"), src.Cookie), true
+		case src.Query != "":
+			a.RemoveQuery = []string{src.Query}
+		default:
+			a.Remove = append(slices.Clip(a.Remove), src.Header)
+		}
+	}
+	return a
+}
+
+// dropsToken reports whether a provider of ru reads tokens from src and
+// does not forward them (DropToken).
+func (ru *rule) dropsToken(src *TokenSource) bool {
+	for _, p := range ru.providers {
+		if p.cfg.DropToken && p.hasSource(src) {
+			return true
+		}
+	}
+	return false
 }
 
 // FailedOpen reports whether d is an allow of a token that failed (a rule

@@ -182,3 +182,24 @@ func TestCORSPreflight(t *testing.T) {
 		})
 	}
 }
+
+// TestOptionalOrFailedDropsTokenAsConfigured: a provider with DropToken
+// (forward_token: false) keeps a failed token from the upstream too, as
+// it would a valid one.
+func TestOptionalOrFailedDropsTokenAsConfigured(t *testing.T) {
+	for _, drop := range []bool{true, false} {
+		e := newEnv(t, nil, withConfig(func(c *authz.Config, pc *authz.ProviderConfig) {
+			pc.DropToken = drop
+			c.Rules = []authz.RuleConfig{{Action: authz.ActionOptionalOrFailed, Require: authz.Require{Scopes: []string{"admin"}}}}
+		}))
+		for _, tok := range []string{e.token(nil), e.token(jwt.MapClaims{"exp": e.clock.Now().Add(-time.Minute).Unix()}), forge(e.token(nil))} {
+			d := e.eng.Check(context.Background(), &authz.Request{Method: "GET", Host: "api", Path: "/x", Headers: authz.MapHeaders{"authorization": "Bearer " + tok}})
+			if !d.FailedOpen() {
+				t.Fatalf("drop %v: allow %v reason %v, want an allow of a failed token", drop, d.Allow, d.Reason)
+			}
+			if got := slices.Contains(d.Remove, "authorization"); got != drop {
+				t.Errorf("drop %v, %v: authorization removed %v", drop, d.Reason, got)
+			}
+		}
+	}
+}

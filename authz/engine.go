@@ -167,7 +167,7 @@ func (e *Engine) decide(ctx context.Context, pol *policy, r *Request, now time.T
 	}
 	d := e.decideRoute(ctx, pol, ru, r, now)
 	if ru.action == ActionOptionalOrFailed && !d.Allow && ru.failDenial == nil && failsOpen(d.Reason) {
-		d = pol.failedOpen(d) // actions.go
+		d = pol.failedOpen(ru, r, d) // actions.go
 	}
 	d.rule = ru.num
 	return d
