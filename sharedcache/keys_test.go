@@ -59,6 +59,7 @@ func TestCheckURL(t *testing.T) {
 		{url: "redis://:secret@redis"},
 		{url: "rediss://user:secret@redis.example.com:6380"},
 		{url: "unix:///run/redis.sock?db=1"},
+		{url: "rediss://redis?skip_verify=true"},
 		{url: "http://redis:6379", err: ErrURL},
 		{url: "redis://redis?dial_timeout=1s", err: ErrURLOption},
 		{url: "redis://redis?max_retries=3", err: ErrURLOption},
