@@ -48,5 +48,10 @@ func TestCheckConfigRefusesBadActions(t *testing.T) {
 		if code != 0 {
 			t.Errorf("cors_preflight: %s with an optional_or_failed rule: exit %d, %s", v, code, errs.String())
 		}
+		for _, want := range []string{"optional_or_failed: any, identity headers only for a valid one from a", "cors_preflight " + v} {
+			if !strings.Contains(strings.Join(strings.Fields(out.String()), " "), want) {
+				t.Errorf("--check-config output lacks %q:\n%s", want, out.String())
+			}
+		}
 	}
 }

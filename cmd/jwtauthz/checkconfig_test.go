@@ -163,10 +163,11 @@ func TestCheckConfigJSON(t *testing.T) {
 			DedupSize    int    `json:"dedup_size"`
 			MaxTokenSize int    `json:"max_token_size"`
 		} `json:"cache"`
-		PathCase    string `json:"path_case"`
-		NetworkWait string `json:"network_wait"`
-		ClockSkew   string `json:"clock_skew"`
-		SharedCache *struct {
+		PathCase      string `json:"path_case"`
+		CORSPreflight string `json:"cors_preflight"`
+		NetworkWait   string `json:"network_wait"`
+		ClockSkew     string `json:"clock_skew"`
+		SharedCache   *struct {
 			URL     string `json:"url"`
 			KeyFile string `json:"key_file"`
 			Keys    int    `json:"keys"`
@@ -233,6 +234,9 @@ func TestCheckConfigJSON(t *testing.T) {
 			}
 			if s.Cache.TokenTTL != "2m0s" || s.Cache.TokenSize != 100000 || s.Cache.NegativeSize != 0 || s.Cache.NegativeTTL != "0s" || s.Cache.DedupSize == 0 || s.Cache.MaxTokenSize != 8192 {
 				t.Errorf("cache %+v", s.Cache)
+			}
+			if s.CORSPreflight != "off" {
+				t.Errorf("cors_preflight %q, want off", s.CORSPreflight)
 			}
 			if s.PathCase != "sensitive" || s.NetworkWait != "500ms" || s.ClockSkew != "1m0s" || !strings.HasSuffix(s.File, "jwtauthz.yaml") || s.SharedCache != nil {
 				t.Errorf("path_case %q, network_wait %q, clock_skew %q, file %q, shared_cache %+v", s.PathCase, s.NetworkWait, s.ClockSkew, s.File, s.SharedCache)

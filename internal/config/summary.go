@@ -17,15 +17,17 @@ import (
 // secret key and jwks_headers, only the header names; of a URL, neither a
 // password nor the query's values.
 type Summary struct {
-	File        string              `json:"file"` // the config file, "" if none
-	Listeners   SummaryListeners    `json:"listeners"`
-	Providers   []SummaryProvider   `json:"providers"`
-	Rules       []SummaryRule       `json:"rules"` // in order: the first that matches decides
-	Cache       SummaryCache        `json:"cache"`
-	PathCase    string              `json:"path_case"` // sensitive, insensitive or unset
-	NetworkWait string              `json:"network_wait"`
-	ClockSkew   string              `json:"clock_skew"`
-	SharedCache *SummarySharedCache `json:"shared_cache"` // null: none
+	File      string            `json:"file"` // the config file, "" if none
+	Listeners SummaryListeners  `json:"listeners"`
+	Providers []SummaryProvider `json:"providers"`
+	Rules     []SummaryRule     `json:"rules"` // in order: the first that matches decides
+	Cache     SummaryCache      `json:"cache"`
+	PathCase  string            `json:"path_case"` // sensitive, insensitive or unset
+	// CORSPreflight is allow (a CORS preflight passes before any rule) or off.
+	CORSPreflight string              `json:"cors_preflight"`
+	NetworkWait   string              `json:"network_wait"`
+	ClockSkew     string              `json:"clock_skew"`
+	SharedCache   *SummarySharedCache `json:"shared_cache"` // null: none
 }
 
 // SummaryListeners are the three listeners; a disabled one is nil (null).
@@ -140,14 +142,15 @@ type SummaryCache struct {
 func (c *Config) Summary() Summary {
 	ac := c.EngineConfig(nil)
 	s := Summary{
-		File:        c.path,
-		Listeners:   c.listeners(),
-		Providers:   []SummaryProvider{},
-		Rules:       []SummaryRule{},
-		PathCase:    cmp.Or(c.PathCase, "unset"),
-		NetworkWait: ac.NetworkWait.String(),
-		ClockSkew:   ac.ClockSkew.String(),
-		SharedCache: c.sharedCacheSummary(),
+		File:          c.path,
+		Listeners:     c.listeners(),
+		Providers:     []SummaryProvider{},
+		Rules:         []SummaryRule{},
+		PathCase:      cmp.Or(c.PathCase, "unset"),
+		CORSPreflight: cmp.Or(c.CORSPreflight, "off"),
+		NetworkWait:   ac.NetworkWait.String(),
+		ClockSkew:     ac.ClockSkew.String(),
+		SharedCache:   c.sharedCacheSummary(),
 	}
 	var names []string
 	for _, p := range c.AllProviders() {

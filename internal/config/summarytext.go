@@ -97,6 +97,7 @@ func (s Summary) WriteText(w io.Writer) error {
 		line("  shared (introspection verdicts)\t%s, %d key(s) from %s, timeout %s", sc.URL, sc.Keys, sc.KeyFile, sc.Timeout)
 	}
 	line("path_case\t%s", s.PathCase)
+	line("cors_preflight\t%s", s.CORSPreflight)
 	line("network_wait\t%s", s.NetworkWait)
 	line("clock_skew\t%s", s.ClockSkew)
 	return tw.Flush()
@@ -143,8 +144,11 @@ func (r SummaryRule) describe() string {
 		return "allow, no token read"
 	}
 	d := r.Action + " a token from " + strings.Join(r.Requires.Providers, ", ")
-	if r.Action == string(authz.ActionOptional) {
+	switch authz.Action(r.Action) {
+	case authz.ActionOptional:
 		d = "optional: none, or a valid one from " + strings.Join(r.Requires.Providers, ", ")
+	case authz.ActionOptionalOrFailed:
+		d = "optional_or_failed: any, identity headers only for a valid one from " + strings.Join(r.Requires.Providers, ", ")
 	}
 	if len(r.Requires.Scopes) > 0 {
 		d += "; scopes " + strings.Join(r.Requires.Scopes, ", ")
