@@ -188,6 +188,9 @@ func (c *condition) reads(expr string, a *ast.AST) error {
 			c.path = true
 		case "claims":
 			name, ok := byName(e)
+			if !ok {
+				name, ok = inLiteral(e) // "org" in claims
+			}
 			switch {
 			case !ok:
 				c.allClaims = true
@@ -223,6 +226,20 @@ func byName(e ast.NavigableExpr) (string, bool) {
 		return string(s), ok
 	}
 	return "", false
+}
+
+// inLiteral returns the key of `"key" in e`.
+func inLiteral(e ast.NavigableExpr) (string, bool) {
+	if !inOperand(e) {
+		return "", false
+	}
+	p, _ := e.Parent()
+	key := p.AsCall().Args()[0]
+	if key.Kind() != ast.LiteralKind {
+		return "", false
+	}
+	s, ok := key.AsLiteral().(types.String)
+	return string(s), ok
 }
 
 // inOperand reports whether e is the map of `key in e`.

@@ -59,7 +59,8 @@ func TestConditionReads(t *testing.T) {
 		{expr: `claims.exists(k, k == "org")`, all: true},
 		{expr: `size(claims) > 3`, all: true},
 		{expr: `claims[request.headers["x-claim"]] == "1"`, all: true},
-		{expr: `"org" in claims`, all: true},
+		{expr: `"org" in claims`, claims: []string{"org"}},
+		{expr: `request.headers["x"] in claims`, all: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.expr, func(t *testing.T) {
@@ -163,4 +164,26 @@ func FuzzCELCondition(f *testing.F) {
 			t.Fatalf("%q: failed, yet holds", expr)
 		}
 	})
+}
+
+// TestConditionMetered: a condition whose cost cannot grow with what it
+// reads runs unmetered (its estimate bounds it); any other is metered and
+// stopped at the limit.
+func TestConditionMetered(t *testing.T) {
+	for expr, want := range map[string]bool{
+		`claims.org == "acme" && request.method in ["GET", "HEAD"]`: false,
+		`request.path.startsWith("/api/") && provider == "p"`:       false,
+		`"read" in scopes`:                             true, // a search of the list
+		`claims.roles.exists(r, r == "admin")`:         true,
+		`request.path.matches("^/v[0-9]+/")`:           true,
+		`request.headers["x-a"].split(",").size() > 1`: true,
+	} {
+		c, err := compileCondition(expr, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.metered != want {
+			t.Errorf("%s: metered %v, want %v", expr, c.metered, want)
+		}
+	}
 }
