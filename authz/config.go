@@ -101,6 +101,11 @@ type Tracer interface {
 	// kid-less token no key fits); the fetch itself runs apart from the
 	// check. end is called when the wait is over.
 	StartKeyWait(ctx context.Context, provider string) (context.Context, func())
+	// StartIntrospect is called before provider's introspection endpoint
+	// is asked about a token no cache (the shared one included) knew; end
+	// gets ReasonOK for an answer (active or not), ReasonUnavailable or
+	// ReasonIntrospectionFailed otherwise.
+	StartIntrospect(ctx context.Context, provider string) (context.Context, func(Reason))
 }
 
 // DefaultConfig returns a Config with every limit at its default (the

@@ -187,7 +187,7 @@ func (e *Engine) ask(ctx context.Context, pol *policy, p *provider, tok string, 
 	}
 	var end func(Reason)
 	if e.cfg.Tracer != nil {
-		wctx, end = e.cfg.Tracer.StartVerify(wctx, p.name)
+		wctx, end = e.cfg.Tracer.StartIntrospect(wctx, p.name)
 	}
 	e.verified.Add(1)
 	resp, err := p.cfg.Introspector.Introspect(wctx, tok)

@@ -586,3 +586,50 @@ func FuzzIntrospectionAnswer(f *testing.F) {
 		}
 	})
 }
+
+// stepTracer records the steps a Tracer hears of, as "kind provider reason".
+type stepTracer struct {
+	mu    sync.Mutex
+	steps []string
+}
+
+func (s *stepTracer) record(kind, provider string) func(authz.Reason) {
+	return func(r authz.Reason) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.steps = append(s.steps, kind+" "+provider+" "+r.String())
+	}
+}
+
+func (s *stepTracer) StartVerify(ctx context.Context, provider string) (context.Context, func(authz.Reason)) {
+	return ctx, s.record("verify", provider)
+}
+
+func (s *stepTracer) StartIntrospect(ctx context.Context, provider string) (context.Context, func(authz.Reason)) {
+	return ctx, s.record("introspect", provider)
+}
+
+func (s *stepTracer) StartKeyWait(ctx context.Context, provider string) (context.Context, func()) {
+	end := s.record("wait", provider)
+	return ctx, func() { end(authz.ReasonOK) }
+}
+
+// An introspection is traced as one, with the outcome of the call, and a
+// cached token not at all.
+func TestIntrospectionIsTracedAsIntrospection(t *testing.T) {
+	tr := &stepTracer{}
+	e := newOpaqueEnv(t, func(c *authz.Config, _ *authz.ProviderConfig) { c.Tracer = tr })
+	e.fake.set("opaque-a", e.active(nil))
+	for range 2 {
+		if d := e.check("opaque-a", "/api"); !d.Allow {
+			t.Fatalf("denied: %v", d.Reason)
+		}
+	}
+	e.check("opaque-unknown", "/api")
+	e.fake.err = fmt.Errorf("%w: refused", authz.ErrIntrospectionUnavailable)
+	e.check("opaque-b", "/api")
+	want := []string{"introspect hydra ok", "introspect hydra ok", "introspect hydra unavailable"}
+	if !slices.Equal(tr.steps, want) {
+		t.Errorf("steps %q; want %q", tr.steps, want)
+	}
+}

@@ -17,14 +17,15 @@ const TracerName = "github.com/jwtauthz/jwtauthz"
 
 // Names of the spans and attributes jwtauthz exports.
 const (
-	SpanCheck    = "Check"                // one ext_authz check, a server span
-	SpanVerify   = "jwt.verify"           // a token's signature and claims checked
-	SpanKeyWait  = "jwks.wait"            // a check waiting for a key set refresh
-	AttrDecision = "jwtauthz.decision"    // allow or deny
-	AttrReason   = "jwtauthz.reason"      // the Decision's Reason
-	AttrProvider = "jwtauthz.provider"    // the provider that allowed, or the denial's
-	AttrLayer    = "jwtauthz.cache_layer" // what answered: token_cache, negative_cache, dedup, verified, none
-	AttrRule     = "jwtauthz.rule"        // the index of the rule that decided, -1 none
+	SpanCheck      = "Check"                // one ext_authz check, a server span
+	SpanVerify     = "jwt.verify"           // a token's signature and claims checked
+	SpanKeyWait    = "jwks.wait"            // a check waiting for a key set refresh
+	SpanIntrospect = "token.introspect"     // an opaque token's introspection endpoint asked
+	AttrDecision   = "jwtauthz.decision"    // allow or deny
+	AttrReason     = "jwtauthz.reason"      // the Decision's Reason
+	AttrProvider   = "jwtauthz.provider"    // the provider that allowed, or the denial's
+	AttrLayer      = "jwtauthz.cache_layer" // what answered: token_cache, negative_cache, dedup, verified, none
+	AttrRule       = "jwtauthz.rule"        // the index of the rule that decided, -1 none
 )
 
 // Tracing makes the spans of checks: a Check span per check, continuing
@@ -53,7 +54,17 @@ func NewTracing(tp trace.TracerProvider) *Tracing {
 
 // StartVerify implements authz.Tracer: a jwt.verify span.
 func (t *Tracing) StartVerify(ctx context.Context, provider string) (context.Context, func(authz.Reason)) {
-	ctx, sp := t.tracer.Start(ctx, SpanVerify, trace.WithAttributes(attribute.String(AttrProvider, provider)))
+	return t.startStep(ctx, SpanVerify, provider)
+}
+
+// StartIntrospect implements authz.Tracer: a token.introspect span.
+func (t *Tracing) StartIntrospect(ctx context.Context, provider string) (context.Context, func(authz.Reason)) {
+	return t.startStep(ctx, SpanIntrospect, provider)
+}
+
+// startStep starts a span named name whose end records the outcome's reason.
+func (t *Tracing) startStep(ctx context.Context, name, provider string) (context.Context, func(authz.Reason)) {
+	ctx, sp := t.tracer.Start(ctx, name, trace.WithAttributes(attribute.String(AttrProvider, provider)))
 	return ctx, func(r authz.Reason) {
 		if sp.IsRecording() {
 			sp.SetAttributes(attribute.String(AttrReason, r.String()))
