@@ -194,3 +194,56 @@ func TestUpdateWithConditionsThatReadMore(t *testing.T) {
 		}
 	}
 }
+
+// TestConditionsWithRuleFeatures: conditions beside optional_or_failed
+// (a false require.when passes without identity, a failed match.when stays
+// denied) and path_case (a match.when on request.path is checked as the
+// path's case may be read).
+func TestConditionsWithRuleFeatures(t *testing.T) {
+	t.Run("optional_or_failed", func(t *testing.T) {
+		e := newEnv(t, nil, withConfig(func(c *authz.Config, _ *authz.ProviderConfig) {
+			c.Rules = []authz.RuleConfig{
+				{Match: authz.Match{PathPrefix: "/feed/", When: `request.headers["x-env"] != "test"`}, Action: authz.ActionOptionalOrFailed, Require: authz.Require{When: `claims.org == "acme"`}},
+			}
+		}))
+		bearer := "Bearer " + e.token(jwt.MapClaims{"org": "other"})
+		for _, tt := range []struct {
+			name       string
+			headers    map[string]string
+			wantAllow  bool
+			wantReason authz.Reason
+		}{
+			{name: "require.when false: passes, anonymous", headers: map[string]string{"authorization": bearer, "x-env": "prod"}, wantAllow: true, wantReason: authz.ReasonConditionFailed},
+			{name: "match.when fails: denied", headers: map[string]string{"authorization": bearer}, wantReason: authz.ReasonConditionFailed},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				d := e.eng.Check(context.Background(), &authz.Request{Method: "GET", Host: "api", Path: "/feed/x", Headers: authz.MapHeaders(tt.headers)})
+				if d.Allow != tt.wantAllow || d.Reason != tt.wantReason || d.Subject != "" {
+					t.Fatalf("allow %v reason %v subject %q; want allow %v, %v, no subject", d.Allow, d.Reason, d.Subject, tt.wantAllow, tt.wantReason)
+				}
+			})
+		}
+	})
+	for _, tt := range []struct {
+		pathCase authz.PathCase
+		path     string
+		want     authz.Reason
+	}{
+		{pathCase: authz.PathCaseUnset, path: "/admin/x", want: authz.ReasonInsufficientScope},
+		{pathCase: authz.PathCaseUnset, path: "/admin/X", want: authz.ReasonInsufficientScope},
+		{pathCase: authz.PathCaseUnset, path: "/ADMIN/x", want: authz.ReasonBadRequest}, // another rule if read without case
+		{pathCase: authz.PathCaseSensitive, path: "/ADMIN/x", want: authz.ReasonOK},
+		{pathCase: authz.PathCaseInsensitive, path: "/ADMIN/x", want: authz.ReasonInsufficientScope},
+	} {
+		t.Run(string(tt.pathCase)+tt.path, func(t *testing.T) {
+			e := newEnv(t, nil, withConfig(func(c *authz.Config, _ *authz.ProviderConfig) {
+				c.PathCase = tt.pathCase
+				c.Rules = []authz.RuleConfig{{Match: authz.Match{When: `request.path.startsWith("/admin/")`}, Require: authz.Require{Scopes: []string{"admin"}}}}
+			}))
+			d := e.eng.Check(context.Background(), &authz.Request{Method: "GET", Host: "api", Path: tt.path, Headers: authz.MapHeaders{"authorization": "Bearer " + e.token(nil)}})
+			if d.Reason != tt.want {
+				t.Fatalf("reason %v, want %v", d.Reason, tt.want)
+			}
+		})
+	}
+}
