@@ -17,7 +17,7 @@ const MinKeySize = 32
 
 // Errors of LoadKeys and CheckURL, wrapped with what is wrong.
 var (
-	ErrKeyFileMode = errors.New("readable or writable by group or others")
+	ErrKeyFileMode = errors.New("writable by its group, or readable or writable by others")
 	ErrKeyTooShort = errors.New("key shorter than 32 bytes")
 	ErrNoKey       = errors.New("holds no key")
 	ErrURL         = errors.New("not a redis://, rediss:// or unix:// URL")
@@ -30,15 +30,17 @@ var (
 // `openssl rand -base64 48` makes one. The first key signs what is
 // written; every key verifies what is read, so that a key can be rotated
 // in (second line, then first) and out without a cold cache. The file must
-// be readable by its owner only (0400 or 0600): a reader of the key can
+// be writable by its owner only and readable by no one but its owner and
+// group (0400, 0440, 0600 or 0640: the group read is what the kubelet adds
+// to a Secret's files in a pod with an fsGroup): a reader of the key can
 // forge entries. No error says anything of a key but its line number.
 func LoadKeys(path string) ([][]byte, error) {
 	fi, err := os.Stat(path) // follows the symlinks of a Kubernetes Secret volume
 	if err != nil {
 		return nil, err
 	}
-	if m := fi.Mode().Perm(); m&0o077 != 0 {
-		return nil, fmt.Errorf("%s: %w (mode %v); make it readable by jwtauthz's user only: chmod 0400 %s", path, ErrKeyFileMode, m, path)
+	if m := fi.Mode().Perm(); m&0o027 != 0 {
+		return nil, fmt.Errorf("%s: %w (mode %v); make it readable by jwtauthz's user only: chmod 0400 %s (a Secret volume: defaultMode: 0400)", path, ErrKeyFileMode, m, path)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

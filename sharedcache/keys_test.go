@@ -23,7 +23,7 @@ func TestLoadKeys(t *testing.T) {
 		{name: "rotation, CRLF, blank lines", body: "\r\n " + long + "a\r\n\n" + long + "b", mode: 0o600, want: [][]byte{[]byte(long + "a"), []byte(long + "b")}},
 		{name: "short", body: long + "\n" + long[1:] + "\n", mode: 0o600, err: ErrKeyTooShort},
 		{name: "empty", body: "\n \n", mode: 0o600, err: ErrNoKey},
-		{name: "group-readable", body: long, mode: 0o640, err: ErrKeyFileMode},
+		{name: "group-readable (a Secret in a pod with fsGroup)", body: long, mode: 0o440, want: [][]byte{[]byte(long)}},
 		{name: "other-readable", body: long, mode: 0o604, err: ErrKeyFileMode},
 		{name: "group-writable", body: long, mode: 0o620, err: ErrKeyFileMode},
 		{name: "missing", missing: true, err: os.ErrNotExist},

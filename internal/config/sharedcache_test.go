@@ -39,7 +39,7 @@ func TestSharedCacheSettings(t *testing.T) {
 		{name: "key file alone", args: []string{"--shared-cache-key-file", good}, wantErr: "--shared-cache-key-file: needs shared_cache"},
 		{name: "missing key file", args: []string{"--shared-cache", "redis://redis", "--shared-cache-key-file", filepath.Join(dir, "none")}, wantErr: "--shared-cache-key-file: stat"},
 		{name: "short key", args: []string{"--shared-cache", "redis://redis", "--shared-cache-key-file", keyFile("short", secret[:31], 0o600)}, wantErr: "--shared-cache-key-file: " + dir + "/short: line 1: key shorter than 32 bytes"},
-		{name: "group-readable key", args: []string{"--shared-cache", "redis://redis", "--shared-cache-key-file", keyFile("group", secret, 0o640)}, wantErr: "readable or writable by group or others (mode -rw-r-----)"},
+		{name: "other-readable key", args: []string{"--shared-cache", "redis://redis", "--shared-cache-key-file", keyFile("other", secret, 0o644)}, wantErr: "writable by its group, or readable or writable by others (mode -rw-r--r--)"},
 		{name: "empty key file", args: []string{"--shared-cache", "redis://redis", "--shared-cache-key-file", keyFile("empty", "\n", 0o600)}, wantErr: "holds no key"},
 		{name: "not redis", args: []string{"--shared-cache", "http://:hunter2@redis", "--shared-cache-key-file", good}, wantErr: `--shared-cache: "http://:xxxxx@redis": not a redis://`},
 		{name: "a timeout in the URL", args: []string{"--shared-cache", "redis://redis?read_timeout=1s", "--shared-cache-key-file", good}, wantErr: "URL option jwtauthz sets itself: read_timeout"},
