@@ -247,3 +247,21 @@ func TestConditionsWithRuleFeatures(t *testing.T) {
 		})
 	}
 }
+
+// TestConditionsOnOpaqueTokens: require.when reads an introspection
+// answer's members as it reads a JWT's claims, and its scopes.
+func TestConditionsOnOpaqueTokens(t *testing.T) {
+	e := newOpaqueEnv(t, func(c *authz.Config, _ *authz.ProviderConfig) {
+		c.Rules = []authz.RuleConfig{{Require: authz.Require{When: `claims.client_id == "app" && claims.ext.tier == "gold" && "read" in scopes && provider == "hydra"`}}}
+	})
+	e.fake.set("gold", e.active(map[string]any{"client_id": "app", "scope": "read", "ext": map[string]any{"tier": "gold"}}))
+	e.fake.set("silver", e.active(map[string]any{"client_id": "app", "scope": "read", "ext": map[string]any{"tier": "silver"}}))
+	e.fake.set("bare", e.active(map[string]any{"scope": "read"}))
+	for tok, want := range map[string]authz.Reason{"gold": authz.ReasonOK, "silver": authz.ReasonConditionFailed, "bare": authz.ReasonConditionFailed} {
+		for i := range 2 { // introspected, then cached
+			if d := e.check(tok, "/x"); d.Reason != want || d.Allow != (want == authz.ReasonOK) {
+				t.Errorf("%s, check %d: allow %v %v; want %v", tok, i, d.Allow, d.Reason, want)
+			}
+		}
+	}
+}
