@@ -2,10 +2,12 @@ package authz
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/checker"
@@ -24,6 +26,16 @@ import (
 // worst case exceeds it (claims and query strings as large as
 // celInputBound, 1024 headers) is refused at load.
 const ConditionCostLimit = 1_000_000
+
+// ConditionTimeLimit bounds how long one evaluation of a metered condition
+// (one whose cost grows with what it reads: a loop, matches, split) may
+// take: past it, the evaluation stops at its next loop iteration, a
+// denial (condition_failed).
+const ConditionTimeLimit = 5 * time.Millisecond
+
+// conditionInterruptEvery is how many loop iterations a metered condition
+// runs between looks at its deadline.
+const conditionInterruptEvery = 32
 
 // celInputBound is what the cost estimate takes as the largest string,
 // list or map of a request or a token: 64 KiB, Envoy's limit on a request's
@@ -82,6 +94,11 @@ var celEnvs = sync.OnceValues(func() ([2]*cel.Env, error) {
 // the variables its place has, and cost at most ConditionCostLimit at
 // worst. Errors say where in expr (line and column, from 1).
 func compileCondition(expr string, inMatch bool) (*condition, error) {
+	return compileConditionLimit(expr, inMatch, ConditionCostLimit)
+}
+
+// compileConditionLimit is compileCondition with a cost limit of limit.
+func compileConditionLimit(expr string, inMatch bool, limit uint64) (*condition, error) {
 	envs, err := celEnvs()
 	if err != nil {
 		return nil, err
@@ -114,14 +131,14 @@ func compileCondition(expr string, inMatch bool) (*condition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errCondition, err)
 	}
-	if est.Max > ConditionCostLimit {
-		return nil, fmt.Errorf("%w: may cost up to %d, more than the limit of %d (on a 64 KiB claim, query or header)", errCondition, est.Max, ConditionCostLimit)
+	if est.Max > limit {
+		return nil, fmt.Errorf("%w: may cost up to %d, more than the limit of %d (on a 64 KiB claim, query or header)", errCondition, est.Max, limit)
 	}
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	if huge, err := env.EstimateCost(checked, celSizes{bound: 1 << 40}); err != nil || huge != est {
 		// Its cost grows with what it reads, whose size the estimate
 		// can only assume: metered at run time.
-		opts = append(opts, cel.CostLimit(ConditionCostLimit))
+		opts = append(opts, cel.CostLimit(limit), cel.InterruptCheckFrequency(conditionInterruptEvery))
 		c.metered = true
 	}
 	c.prg, err = env.Program(checked, opts...)
@@ -295,7 +312,18 @@ func (c *condition) test(r *Request, path string, hasPath bool, g *Grant) ref.Va
 	// r's fields, not r: r would escape to the heap, on every check.
 	v.method, v.host, v.target, v.hdr.h = r.Method, r.Host, r.Path, r.Headers
 	v.path, v.hasPath, v.g = path, hasPath, g
-	out, _, err := c.prg.Eval(v)
+	var out ref.Val
+	var err error
+	if c.metered {
+		// cel-go's cost tracking takes time that grows with the square of
+		// a loop's length (a 64 KiB header split at commas: seconds) and
+		// counts only the linear part: a deadline bounds it too.
+		ctx, cancel := context.WithTimeout(context.Background(), ConditionTimeLimit)
+		out, _, err = c.prg.ContextEval(ctx, v)
+		cancel()
+	} else {
+		out, _, err = c.prg.Eval(v)
+	}
 	*v = celVars{}
 	celVarsPool.Put(v)
 	if err != nil || (out != types.True && out != types.False) {

@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
 )
 
 // TestCompileConditionErrors: what compileCondition refuses, and where it
@@ -185,5 +187,55 @@ func TestConditionMetered(t *testing.T) {
 		if c.metered != want {
 			t.Errorf("%s: metered %v, want %v", expr, c.metered, want)
 		}
+	}
+}
+
+// TestConditionRuntimeLimits: a metered condition that exceeds the cost
+// limit at run time, or runs past ConditionTimeLimit, fails: never true.
+func TestConditionRuntimeLimits(t *testing.T) {
+	const expr = `!request.headers["x"].split(",").exists(v, v == "b")`
+	c, err := compileConditionLimit(expr, false, 1_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := compileConditionLimit(`!request.query["q"].exists(v, v == "b")`, true, 1_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same program with a limit the test can reach.
+	envs, _ := celEnvs()
+	a, iss := envs[1].Compile(`!request.query["q"].exists(v, v == "b")`)
+	if iss.Err() != nil {
+		t.Fatal(iss.Err())
+	}
+	if small.prg, err = envs[1].Program(a, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(20), cel.InterruptCheckFrequency(conditionInterruptEvery)); err != nil {
+		t.Fatal(err)
+	}
+	g := &Grant{p: &provider{name: "p"}}
+	tests := []struct {
+		name string
+		c    *condition
+		r    *Request
+		want ref.Val
+	}{
+		{name: "under the cost limit", c: small, r: &Request{Path: "/x?q=a&q=a"}, want: types.True},
+		{name: "over the cost limit", c: small, r: &Request{Path: "/x?" + strings.Repeat("q=a&", 20)}},
+		{name: "short", c: c, r: &Request{Headers: MapHeaders{"x": "a,a"}}, want: types.True},
+		{name: "past the time limit", c: c, r: &Request{Headers: MapHeaders{"x": strings.Repeat("a,", 32000)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !tt.c.metered {
+				t.Fatal("not metered")
+			}
+			var gg *Grant
+			if tt.c == c {
+				gg = g
+			}
+			got := tt.c.test(tt.r, "/x", tt.c == small, gg)
+			if tt.want != nil && got != tt.want || tt.want == nil && !types.IsError(got) {
+				t.Fatalf("%v, want %v", got, tt.want)
+			}
+		})
 	}
 }
