@@ -308,7 +308,8 @@ func (c *condition) holds(r *Request, g *Grant) bool {
 // types.True, types.False, or an error. request.path is path if hasPath,
 // else r's as matchPath cleans it.
 func (c *condition) test(r *Request, path string, hasPath bool, g *Grant) ref.Val {
-	v := celVarsPool.Get().(*celVars)
+	e := celEvalPool.Get().(*celEval)
+	v := &e.vars
 	// r's fields, not r: r would escape to the heap, on every check.
 	v.method, v.host, v.target, v.hdr.h = r.Method, r.Host, r.Path, r.Headers
 	v.path, v.hasPath, v.g = path, hasPath, g
@@ -322,10 +323,10 @@ func (c *condition) test(r *Request, path string, hasPath bool, g *Grant) ref.Va
 		out, _, err = c.prg.ContextEval(ctx, v)
 		cancel()
 	} else {
-		out, _, err = c.prg.Eval(v)
+		out, _, err = c.prg.Eval(&e.frame) // a frame of its own: cel-go takes none from its pool
 	}
 	*v = celVars{}
-	celVarsPool.Put(v)
+	celEvalPool.Put(e)
 	if err != nil || (out != types.True && out != types.False) {
 		return types.NewErr("condition failed")
 	}
@@ -344,7 +345,19 @@ type celVars struct {
 	hdr     celHeaders
 }
 
-var celVarsPool = sync.Pool{New: func() any { return new(celVars) }}
+// celEval is an activation with the execution frame that evaluates with
+// it, reused (celEvalPool). An unmetered evaluation leaves the frame as it
+// found it: no context, no parent.
+type celEval struct {
+	vars  celVars
+	frame interpreter.ExecutionFrame
+}
+
+var celEvalPool = sync.Pool{New: func() any {
+	e := new(celEval)
+	e.frame.Activation = &e.vars
+	return e
+}}
 
 // ResolveName implements interpreter.Activation.
 func (v *celVars) ResolveName(name string) (any, bool) {
