@@ -321,7 +321,8 @@ func (pol *policy) introspectionGrant(p *provider, c *claims, until int64) *Gran
 }
 
 // sharedMembers are the members of an answer a shared verdict keeps besides
-// iss and sub: what judge checks and what scopes read.
+// iss and sub: what judge checks and what scopes read. share adds what the
+// rules, conditions, claim headers and metadata claims read.
 var sharedMembers = []string{"exp", "nbf", "iat", "aud", "azp", "token_type", "token_use", "scope", "scp"}
 
 // share puts a fresh answer in the shared cache: an inactive one for the
@@ -360,6 +361,19 @@ func (e *Engine) share(ctx context.Context, pol *policy, p *provider, tok string
 		}
 		for _, ch := range p.claimHeaders {
 			keep(ch.claim)
+		}
+		for _, n := range pol.cel.claims {
+			keep(n)
+		}
+		if pol.cel.allClaims { // a condition reads claims as a whole
+			for n := range m {
+				keep(n)
+			}
+		}
+		if p.meta != nil {
+			for _, n := range p.meta.claims {
+				keep(n)
+			}
 		}
 	}
 	if v.Until <= now.UnixNano() {

@@ -538,6 +538,35 @@ func TestIntrospectionSharedCache(t *testing.T) {
 	}
 }
 
+// A shared verdict keeps what the conditions and the metadata read: a
+// replica that gets it from the shared cache decides and answers as the
+// one that asked the endpoint.
+func TestIntrospectionSharedCacheKeepsWhatIsRead(t *testing.T) {
+	for _, tt := range []struct{ name, when string }{
+		{"a claim", `claims.org == "acme" && claims.team.name == "core"`},
+		{"claims as a whole", `"org" in claims && claims.team.name == "core"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			shared := &fakeShared{}
+			opts := func(c *authz.Config, p *authz.ProviderConfig) {
+				c.SharedCache = shared
+				c.Rules = []authz.RuleConfig{{Require: authz.Require{When: tt.when}}}
+				p.MetadataClaims = []string{"tier"}
+			}
+			a, b := newOpaqueEnv(t, opts), newOpaqueEnv(t, opts)
+			a.fake.set("tok", a.active(map[string]any{"org": "acme", "team": map[string]any{"name": "core"}, "tier": "gold", "other": "x"}))
+			da := a.check("tok", "/")
+			db := b.check("tok", "/")
+			if !da.Allow || !db.Allow || b.fake.calls.Load() != 0 {
+				t.Fatalf("replica a %v, replica b %v with %d calls; want both allowed, b from the shared cache", da.Reason, db.Reason, b.fake.calls.Load())
+			}
+			if ma, mb := fmt.Sprint(da.Metadata.Claims), fmt.Sprint(db.Metadata.Claims); ma != mb || !strings.Contains(mb, "gold") {
+				t.Errorf("metadata claims: replica a %s, replica b %s; want the same, with tier", ma, mb)
+			}
+		})
+	}
+}
+
 // FuzzIntrospectionAnswer feeds the engine any JSON object as an
 // introspection answer (as the introspect package's parser passes it:
 // numbers as json.Number): it must not panic, and must allow only an
