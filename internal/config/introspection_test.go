@@ -147,6 +147,10 @@ func TestIntrospectionSummary(t *testing.T) {
 	if strings.Contains(text.String()+js.String(), "s3cret-value") {
 		t.Error("the summary shows the secret")
 	}
+	// The endpoint, not jwtauthz, checks an introspected token's signature.
+	if strings.Contains(text.String(), "algorithms") || !strings.Contains(js.String(), `"algorithms": []`) {
+		t.Errorf("an introspection provider's summary names algorithms:\n%s\n%s", text.String(), js.String())
+	}
 }
 
 // A secret from the environment is not shown when a configuration is

@@ -210,6 +210,7 @@ func summarizeProvider(p ProviderConfig) SummaryProvider {
 	switch {
 	case p.Introspection.Set():
 		sp.Introspection = summarizeIntrospection(p)
+		sp.Algorithms = []string{}
 		sp.Keys = SummaryKeys{Source: "none", Location: "introspection"}
 	case p.JWKSFile != "":
 		sp.Keys = SummaryKeys{Source: "file", Location: p.JWKSFile}
