@@ -2,7 +2,6 @@ package authz
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,9 +13,7 @@ import (
 	"github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/operators"
 	"github.com/google/cel-go/common/types"
-	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/ext"
-	"github.com/google/cel-go/interpreter"
 )
 
 // ConditionCostLimit bounds what one evaluation of a rule's condition
@@ -296,123 +293,6 @@ func (s celSizes) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
 func (celSizes) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
 	return nil
 }
-
-// holds reports whether c, a require.when, holds for the request r and
-// the grant g. An error, a cost over the limit or anything but true is
-// false.
-func (c *condition) holds(r *Request, g *Grant) bool {
-	return c.test(r, "", false, g) == types.True
-}
-
-// test evaluates c for the request r and the grant g (nil in match.when):
-// types.True, types.False, or an error. request.path is path if hasPath,
-// else r's as matchPath cleans it.
-func (c *condition) test(r *Request, path string, hasPath bool, g *Grant) ref.Val {
-	e := celEvalPool.Get().(*celEval)
-	v := &e.vars
-	// r's fields, not r: r would escape to the heap, on every check.
-	v.method, v.host, v.target, v.hdr.h = r.Method, r.Host, r.Path, r.Headers
-	v.path, v.hasPath, v.g = path, hasPath, g
-	var out ref.Val
-	var err error
-	if c.metered {
-		// cel-go's cost tracking takes time that grows with the square of
-		// a loop's length (a 64 KiB header split at commas: seconds) and
-		// counts only the linear part: a deadline bounds it too.
-		ctx, cancel := context.WithTimeout(context.Background(), ConditionTimeLimit)
-		out, _, err = c.prg.ContextEval(ctx, v)
-		cancel()
-	} else {
-		out, _, err = c.prg.Eval(&e.frame) // a frame of its own: cel-go takes none from its pool
-	}
-	*v = celVars{}
-	celEvalPool.Put(e)
-	if err != nil || (out != types.True && out != types.False) {
-		return types.NewErr("condition failed")
-	}
-	return out
-}
-
-// celVars is the activation of one evaluation: it resolves each variable
-// as it is read, from the request and the grant, without a map.
-type celVars struct {
-	method  string
-	host    string
-	target  string // the request's path, as sent
-	path    string
-	hasPath bool
-	g       *Grant
-	hdr     celHeaders
-}
-
-// celEval is an activation with the execution frame that evaluates with
-// it, reused (celEvalPool). An unmetered evaluation leaves the frame as it
-// found it: no context, no parent.
-type celEval struct {
-	vars  celVars
-	frame interpreter.ExecutionFrame
-}
-
-var celEvalPool = sync.Pool{New: func() any {
-	e := new(celEval)
-	e.frame.Activation = &e.vars
-	return e
-}}
-
-// ResolveName implements interpreter.Activation.
-func (v *celVars) ResolveName(name string) (any, bool) {
-	switch name {
-	case "request.method":
-		return celMethod(v.method), true
-	case "request.host":
-		return types.String(bareHost(v.host)), true
-	case "request.path":
-		if !v.hasPath {
-			v.path, _, _, _ = matchPath(v.target)
-		}
-		return types.String(v.path), true
-	case "request.query":
-		return celQuery(v.target), true
-	case "request.headers":
-		return &v.hdr, true
-	}
-	if v.g == nil {
-		return nil, false
-	}
-	return v.g.celVar(name)
-}
-
-// Parent implements interpreter.Activation.
-func (v *celVars) Parent() interpreter.Activation { return nil }
-
-var _ interpreter.Activation = (*celVars)(nil)
-
-// celMethod is a request's method as a CEL value: the common ones made
-// once, so that reading request.method builds none.
-func celMethod(m string) ref.Val {
-	switch m {
-	case "GET":
-		return celGET
-	case "HEAD":
-		return celHEAD
-	case "POST":
-		return celPOST
-	case "PUT":
-		return celPUT
-	case "PATCH":
-		return celPATCH
-	case "DELETE":
-		return celDELETE
-	case "OPTIONS":
-		return celOPTIONS
-	}
-	return types.String(m)
-}
-
-var (
-	celGET, celHEAD, celPOST, celPUT ref.Val = types.String("GET"), types.String("HEAD"), types.String("POST"), types.String("PUT")
-	celPATCH, celDELETE, celOPTIONS  ref.Val = types.String("PATCH"), types.String("DELETE"), types.String("OPTIONS")
-)
 
 // compileConditions compiles rc's match.when and require.when into ru, and
 // prepares their denials: their descriptions name the rule by its index,
