@@ -19,7 +19,7 @@ import (
 // condition's evaluation builds nothing, and the request does not escape
 // to the heap through it.
 func TestCachedConditionAllocates(t *testing.T) {
-	if raceEnabled {
+	if extauthz.RaceEnabled {
 		t.Skip("allocations are not counted under the race detector")
 	}
 	allocs := func(t *testing.T, rules []authz.RuleConfig) float64 {

@@ -45,3 +45,6 @@ func statusCode(b []byte) int32 {
 	}
 	return code
 }
+
+// RaceEnabled reports a -race build, whose allocation counts differ.
+const RaceEnabled = raceEnabled

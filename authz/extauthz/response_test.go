@@ -88,7 +88,7 @@ func TestMetadataEncodedOnce(t *testing.T) {
 	plain.Metadata = nil
 	without := testing.AllocsPerRun(100, func() { encodeResponse(&plain).data.Free() })
 	with := testing.AllocsPerRun(100, func() { encodeResponse(&allow).data.Free() })
-	if with > without {
+	if with > without && !raceEnabled { // under -race, sync.Pool drops what it is given at random
 		t.Fatalf("%v allocations with metadata, %v without", with, without)
 	}
 	// The metadata of a reason and provider, first used by an allow that

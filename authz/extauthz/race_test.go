@@ -1,6 +1,6 @@
-//go:build !race
+//go:build race
 
-package extauthz_test
+package extauthz
 
 // raceEnabled: the race detector allocates, and sync.Pool drops items.
-const raceEnabled = false
+const raceEnabled = true
