@@ -77,6 +77,30 @@ func (pol *policy) newGrant(p *provider, h header, c *claims, tok string, limit 
 	var x grantExtra
 	kid, inTable := p.keyIndex(h.KID, c.key)
 	g.kid = kid
+	iss := ""
+	if p.keepsIss { // AnyIssuer, or an issuer template's tenant
+		iss = c.Issuer
+	}
+	var payload string
+	if p.cfg.PayloadHeader != "" {
+		_, rest, _ := strings.Cut(tok, ".")
+		payload, _, _ = strings.Cut(rest, ".")
+	}
+	pol.keep(g, &x, c, iss, payload, !inTable)
+	if !inTable {
+		g.extra.key = &usedKey{h.KID, c.key}
+	}
+	return g
+}
+
+// keep fills g, and x if g needs it (g.extra), with what the policy needs
+// of c, verified claims: the subject, iss (if not the provider's), the
+// scopes and claims the rules and conditions read, the claim headers, the
+// payload header's value (payload), and the metadata claims. With
+// needExtra, g keeps x whatever it holds (newGrant's, for a key not in its
+// provider's table).
+func (pol *policy) keep(g *Grant, x *grantExtra, c *claims, iss, payload string, needExtra bool) {
+	p := g.p
 	sub := ""
 	if headerSafe(c.Subject) {
 		sub = c.Subject
@@ -90,9 +114,7 @@ func (pol *policy) newGrant(p *provider, h header, c *claims, tok string, limit 
 	if sub != "" {
 		set++
 	}
-	if p.keepsIss { // AnyIssuer, or an issuer template's tenant
-		x.iss = c.Issuer
-	}
+	x.iss = iss
 	if pol.needScopes {
 		x.scopes = c.Scopes
 	}
@@ -109,8 +131,6 @@ func (pol *policy) newGrant(p *provider, h header, c *claims, tok string, limit 
 		}
 	}
 	if p.cfg.PayloadHeader != "" {
-		_, rest, _ := strings.Cut(tok, ".")
-		payload, _, _ := strings.Cut(rest, ".")
 		x.set = append(x.set, Header{strings.ToLower(p.cfg.PayloadHeader), strings.Clone(payload)})
 	}
 	set += len(x.set)
@@ -119,14 +139,10 @@ func (pol *policy) newGrant(p *provider, h header, c *claims, tok string, limit 
 			x.meta = m
 		}
 	}
-	if x.iss != "" || x.sub != "" || x.scopes != nil || x.claims != nil || x.cel != nil || x.set != nil || x.meta != nil || !inTable {
-		g.extra = &x
+	if x.iss != "" || x.sub != "" || x.scopes != nil || x.claims != nil || x.cel != nil || x.set != nil || x.meta != nil || needExtra {
+		g.extra = x
 	}
 	g.full = set == len(p.headers)
-	if !inTable {
-		g.extra.key = &usedKey{h.KID, c.key}
-	}
-	return g
 }
 
 // issuer is the verified iss: the provider's, or the token's own for an

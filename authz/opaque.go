@@ -275,48 +275,11 @@ func (pol *policy) judge(p *provider, m map[string]json.RawMessage, now time.Tim
 // newGrant does of a JWT's claims: there is no key and no payload.
 func (pol *policy) introspectionGrant(p *provider, c *claims, until int64) *Grant {
 	g := &Grant{p: p, until: until}
-	var x grantExtra
-	sub := ""
-	if headerSafe(c.Subject) {
-		sub = c.Subject
-	}
-	if len(sub) <= grantSubLen {
-		g.subLen = uint8(copy(g.sub[:], sub))
-	} else {
-		x.sub = sub
-	}
-	set := 1 // x-auth-issuer: judge saw an iss
-	if sub != "" {
-		set++
-	}
+	iss := "" // judge saw one
 	if c.Issuer != p.cfg.Issuer {
-		x.iss = c.Issuer
+		iss = c.Issuer
 	}
-	if pol.needScopes {
-		x.scopes = c.Scopes
-	}
-	if len(pol.claimNames) > 0 {
-		x.claims = make(map[string][]string, len(pol.claimNames))
-		for _, n := range pol.claimNames {
-			x.claims[n] = claimValues(claimAt(c.all, n))
-		}
-	}
-	x.cel = newCELGrant(&pol.cel, p, c.all, c.Scopes)
-	for _, ch := range p.claimHeaders {
-		if v := strings.Join(claimValues(claimAt(c.all, ch.claim)), ","); v != "" && headerSafe(v) {
-			x.set = append(x.set, Header{ch.header, v})
-		}
-	}
-	set += len(x.set)
-	if p.meta != nil && len(p.meta.claims) > 0 { // the provider's metadata_claims, as newGrant
-		if m := p.meta.forClaims(c.all); m != p.meta.allow {
-			x.meta = m
-		}
-	}
-	if x.iss != "" || x.sub != "" || x.scopes != nil || x.claims != nil || x.cel != nil || x.set != nil || x.meta != nil {
-		g.extra = &x
-	}
-	g.full = set == len(p.headers)
+	pol.keep(g, &grantExtra{}, c, iss, "", false)
 	return g
 }
 
