@@ -253,7 +253,7 @@ func TestAuditLogSamplesAllows(t *testing.T) {
 func TestAuditLogRateLimitsDenials(t *testing.T) {
 	idp := issuer.NewServer()
 	defer idp.Close()
-	clock := &testClock{t: time.Now()}
+	clock := newTestClock()
 	a := startAudit(t, clock.Now, "--issuer", idp.URL, "--audit-deny-rate", "2")
 	deny := func(n int) {
 		for range n {

@@ -62,7 +62,7 @@ func TestIntrospectionEndToEnd(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			idp := introspecttest.New(t, introspecttest.Options{})
-			clock := &testClock{t: time.Now()}
+			clock := newTestClock()
 			a := introspectionApp(t, idp, clock, discover, "--cache-ttl", "1m")
 			client := authv3.NewAuthorizationClient(dial(t, a.grpcAddr()))
 			claims := func(sub string) map[string]any {
@@ -138,7 +138,7 @@ func TestIntrospectionEndToEnd(t *testing.T) {
 // that keeps them keeps the client and the cached grants.
 func TestIntrospectionReload(t *testing.T) {
 	idp := introspecttest.New(t, introspecttest.Options{})
-	clock := &testClock{t: time.Now()}
+	clock := newTestClock()
 	secret := filepath.Join(t.TempDir(), "client-secret")
 	if err := os.WriteFile(secret, []byte(idp.ClientSecret), 0o600); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,26 +12,15 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/jwtauthz/jwtauthz/internal/config"
+	"github.com/jwtauthz/jwtauthz/internal/testutil"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
 // testClock is a clock the test moves by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type testClock = testutil.Clock
 
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newTestClock is a testClock at the time it is made.
+func newTestClock() *testClock { return testutil.NewClock(time.Now()) }
 
 // startAppClock is startApp (serve, waiting until ready) with the engine
 // on clock.
@@ -55,7 +43,7 @@ func startAppClock(t *testing.T, clock func() time.Time, args ...string) *testAp
 func TestClockSkewZeroEndsCachedGrantsAtExp(t *testing.T) {
 	idp := issuer.NewServer()
 	defer idp.Close()
-	clock := &testClock{t: time.Now()}
+	clock := newTestClock()
 	a := startAppClock(t, clock.Now, "--issuer", idp.URL, "--clock-skew", "0s")
 	client := authv3.NewAuthorizationClient(dial(t, a.grpcAddr()))
 	now := clock.Now()

@@ -81,7 +81,7 @@ func (f *fleet) awaitKeys(t *testing.T, n int) []string {
 // forged or moved in Redis, and go on through the IdP when Redis dies.
 func TestSharedCacheFleet(t *testing.T) {
 	idp := introspecttest.New(t, introspecttest.Options{})
-	clock := &testClock{t: time.Now()}
+	clock := newTestClock()
 	f := newFleet(t, 4, idp, clock)
 	claims := func(sub string) map[string]any {
 		return map[string]any{"iss": idp.Issuer(), "sub": sub, "aud": "api", "org": "acme", "exp": clock.Now().Add(time.Hour).Unix(), "scope": "read"}

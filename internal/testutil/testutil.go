@@ -2,7 +2,7 @@
 // internal/server and internal/config share: temporary files and
 // directories, environment lookups, error checks, a log buffer, HTTP and
 // gRPC clients for a server on loopback, CheckRequests, and an IdP whose
-// JWKS endpoint can be made to hang. It is imported only by _test.go files
+// JWKS endpoint can be made to hang, and a fake clock. It is imported only by _test.go files
 // and imports nothing of jwtauthz's but jwks/issuer, so internal/config's
 // own tests can use it.
 package testutil

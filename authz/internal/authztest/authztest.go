@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,32 +20,16 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/internal/testutil"
 	"github.com/jwtauthz/jwtauthz/jwks"
 	"github.com/jwtauthz/jwtauthz/jwks/issuer"
 )
 
 // Clock is a fake clock the test moves by hand.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type Clock = testutil.Clock
 
 // NewClock returns a Clock at a fixed time.
-func NewClock() *Clock { return &Clock{t: time.Unix(1_800_000_000, 0)} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Add moves the clock by d.
-func (c *Clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func NewClock() *Clock { return testutil.NewClock(time.Unix(1_800_000_000, 0)) }
 
 // Env is one engine in a test: a real IdP on loopback serving a JWKS, a
 // jwks.Source fetching it, and an Engine whose one provider, "test", trusts
