@@ -1,10 +1,9 @@
-// Package testutil holds the helpers that the tests of cmd/jwtauthz,
-// internal/server and internal/config share: temporary files and
-// directories, environment lookups, error checks, a log buffer, HTTP and
-// gRPC clients for a server on loopback, CheckRequests, and an IdP whose
-// JWKS endpoint can be made to hang, and a fake clock. It is imported only by _test.go files
-// and imports nothing of jwtauthz's but jwks/issuer, so internal/config's
-// own tests can use it.
+// Package testutil holds the helpers that the tests share: temporary files
+// and directories, environment lookups, error checks, a log buffer, HTTP and
+// gRPC clients for a server on loopback, CheckRequests, an IdP whose JWKS
+// endpoint can be made to hang, a redis-server, and a fake clock. Only tests
+// and test helpers (authztest) import it, and it imports nothing of
+// jwtauthz's but jwks/issuer, so internal/config's own tests can use it.
 package testutil
 
 import (
