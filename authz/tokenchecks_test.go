@@ -28,17 +28,7 @@ func tokenWith(t *testing.T, e *authztest.Env, hdr map[string]any, claims jwt.Ma
 			c[k] = v
 		}
 	}
-	s := e.IdP.Signing()
-	tok := jwt.NewWithClaims(jwt.GetSigningMethod(s.Alg), c)
-	tok.Header["kid"] = s.KID
-	for k, v := range hdr {
-		if v == nil {
-			delete(tok.Header, k)
-		} else {
-			tok.Header[k] = v
-		}
-	}
-	str, err := tok.SignedString(s.Private)
+	str, err := e.IdP.Signing().SignHeader(c, hdr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,16 +62,7 @@ func mintWith(t *testing.T, s *issuer.Signer, hdr map[string]any, claims jwt.Map
 			c[k] = v
 		}
 	}
-	tok := jwt.NewWithClaims(jwt.GetSigningMethod(s.Alg), c)
-	tok.Header["kid"] = s.KID
-	for k, v := range hdr {
-		if v == nil {
-			delete(tok.Header, k)
-		} else {
-			tok.Header[k] = v
-		}
-	}
-	str, err := tok.SignedString(s.Private)
+	str, err := s.SignHeader(c, hdr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,9 +79,20 @@ func (s *Signer) JWK() jose.JSONWebKey {
 }
 
 // Sign signs claims with this key, kid in the header.
-func (s *Signer) Sign(claims jwt.Claims) (string, error) {
+func (s *Signer) Sign(claims jwt.Claims) (string, error) { return s.SignHeader(claims, nil) }
+
+// SignHeader is Sign with the header members hdr set over alg, typ and
+// kid; a nil value removes one (e.g. typ, which golang-jwt sets to JWT).
+func (s *Signer) SignHeader(claims jwt.Claims, hdr map[string]any) (string, error) {
 	t := jwt.NewWithClaims(jwt.GetSigningMethod(s.Alg), claims)
 	t.Header["kid"] = s.KID
+	for k, v := range hdr {
+		if v == nil {
+			delete(t.Header, k)
+		} else {
+			t.Header[k] = v
+		}
+	}
 	return t.SignedString(s.Private)
 }
 
