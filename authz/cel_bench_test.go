@@ -1,18 +1,10 @@
 package authz
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"runtime"
 	"testing"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/jwtauthz/jwtauthz/cache"
 )
 
 // BenchmarkCondition is one require.when on a cached grant's CEL values:
@@ -59,25 +51,7 @@ func BenchmarkCELGrantMemory(b *testing.B) {
 }
 
 func celBytesPerToken(t testing.TB, n int, when string) float64 {
-	cfg := DefaultConfig()
-	cfg.Providers = []ProviderConfig{{Name: "p", Issuer: "https://p", Keys: nopKeys{}}}
-	if when != "" {
-		cfg.Rules = []RuleConfig{{Require: Require{When: when}}}
-	}
-	cfg.CacheSize = 2 * n
-	e, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	pol := e.pol.Load()
-	p := pol.providers[0]
-	now := time.Now()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload := func(i int) map[string]json.RawMessage {
+	return grantBytesPerToken(t, n, when, func(i int, now time.Time) map[string]json.RawMessage {
 		var m map[string]json.RawMessage
 		s := fmt.Sprintf(`{"iss":"https://p","sub":"user_2%027d","aud":["https://api.example.com"],"exp":%d,"iat":%d,"nbf":%d,`+
 			`"azp":"https://app.example.com","jti":"%032d","org":"acme","org_role":"admin","email":"user%d@example.com",`+
@@ -87,19 +61,5 @@ func celBytesPerToken(t testing.TB, n int, when string) float64 {
 			t.Fatal(err)
 		}
 		return m
-	}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	for i := range n {
-		c := &claims{RegisteredClaims: jwt.RegisteredClaims{Subject: fmt.Sprintf("user_2%027d", i), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))}, key: &key.PublicKey}
-		c.all = payload(i)
-		g := pol.newGrant(p, header{KID: "kid-1"}, c, "h.p.s", now.Add(time.Hour))
-		c.all = nil // what the grant keeps is its own
-		e.tokens.Put(cache.Hash(fmt.Sprint(i)), g, now)
-	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	runtime.KeepAlive(e)
-	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"testing"
@@ -37,9 +38,17 @@ func BenchmarkCachedTokenMemory(b *testing.B) {
 	}
 }
 
-func bytesPerCachedToken(t testing.TB, n int) float64 {
+func bytesPerCachedToken(t testing.TB, n int) float64 { return grantBytesPerToken(t, n, "", nil) }
+
+// grantBytesPerToken is the live heap per token of n cached grants under a
+// rule whose require.when is when ("": no rule), each of a token whose
+// claims are payload(i, now) (nil: none but sub and exp).
+func grantBytesPerToken(t testing.TB, n int, when string, payload func(i int, now time.Time) map[string]json.RawMessage) float64 {
 	cfg := DefaultConfig()
 	cfg.Providers = []ProviderConfig{{Name: "p", Issuer: "https://p", Keys: nopKeys{}}}
+	if when != "" {
+		cfg.Rules = []RuleConfig{{Require: Require{When: when}}}
+	}
 	cfg.CacheSize = 2 * n // room: shards fill unevenly
 	e, err := New(cfg)
 	if err != nil {
@@ -58,7 +67,11 @@ func bytesPerCachedToken(t testing.TB, n int) float64 {
 	runtime.ReadMemStats(&before)
 	for i := range n {
 		c := &claims{RegisteredClaims: jwt.RegisteredClaims{Subject: fmt.Sprintf("user_2%027d", i), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))}, key: &key.PublicKey}
+		if payload != nil {
+			c.all = payload(i, now)
+		}
 		g := pol.newGrant(p, header{KID: "kid-1"}, c, "h.p.s", now.Add(time.Hour))
+		c.all = nil // what the grant keeps is its own
 		e.tokens.Put(cache.Hash(fmt.Sprint(i)), g, now)
 	}
 	runtime.GC()
