@@ -2,7 +2,6 @@ package authz
 
 import (
 	"net/http"
-	"slices"
 )
 
 // The rule action optional_or_failed and the CORS preflight bypass: what
@@ -43,14 +42,7 @@ func (pol *policy) failedOpen(ru *rule, r *Request, d Decision) Decision {
 	}
 	a := Decision{Allow: true, Reason: d.Reason, Provider: d.Provider, Remove: pol.managed, Cached: d.Cached, Layer: d.Layer}
 	if _, src := ru.extract(r); src != nil && ru.dropsToken(src) {
-		switch {
-		case src.Cookie != "":
-			a.Cookie, a.CookieSet = withoutCookie(r.header("cookie"), src.Cookie), true
-		case src.Query != "":
-			a.RemoveQuery = []string{src.Query}
-		default:
-			a.Remove = append(slices.Clip(a.Remove), src.Header)
-		}
+		a.dropToken(src, r)
 	}
 	return a
 }

@@ -203,16 +203,22 @@ func (pol *policy) authorize(ru *rule, g *Grant, src *TokenSource, r *Request) D
 		d.Set = g.extra.set
 	}
 	if g.p.cfg.DropToken {
-		switch {
-		case src.Cookie != "":
-			d.Cookie, d.CookieSet = withoutCookie(r.header("cookie"), src.Cookie), true
-		case src.Query != "":
-			d.RemoveQuery = []string{src.Query}
-		default:
-			d.Remove = append(slices.Clip(d.Remove), src.Header)
-		}
+		d.dropToken(src, r)
 	}
 	return d
+}
+
+// dropToken makes d take the token out of the upstream request, wherever
+// src says r carries it: the cookie, the query parameter or the header.
+func (d *Decision) dropToken(src *TokenSource, r *Request) {
+	switch {
+	case src.Cookie != "":
+		d.Cookie, d.CookieSet = withoutCookie(r.header("cookie"), src.Cookie), true
+	case src.Query != "":
+		d.RemoveQuery = []string{src.Query}
+	default:
+		d.Remove = append(slices.Clip(d.Remove), src.Header)
+	}
 }
 
 // holds reports whether g still counts under pol: its provider is one of
