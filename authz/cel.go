@@ -48,7 +48,8 @@ var errCondition = errors.New("condition")
 
 // condition is a rule's compiled CEL expression, and what it reads.
 type condition struct {
-	prg cel.Program
+	expr string
+	prg  cel.Program
 	// claims are the top-level claims it reads by name (claims.org,
 	// claims["org"]); allClaims says it reads claims as a whole
 	// (claims.exists(…), size(claims), claims[k]).
@@ -61,6 +62,15 @@ type condition struct {
 	// evaluation is metered, and stopped past ConditionCostLimit. The
 	// cost of one that is not is bounded by its estimate.
 	metered bool
+	// token and rest are a require.when that is a conjunction, split
+	// (split): token is the && of the clauses that read the token alone,
+	// evaluated once per grant (newCELGrant); rest is the && of the
+	// others (nil: none), evaluated on each check. token is nil when no
+	// clause reads the token alone, and c itself when every one does.
+	token, rest *condition
+	// slot is the bit of token's outcome in a grant made under the
+	// policy that holds c (celNeeds.add); -1: none, c is evaluated whole.
+	slot int
 }
 
 // celEnvs are the environments of require.when (claims, scopes, provider
@@ -68,6 +78,7 @@ type condition struct {
 var celEnvs = sync.OnceValues(func() ([2]*cel.Env, error) {
 	request := []cel.EnvOption{
 		ext.Strings(),
+		cel.EnableMacroCallTracking(), // so that split can write a clause back
 		cel.Variable("request.method", cel.StringType),
 		cel.Variable("request.host", cel.StringType),
 		cel.Variable("request.path", cel.StringType),
@@ -96,9 +107,22 @@ func compileCondition(expr string, inMatch bool) (*condition, error) {
 
 // compileConditionLimit is compileCondition with a cost limit of limit.
 func compileConditionLimit(expr string, inMatch bool, limit uint64) (*condition, error) {
-	envs, err := celEnvs()
+	c, parsed, err := compileExpr(expr, inMatch, limit)
 	if err != nil {
 		return nil, err
+	}
+	if !inMatch {
+		c.split(parsed, limit)
+	}
+	return c, nil
+}
+
+// compileExpr compiles expr as compileConditionLimit does, without
+// splitting it; it returns its parsed form too.
+func compileExpr(expr string, inMatch bool, limit uint64) (*condition, *ast.AST, error) {
+	envs, err := celEnvs()
+	if err != nil {
+		return nil, nil, err
 	}
 	env := envs[0]
 	if inMatch {
@@ -106,30 +130,30 @@ func compileConditionLimit(expr string, inMatch bool, limit uint64) (*condition,
 	}
 	parsed, iss := env.Parse(expr)
 	if iss.Err() != nil {
-		return nil, celIssue(expr, iss)
+		return nil, nil, celIssue(expr, iss)
 	}
 	if inMatch {
 		if err := requestOnly(expr, parsed.NativeRep()); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	checked, iss := env.Check(parsed)
 	if iss.Err() != nil {
-		return nil, celIssue(expr, iss)
+		return nil, nil, celIssue(expr, iss)
 	}
 	if t := checked.OutputType(); !t.IsExactType(types.BoolType) {
-		return nil, fmt.Errorf("%w: %s is not a bool (compare it: == true, != \"\")", errCondition, t)
+		return nil, nil, fmt.Errorf("%w: %s is not a bool (compare it: == true, != \"\")", errCondition, t)
 	}
-	c := &condition{}
+	c := &condition{expr: expr, slot: -1}
 	if err := c.reads(expr, checked.NativeRep()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	est, err := env.EstimateCost(checked, celSizes{})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errCondition, err)
+		return nil, nil, fmt.Errorf("%w: %w", errCondition, err)
 	}
 	if est.Max > limit {
-		return nil, fmt.Errorf("%w: may cost up to %d, more than the limit of %d (on a 64 KiB claim, query or header)", errCondition, est.Max, limit)
+		return nil, nil, fmt.Errorf("%w: may cost up to %d, more than the limit of %d (on a 64 KiB claim, query or header)", errCondition, est.Max, limit)
 	}
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	if huge, err := env.EstimateCost(checked, celSizes{bound: 1 << 40}); err != nil || huge != est {
@@ -140,9 +164,71 @@ func compileConditionLimit(expr string, inMatch bool, limit uint64) (*condition,
 	}
 	c.prg, err = env.Program(checked, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errCondition, err)
+		return nil, nil, fmt.Errorf("%w: %w", errCondition, err)
 	}
-	return c, nil
+	return c, parsed.NativeRep(), nil
+}
+
+// split prepares c, a require.when, to be evaluated in two parts when it
+// is a conjunction some of whose clauses read the token alone (claims,
+// scopes, provider; never request): c.token, their &&, and c.rest, the &&
+// of the others. A condition holds only when it is true, and a && b is
+// true exactly when a and b are, whatever order they are evaluated in: c
+// holds when both parts do. A part that does not compile (it should)
+// leaves c whole.
+func (c *condition) split(parsed *ast.AST, limit uint64) {
+	var token, rest []string
+	for _, clause := range conjuncts(parsed.Expr()) {
+		s, err := cel.ExprToString(clause, parsed.SourceInfo())
+		if err != nil {
+			return
+		}
+		if readsRequest(parsed, clause) {
+			rest = append(rest, "("+s+")")
+		} else {
+			token = append(token, "("+s+")")
+		}
+	}
+	switch {
+	case len(token) == 0:
+		return
+	case len(rest) == 0:
+		c.token = c
+		return
+	}
+	tc, _, err := compileExpr(strings.Join(token, " && "), false, limit)
+	if err != nil {
+		return
+	}
+	rc, _, err := compileExpr(strings.Join(rest, " && "), false, limit)
+	if err != nil {
+		return
+	}
+	c.token, c.rest = tc, rc
+}
+
+// conjuncts lists the operands of e's top-level &&s, e if it has none.
+func conjuncts(e ast.Expr) []ast.Expr {
+	if e.Kind() == ast.CallKind && e.AsCall().FunctionName() == operators.LogicalAnd {
+		var out []ast.Expr
+		for _, a := range e.AsCall().Args() {
+			out = append(out, conjuncts(a)...)
+		}
+		return out
+	}
+	return []ast.Expr{e}
+}
+
+// readsRequest reports whether the parsed expression e may read request:
+// whether it names it anywhere (in a comprehension too, where the name
+// may be a loop variable's: it is then taken as read).
+func readsRequest(a *ast.AST, e ast.Expr) bool {
+	for _, id := range ast.MatchDescendants(ast.NavigateExpr(a, e), ast.KindMatcher(ast.IdentKind)) {
+		if strings.HasPrefix(strings.TrimPrefix(id.AsIdent(), "."), "request") {
+			return true
+		}
+	}
+	return false
 }
 
 // celIssue is the first of iss's errors, located in expr.

@@ -17,11 +17,11 @@ func BenchmarkCondition(b *testing.B) {
 	p := &provider{name: "p"}
 	n := &celNeeds{}
 	n.add(c)
-	g := &Grant{p: p, extra: &grantExtra{cel: newCELGrant(n, p, map[string]any{"org": "acme", "sub": "x"}, nil)}}
+	g := &Grant{p: p, extra: &grantExtra{cel: newCELGrant(n, 1, p, map[string]any{"org": "acme", "sub": "x"}, nil)}}
 	r := &Request{Method: "GET", Host: "h", Path: "/x", Headers: MapHeaders{}}
 	b.ReportAllocs()
 	for b.Loop() {
-		if !c.holds(r, g) {
+		if !c.holds(r, g, 1) {
 			b.Fatal("false")
 		}
 	}

@@ -154,7 +154,7 @@ func FuzzCELCondition(f *testing.F) {
 		}
 		var n celNeeds
 		n.add(c)
-		g := &Grant{p: p, extra: &grantExtra{cel: newCELGrant(&n, p, raw, []string{"read"})}}
+		g := &Grant{p: p, extra: &grantExtra{cel: newCELGrant(&n, 1, p, raw, []string{"read"})}}
 		if inMatch {
 			g = nil
 		}
@@ -162,8 +162,15 @@ func FuzzCELCondition(f *testing.F) {
 		if out != types.True && out != types.False && !types.IsError(out) {
 			t.Fatalf("%q: %v", expr, out)
 		}
-		if types.IsError(out) && !inMatch && c.holds(r, g) {
-			t.Fatalf("%q: failed, yet holds", expr)
+		if inMatch {
+			return
+		}
+		// Split or whole, under the grant's policy or another: the same.
+		out = c.test(r, "", false, g)
+		for _, gen := range []uint64{1, 2} {
+			if held := c.holds(r, g, gen); held != (out == types.True) {
+				t.Fatalf("%q (token part %q, rest %q), generation %d: holds %v, evaluated whole %v", expr, partOf(c.token), partOf(c.rest), gen, held, out)
+			}
 		}
 	})
 }
@@ -237,5 +244,48 @@ func TestConditionRuntimeLimits(t *testing.T) {
 				t.Fatalf("%v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// partOf is c's expression, "" for none.
+func partOf(c *condition) string {
+	if c == nil {
+		return ""
+	}
+	return c.expr
+}
+
+// TestConditionSplit: a require.when's clauses that read the token alone
+// are its token part, the others (any that names request, even as a loop
+// variable) its rest; with none of the former it is not split, with none
+// of the latter it is its own token part.
+func TestConditionSplit(t *testing.T) {
+	for _, tt := range []struct{ expr, token, rest string }{
+		{`claims.org == "acme" && request.method in ["GET","HEAD"]`, `(claims.org == "acme")`, `(request.method in ["GET", "HEAD"])`},
+		{`request.method == "GET" && "read" in scopes && (provider == "p" && claims.n > 1) && request.host != ""`,
+			`("read" in scopes) && (provider == "p") && (claims.n > 1)`, `(request.method == "GET") && (request.host != "")`},
+		{`claims.roles.exists(r, r == "admin") && has(request.headers.x)`, `(claims.roles.exists(r, r == "admin"))`, `(has(request.headers.x))`},
+		{`claims.roles.exists(request, request == "admin") && request.path != ""`, ``, ``}, // a loop variable named request
+		{`claims.org == "acme" || request.method == "GET"`, ``, ``},
+		{`request.method == "GET" && request.path.startsWith("/a")`, ``, ``},
+		{`claims.org == "acme" && "read" in scopes`, `claims.org == "acme" && "read" in scopes`, ``},
+		{`claims.org == "acme"`, `claims.org == "acme"`, ``},
+		{`claims.tenant == request.headers["x-tenant"] && size(claims) > 2`, `(size(claims) > 2)`, `(claims.tenant == request.headers["x-tenant"])`},
+	} {
+		c, err := compileCondition(tt.expr, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok, rest := partOf(c.token), partOf(c.rest); tok != tt.token || rest != tt.rest {
+			t.Errorf("%s: token part %q, rest %q; want %q, %q", tt.expr, tok, rest, tt.token, tt.rest)
+		}
+	}
+	c, err := compileCondition(`claims.org == "acme" && request.method == "GET"`, true)
+	if err == nil || c != nil {
+		t.Fatalf("match.when reading claims: %v, %v", c, err)
+	}
+	c, err = compileCondition(`request.path != "" && request.method == "GET"`, true)
+	if err != nil || c.token != nil {
+		t.Fatalf("match.when: %v, split %v", err, c.token)
 	}
 }

@@ -194,6 +194,37 @@ func TestUpdateWithConditionsThatReadMore(t *testing.T) {
 	}
 }
 
+// A grant keeps the outcome of its conditions' token parts for the policy
+// it was made under: after a reload that keeps it cached, a condition on
+// the same claim is evaluated again, not read from the old outcome.
+func TestUpdateEvaluatesTokenPartsAgain(t *testing.T) {
+	var pc authz.ProviderConfig
+	e := newEnv(t, nil, withConfig(func(_ *authz.Config, p *authz.ProviderConfig) { pc = *p }))
+	tok := "Bearer " + e.token(jwt.MapClaims{"org": "acme"})
+	for i, step := range []struct {
+		when  string
+		allow bool
+	}{
+		{`claims.org == "acme" && request.method == "GET"`, true},
+		{`claims.org == "other" && request.method == "GET"`, false},
+		{`claims.org == "other"`, false},
+		{`claims.org != "other" && request.method == "GET"`, true},
+		{`claims.org == "acme" && request.method == "POST"`, false},
+	} {
+		rules := []authz.RuleConfig{{Require: authz.Require{When: step.when}}}
+		if err := e.eng.Update([]authz.ProviderConfig{pc}, rules); err != nil {
+			t.Fatal(err)
+		}
+		for _, again := range []bool{false, true} {
+			d := e.decide(tok, "")
+			cached := i > 0 || again // the first check verifies the token
+			if d.Allow != step.allow || d.Cached != cached || !step.allow && d.Reason != authz.ReasonConditionFailed {
+				t.Fatalf("%q (again %v): allow %v (%v), cached %v; want allow %v, cached %v", step.when, again, d.Allow, d.Reason, d.Cached, step.allow, cached)
+			}
+		}
+	}
+}
+
 // TestConditionsWithRuleFeatures: conditions beside optional_or_failed
 // (a false require.when passes without identity, a failed match.when stays
 // denied) and path_case (a match.when on request.path is checked as the

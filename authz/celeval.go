@@ -13,9 +13,19 @@ import (
 )
 
 // holds reports whether c, a require.when, holds for the request r and
-// the grant g. An error, a cost over the limit or anything but true is
-// false.
-func (c *condition) holds(r *Request, g *Grant) bool {
+// the grant g under the policy of generation gen. An error, a cost over
+// the limit or anything but true is false. When g was made under that
+// policy and keeps the outcome of c's token part, only c's rest is
+// evaluated, if it has one.
+func (c *condition) holds(r *Request, g *Grant, gen uint64) bool {
+	if c.slot >= 0 && g.extra != nil && g.extra.cel != nil {
+		if cg := g.extra.cel; cg.gen == gen && cg.known>>c.slot&1 != 0 {
+			if cg.held>>c.slot&1 == 0 {
+				return false
+			}
+			return c.rest == nil || c.rest.test(r, "", false, g) == types.True
+		}
+	}
 	return c.test(r, "", false, g) == types.True
 }
 

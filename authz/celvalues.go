@@ -21,6 +21,11 @@ import (
 type celGrant struct {
 	claims           celObject
 	scopes, provider ref.Val
+	// gen is the generation of the policy the grant was made under;
+	// known and held hold, bit by bit, the token parts of its split
+	// conditions (celNeeds.split): known, the part was true or false;
+	// held, it was true.
+	gen, known, held uint64
 }
 
 // celNeeds is what a policy's require.when conditions read of a token.
@@ -28,7 +33,13 @@ type celNeeds struct {
 	claims                      []string // by name
 	allClaims, scopes, provider bool
 	any                         bool // some condition reads claims, scopes or provider
+	// split are the conditions whose token part a grant evaluates once,
+	// each at its slot: the first celMaxSplit of those split has.
+	split []*condition
 }
+
+// celMaxSplit is how many conditions a grant keeps the token part of.
+const celMaxSplit = 64
 
 // add records what c reads.
 func (n *celNeeds) add(c *condition) {
@@ -36,6 +47,10 @@ func (n *celNeeds) add(c *condition) {
 		return
 	}
 	n.any = true
+	if c.token != nil && len(n.split) < celMaxSplit {
+		c.slot = len(n.split)
+		n.split = append(n.split, c)
+	}
 	n.allClaims = n.allClaims || c.allClaims
 	n.scopes = n.scopes || c.scopes
 	n.provider = n.provider || c.provider
@@ -67,12 +82,13 @@ func (n *celNeeds) covers(next *celNeeds) bool {
 
 // newCELGrant prepares the CEL values of a token whose claims are all (a
 // JWT's payload members, or an introspection answer's), for the conditions
-// n describes; nil when none reads the token.
-func newCELGrant[V any](n *celNeeds, p *provider, all map[string]V, scopes []string) *celGrant {
+// n describes, and evaluates the token parts of those split, for the
+// policy of generation gen; nil when no condition reads the token.
+func newCELGrant[V any](n *celNeeds, gen uint64, p *provider, all map[string]V, scopes []string) *celGrant {
 	if !n.any {
 		return nil
 	}
-	cg := &celGrant{}
+	cg := &celGrant{gen: gen}
 	add := func(k string, v V) {
 		if cv := celValue(v); cv != nil {
 			cg.claims = append(cg.claims, celMember{k, cv})
@@ -96,6 +112,20 @@ func newCELGrant[V any](n *celNeeds, p *provider, all map[string]V, scopes []str
 	}
 	if n.provider {
 		cg.provider = types.String(p.name)
+	}
+	if len(n.split) > 0 {
+		g := &Grant{p: p, extra: &grantExtra{cel: cg}}
+		for i, c := range n.split {
+			// An error is not kept: each check evaluates the condition
+			// whole, as one that is not split (a deadline may pass once).
+			switch c.token.test(&Request{}, "", true, g) {
+			case types.True:
+				cg.known |= 1 << i
+				cg.held |= 1 << i
+			case types.False:
+				cg.known |= 1 << i
+			}
+		}
 	}
 	return cg
 }

@@ -124,7 +124,7 @@ func (pol *policy) keep(g *Grant, x *grantExtra, c *claims, iss, payload string,
 			x.claims[n] = claimValues(claimAt(c.all, n))
 		}
 	}
-	x.cel = newCELGrant(&pol.cel, p, c.all, c.Scopes)
+	x.cel = newCELGrant(&pol.cel, pol.gen, p, c.all, c.Scopes)
 	for _, ch := range p.claimHeaders {
 		if v := strings.Join(claimValues(claimAt(c.all, ch.claim)), ","); v != "" && headerSafe(v) {
 			x.set = append(x.set, Header{ch.header, v})

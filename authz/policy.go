@@ -193,7 +193,7 @@ func (pol *policy) authorize(ru *rule, g *Grant, src *TokenSource, r *Request) D
 		d.Provider, d.Subject = g.p.name, g.subject()
 		return d
 	}
-	if ru.when != nil && !ru.when.holds(r, g) {
+	if ru.when != nil && !ru.when.holds(r, g, pol.gen) {
 		d := ru.whenDenial.decision()
 		d.Provider, d.Subject = g.p.name, g.subject()
 		return d
