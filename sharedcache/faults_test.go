@@ -83,6 +83,36 @@ func TestSlowRedis(t *testing.T) {
 	}
 }
 
+// TestCallersDeadlineIsNotRedisFault: Gets that end at the caller's
+// deadline, sooner than the cache's timeout, or that the caller cancels,
+// leave the breaker closed; as many that end at the cache's own timeout
+// open it.
+func TestCallersDeadlineIsNotRedisFault(t *testing.T) {
+	r := testutil.StartRedis(t)
+	c := newCache(t, r.URL(), [][]byte{key1}, defaultTimeout)
+	seed(t, r, "p", "tok")
+	r.Do(t, "CLIENT", "PAUSE", "2000", "ALL")
+	for i := range 2 * DefaultBreakerFailures {
+		ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout/4)
+		if i%2 == 1 {
+			cancel()
+		}
+		if _, ok := c.Get(ctx, "p", "tok"); ok {
+			t.Fatal("hit from a paused Redis")
+		}
+		cancel()
+	}
+	if c.BreakerOpen() {
+		t.Fatal("the caller's deadlines and cancels opened the breaker")
+	}
+	for range DefaultBreakerFailures {
+		c.Get(context.Background(), "p", "tok")
+	}
+	if n := c.res.get(OpGet, Timeout); n != 3*DefaultBreakerFailures || !c.BreakerOpen() {
+		t.Errorf("timeouts %d (breaker open %v), want %d and open", n, c.BreakerOpen(), 3*DefaultBreakerFailures)
+	}
+}
+
 // TestOneProbe: after the cooldown, while one operation probes Redis, the
 // others skip it.
 func TestOneProbe(t *testing.T) {

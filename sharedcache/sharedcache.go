@@ -116,10 +116,6 @@ type Cache struct {
 
 var _ authz.SharedCache = (*Cache)(nil)
 
-// errTimeout is the cause of the context of an operation that took
-// longer than Timeout: Redis's fault, unlike the caller's deadline.
-var errTimeout = errors.New("sharedcache: Redis took longer than the timeout")
-
 // New returns the cache cfg describes. It does not connect: the first
 // operation does, and Redis need not be up.
 func New(cfg Config) (*Cache, error) {
@@ -181,10 +177,11 @@ func (c *Cache) get(ctx context.Context, provider, token string) (authz.SharedVe
 	for i, s := range c.secrets {
 		keys[i] = s.key(provider, token)
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, errTimeout)
+	own := time.Now().Add(c.timeout)
+	op, cancel := context.WithDeadline(ctx, own)
 	defer cancel()
-	vals, err := c.read(ctx, keys)
-	if r := c.failed(ctx, probe, err); r != "" {
+	vals, err := c.read(op, keys)
+	if r := c.failed(ctx, own, probe, err); r != "" {
 		return authz.SharedVerdict{}, r
 	}
 	return c.pick(keys, vals)
@@ -240,16 +237,20 @@ func (c *Cache) pick(keys []string, vals []string) (authz.SharedVerdict, Result)
 }
 
 // failed tells the breaker how an operation that it allowed ended, and
-// returns its result if it failed.
-func (c *Cache) failed(ctx context.Context, probe bool, err error) Result {
+// returns its result if it failed. The operation ran under caller's
+// context with its own deadline, own, too.
+func (c *Cache) failed(caller context.Context, own time.Time, probe bool, err error) Result {
 	if err == nil || errors.Is(err, redis.Nil) {
 		c.br.done(probe, false)
 		return ""
 	}
-	ours := errors.Is(context.Cause(ctx), errTimeout) // not the caller's deadline or cancel
 	var ne net.Error
 	timeout := errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
-	if ctx.Err() != nil && !ours { // the caller's deadline or cancel: says nothing of Redis
+	// Whose deadline passed is decided by the deadlines, not by which
+	// context is done by now: the connection's deadline (the sooner of
+	// the two) may fire before either context's timer does.
+	d, bound := caller.Deadline()
+	if caller.Err() != nil || timeout && bound && d.Before(own) { // the caller's deadline or cancel: says nothing of Redis
 		if probe {
 			c.br.probing.Store(false)
 		}
@@ -298,10 +299,12 @@ func (c *Cache) Put(ctx context.Context, provider, token string, v authz.SharedV
 	}
 	go func() {
 		defer c.endWrite()
-		ctx, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), c.timeout, errTimeout)
+		caller := context.WithoutCancel(ctx)
+		own := time.Now().Add(c.timeout)
+		op, cancel := context.WithDeadline(caller, own)
 		defer cancel()
-		err := c.rdb.Set(ctx, key, value, ttl).Err()
-		if r := c.failed(ctx, probe, err); r != "" {
+		err := c.rdb.Set(op, key, value, ttl).Err()
+		if r := c.failed(caller, own, probe, err); r != "" {
 			c.observe(OpPut, r)
 			return
 		}
