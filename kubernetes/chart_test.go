@@ -12,6 +12,7 @@ import (
 	"helm.sh/helm/v4/pkg/chart/v2/lint/support"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/engine"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // chartDir is the Helm chart, read as `helm template` and `helm lint` read
@@ -87,6 +88,9 @@ type chartCase struct {
 	// wantRefused is in --check-config's output when jwtauthz must
 	// refuse the rendered configuration.
 	wantRefused string
+	// secrets are the Secrets the cluster holds (an existingSecret's),
+	// by name: their keys and values.
+	secrets map[string]map[string]string
 }
 
 // minimalConfig is a configuration that --check-config accepts.
@@ -135,6 +139,14 @@ func chartCases(t *testing.T) []chartCase {
 		{name: "GOMAXPROCS in env", release: "jwtauthz", values: with("env", []any{map[string]any{"name": "GOMAXPROCS", "value": "8"}}), wantErr: "goMaxProcs"},
 		{name: "a bad digest", release: "jwtauthz", values: with("image", map[string]any{"digest": "sha256:abc"}), wantErr: "digest"},
 
+		{name: "sharedCache", release: "jwtauthz", values: with("sharedCache", sharedCacheValues("50ms")), secrets: sharedCacheSecret(), wantProcs: "2"},
+		{name: "sharedCache without existingSecret", release: "jwtauthz", values: with("sharedCache", map[string]any{"enabled": true}), wantErr: "sharedCache.existingSecret"},
+		{name: "sharedCache and config.shared_cache", release: "jwtauthz", values: with("sharedCache", sharedCacheValues(""), "config", map[string]any{
+			"providers": minimalConfig()["providers"], "shared_cache": "redis://r:6379"}), wantErr: "config.shared_cache"},
+		{name: "sharedCache and --shared-cache-timeout", release: "jwtauthz", values: with("sharedCache", sharedCacheValues(""), "extraArgs", []any{"--shared-cache-timeout=1s"}), wantErr: "extraArgs"},
+		{name: "sharedCache and its variable in env", release: "jwtauthz", values: with("sharedCache", sharedCacheValues(""), "env", []any{map[string]any{"name": "JWTAUTHZ_SHARED_CACHE", "value": "redis://r"}}), wantErr: "env JWTAUTHZ_SHARED_CACHE"},
+		{name: "sharedCache with a timeout jwtauthz refuses", release: "jwtauthz", values: with("sharedCache", sharedCacheValues("soon")), secrets: sharedCacheSecret(), wantProcs: "2", wantRefused: "JWTAUTHZ_SHARED_CACHE_TIMEOUT: \"soon\" is not a duration"},
+
 		{name: "config jwtauthz refuses", release: "jwtauthz", values: with("config", map[string]any{
 			"providers": []any{map[string]any{"name": "a", "issuer": "https://a.example.com/"}},
 			"rules":     []any{map[string]any{"action": "require", "require": map[string]any{"providers": []any{"b"}}}},
@@ -174,6 +186,9 @@ func TestChart(t *testing.T) {
 				t.Fatalf("render: %v", err)
 			}
 			checkChart(t, m, coalesce(t, tc.values), tc)
+			for name, data := range tc.secrets {
+				m.secrets[name] = &corev1.Secret{StringData: data}
+			}
 			if want := "rollout status deployment/"; !strings.Contains(notes, want) {
 				t.Errorf("NOTES.txt has no %q:\n%s", want, notes)
 			}
@@ -221,5 +236,67 @@ func TestChartLint(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// sharedCacheValues turns the shared cache on, from the Secret
+// redis-shared, with the timeout given ("": jwtauthz's).
+func sharedCacheValues(timeout string) map[string]any {
+	return map[string]any{"enabled": true, "existingSecret": "redis-shared", "timeout": timeout}
+}
+
+// sharedCacheSecret is the Secret redis-shared as the docs describe it.
+func sharedCacheSecret() map[string]map[string]string {
+	return map[string]map[string]string{"redis-shared": {
+		"url": "redis://:password@redis.auth.svc:6379/0",
+		"key": "pSFKqDsJg0Vd1y6mS1nq8hGgkq2xQp8sKp3n6+0hYk4yZ3GkqvLqkR1xq9m2Vt0b\n",
+	}}
+}
+
+// TestChartSharedCache: with sharedCache, jwtauthz gets the Redis URL
+// from the Secret and the key file from a Secret volume that only its
+// user and group may read (the pod's fsGroup is the container's group),
+// at the path it is given; jwtauthz --check-config accepts both. With the
+// Secret volume's default mode (0644), it refuses the key file.
+func TestChartSharedCache(t *testing.T) {
+	m, _, err := render(t, "jwtauthz", with("sharedCache", sharedCacheValues("")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := m.deployments[0]
+	spec := d.Spec.Template.Spec
+	var c corev1.Container
+	for _, x := range spec.Containers {
+		if x.Name == "jwtauthz" {
+			c = x
+		}
+	}
+	sc, csc := spec.SecurityContext, c.SecurityContext
+	if sc == nil || sc.FSGroup == nil || csc == nil || csc.RunAsGroup == nil || *sc.FSGroup != *csc.RunAsGroup {
+		t.Errorf("pod securityContext %+v, container's %+v: want fsGroup the container's runAsGroup", sc, csc)
+	}
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	if r := env["JWTAUTHZ_SHARED_CACHE"].ValueFrom; r == nil || r.SecretKeyRef == nil || r.SecretKeyRef.Name != "redis-shared" || r.SecretKeyRef.Key != "url" {
+		t.Errorf("JWTAUTHZ_SHARED_CACHE from %+v, want the Secret redis-shared's url", r)
+	}
+	if _, ok := env["JWTAUTHZ_SHARED_CACHE_TIMEOUT"]; ok {
+		t.Error("JWTAUTHZ_SHARED_CACHE_TIMEOUT set without sharedCache.timeout")
+	}
+	for name, data := range sharedCacheSecret() {
+		m.secrets[name] = &corev1.Secret{StringData: data}
+	}
+	if out := checkConfig(t, m, d); !strings.Contains(out, "config ok") {
+		t.Errorf("jwtauthz --check-config refused the shared cache:\n%s", out)
+	}
+	for _, v := range spec.Volumes {
+		if v.Secret != nil {
+			v.Secret.DefaultMode = nil
+		}
+	}
+	if out := checkConfig(t, m, d); !strings.Contains(out, "JWTAUTHZ_SHARED_CACHE_KEY_FILE") || !strings.Contains(out, "readable or writable by others") {
+		t.Errorf("jwtauthz --check-config accepted a key file others may read:\n%s", out)
 	}
 }

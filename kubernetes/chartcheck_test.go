@@ -23,8 +23,10 @@ import (
 func checkChart(t *testing.T, m *manifests, vals common.Values, tc chartCase) {
 	t.Helper()
 	on := func(path string) bool { v, _ := vals.PathValue(path); b, _ := v.(bool); return b }
-	if s, _ := vals.PathValue("existingSecret"); s != "" {
-		m.external = append(m.external, s.(string))
+	for _, path := range []string{"existingSecret", "sharedCache.existingSecret"} {
+		if s, _ := vals.PathValue(path); s != "" {
+			m.external = append(m.external, s.(string))
+		}
 	}
 	if len(m.deployments) != 1 || len(m.services) != 1 || len(m.accounts) != 1 {
 		t.Fatalf("%d Deployments, %d Services, %d ServiceAccounts: want one each", len(m.deployments), len(m.services), len(m.accounts))
@@ -174,18 +176,29 @@ func checkConfig(t *testing.T, m *manifests, d *appsv1.Deployment) string {
 	c := spec.Containers[i]
 	dir := t.TempDir()
 	moved := map[string]string{}
+	write := func(vm corev1.VolumeMount, path, data string, mode os.FileMode) {
+		to := filepath.Join(dir, vm.MountPath, path)
+		os.MkdirAll(filepath.Dir(to), 0o700)
+		if err := os.WriteFile(to, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(to, mode); err != nil {
+			t.Fatal(err)
+		}
+		moved[filepath.Join(vm.MountPath, path)] = to
+	}
 	for _, vm := range c.VolumeMounts {
 		for _, v := range spec.Volumes {
-			if v.Name != vm.Name || v.ConfigMap == nil || m.configMaps[v.ConfigMap.Name] == nil {
-				continue
-			}
-			for _, it := range v.ConfigMap.Items {
-				to := filepath.Join(dir, vm.MountPath, it.Path)
-				os.MkdirAll(filepath.Dir(to), 0o700)
-				if err := os.WriteFile(to, []byte(m.configMaps[v.ConfigMap.Name].Data[it.Key]), 0o600); err != nil {
-					t.Fatal(err)
+			switch {
+			case v.Name != vm.Name:
+			case v.ConfigMap != nil && m.configMaps[v.ConfigMap.Name] != nil:
+				for _, it := range v.ConfigMap.Items {
+					write(vm, it.Path, m.configMaps[v.ConfigMap.Name].Data[it.Key], 0o600)
 				}
-				moved[filepath.Join(vm.MountPath, it.Path)] = to
+			case v.Secret != nil && m.secrets[v.Secret.SecretName] != nil:
+				for _, it := range v.Secret.Items {
+					write(vm, it.Path, m.secrets[v.Secret.SecretName].StringData[it.Key], secretFileMode(spec, v.Secret, it))
+				}
 			}
 		}
 	}
@@ -197,7 +210,16 @@ func checkConfig(t *testing.T, m *manifests, d *appsv1.Deployment) string {
 	}
 	var env []string
 	for _, e := range c.Env {
-		env = append(env, e.Name+"="+e.Value)
+		v := e.Value
+		if r := e.ValueFrom; r != nil && r.SecretKeyRef != nil {
+			if s := m.secrets[r.SecretKeyRef.Name]; s != nil {
+				v = s.StringData[r.SecretKeyRef.Key]
+			}
+		}
+		if moved[v] != "" {
+			v = moved[v]
+		}
+		env = append(env, e.Name+"="+v)
 	}
 	for _, ef := range c.EnvFrom {
 		if s := m.secrets[ef.SecretRef.Name]; ef.SecretRef != nil && s != nil {
@@ -210,4 +232,22 @@ func checkConfig(t *testing.T, m *manifests, d *appsv1.Deployment) string {
 	cmd.Env = env
 	out, _ := cmd.CombinedOutput()
 	return string(out)
+}
+
+// secretFileMode is the mode the kubelet gives the file of item it of a
+// Secret volume src in a pod of spec: the item's mode or the volume's
+// default (0644), plus group read under an fsGroup (the group is then
+// fsGroup's).
+func secretFileMode(spec corev1.PodSpec, src *corev1.SecretVolumeSource, it corev1.KeyToPath) os.FileMode {
+	mode := os.FileMode(0o644)
+	switch {
+	case it.Mode != nil:
+		mode = os.FileMode(*it.Mode)
+	case src.DefaultMode != nil:
+		mode = os.FileMode(*src.DefaultMode)
+	}
+	if sc := spec.SecurityContext; sc != nil && sc.FSGroup != nil {
+		mode |= 0o440
+	}
+	return mode
 }

@@ -121,7 +121,8 @@ func checkProbe(t *testing.T, c corev1.Container, kind string, p *corev1.Probe) 
 }
 
 // checkMounts wants every mount's volume in the pod, every ConfigMap
-// volume's ConfigMap and keys here, and the files the container is told to
+// volume's ConfigMap and keys here, every Secret a volume or a variable
+// reads here or external, and the files the container is told to
 // read (-c, --config) where a ConfigMap key is mounted. Envoy's is loaded
 // and validated as envoy/ does, its clusters aimed at ports of the pod.
 func (m *manifests) checkMounts(t *testing.T, spec corev1.PodSpec, c corev1.Container) {
@@ -131,6 +132,9 @@ func (m *manifests) checkMounts(t *testing.T, spec corev1.PodSpec, c corev1.Cont
 		if i < 0 {
 			t.Errorf("mount %s: no such volume", vm.Name)
 			continue
+		}
+		if s := spec.Volumes[i].Secret; s != nil && m.secrets[s.SecretName] == nil && !slices.Contains(m.external, s.SecretName) {
+			t.Errorf("volume %s: no Secret %s", vm.Name, s.SecretName)
 		}
 		src := spec.Volumes[i].ConfigMap
 		if src == nil {
@@ -147,6 +151,11 @@ func (m *manifests) checkMounts(t *testing.T, spec corev1.PodSpec, c corev1.Cont
 				t.Errorf("volume %s: ConfigMap %s has no key %s", vm.Name, src.Name, it.Key)
 			}
 			files[path.Join(vm.MountPath, it.Path)] = data
+		}
+	}
+	for _, e := range c.Env {
+		if r := e.ValueFrom; r != nil && r.SecretKeyRef != nil && m.secrets[r.SecretKeyRef.Name] == nil && !slices.Contains(m.external, r.SecretKeyRef.Name) {
+			t.Errorf("env %s: no Secret %s", e.Name, r.SecretKeyRef.Name)
 		}
 	}
 	for _, ef := range c.EnvFrom {

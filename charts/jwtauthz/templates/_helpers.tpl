@@ -118,6 +118,13 @@ silently win over the file's.
 {{- fail (printf "config.%s: the chart sets the listener from %s (a flag, which would win over the file)" $k $v) -}}
 {{- end -}}
 {{- end -}}
+{{- if .Values.sharedCache.enabled -}}
+{{- range list "shared_cache" "shared_cache_key_file" "shared_cache_timeout" -}}
+{{- if hasKey $cfg . -}}
+{{- fail (printf "config.%s: sharedCache.enabled sets the shared cache (from sharedCache.existingSecret and sharedCache.timeout)" .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- toJson $cfg -}}
 {{- end -}}
 
@@ -127,14 +134,24 @@ value of the chart's: the flags it sets from ports and the config file,
 and GOMAXPROCS (goMaxProcs).
 */}}
 {{- define "jwtauthz.checkOverrides" -}}
+{{- $shared := .Values.sharedCache.enabled -}}
 {{- range .Values.extraArgs -}}
 {{- if regexMatch "^--?(config|grpc-addr|http-addr|admin-addr)(=|$)" . -}}
 {{- fail (printf "extraArgs %q: the chart sets this flag (from ports, or config)" .) -}}
+{{- end -}}
+{{- if and $shared (regexMatch "^--?shared-cache" .) -}}
+{{- fail (printf "extraArgs %q: sharedCache.enabled sets the shared cache" .) -}}
 {{- end -}}
 {{- end -}}
 {{- range .Values.env -}}
 {{- if eq .name "GOMAXPROCS" -}}
 {{- fail "env GOMAXPROCS: set goMaxProcs instead (the chart derives GOMAXPROCS from resources unless goMaxProcs is set)" -}}
 {{- end -}}
+{{- if and $shared (hasPrefix "JWTAUTHZ_SHARED_CACHE" .name) -}}
+{{- fail (printf "env %s: sharedCache.enabled sets the shared cache" .name) -}}
+{{- end -}}
+{{- end -}}
+{{- if $shared -}}
+{{- $_ := required "sharedCache.existingSecret is required with sharedCache.enabled: the Secret with the Redis URL and the cluster key (docs/deployment/shared-cache.md)" .Values.sharedCache.existingSecret -}}
 {{- end -}}
 {{- end -}}
