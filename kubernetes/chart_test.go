@@ -139,13 +139,13 @@ func chartCases(t *testing.T) []chartCase {
 		{name: "GOMAXPROCS in env", release: "jwtauthz", values: with("env", []any{map[string]any{"name": "GOMAXPROCS", "value": "8"}}), wantErr: "goMaxProcs"},
 		{name: "a bad digest", release: "jwtauthz", values: with("image", map[string]any{"digest": "sha256:abc"}), wantErr: "digest"},
 
-		{name: "sharedCache", release: "jwtauthz", values: with("sharedCache", sharedCacheValues("50ms")), secrets: sharedCacheSecret(), wantProcs: "2"},
+		{name: "sharedCache", release: "jwtauthz", values: with("sharedCache", sharedCacheValues("50ms")), secrets: map[string]map[string]string{"redis-shared": sharedCacheSecret()}, wantProcs: "2"},
 		{name: "sharedCache without existingSecret", release: "jwtauthz", values: with("sharedCache", map[string]any{"enabled": true}), wantErr: "sharedCache.existingSecret"},
 		{name: "sharedCache and config.shared_cache", release: "jwtauthz", values: with("sharedCache", sharedCacheValues(""), "config", map[string]any{
 			"providers": minimalConfig()["providers"], "shared_cache": "redis://r:6379"}), wantErr: "config.shared_cache"},
 		{name: "sharedCache and --shared-cache-timeout", release: "jwtauthz", values: with("sharedCache", sharedCacheValues(""), "extraArgs", []any{"--shared-cache-timeout=1s"}), wantErr: "extraArgs"},
 		{name: "sharedCache and its variable in env", release: "jwtauthz", values: with("sharedCache", sharedCacheValues(""), "env", []any{map[string]any{"name": "JWTAUTHZ_SHARED_CACHE", "value": "redis://r"}}), wantErr: "env JWTAUTHZ_SHARED_CACHE"},
-		{name: "sharedCache with a timeout jwtauthz refuses", release: "jwtauthz", values: with("sharedCache", sharedCacheValues("soon")), secrets: sharedCacheSecret(), wantProcs: "2", wantRefused: "JWTAUTHZ_SHARED_CACHE_TIMEOUT: \"soon\" is not a duration"},
+		{name: "sharedCache with a timeout jwtauthz refuses", release: "jwtauthz", values: with("sharedCache", sharedCacheValues("soon")), secrets: map[string]map[string]string{"redis-shared": sharedCacheSecret()}, wantProcs: "2", wantRefused: "JWTAUTHZ_SHARED_CACHE_TIMEOUT: \"soon\" is not a duration"},
 
 		{name: "config jwtauthz refuses", release: "jwtauthz", values: with("config", map[string]any{
 			"providers": []any{map[string]any{"name": "a", "issuer": "https://a.example.com/"}},
@@ -245,12 +245,13 @@ func sharedCacheValues(timeout string) map[string]any {
 	return map[string]any{"enabled": true, "existingSecret": "redis-shared", "timeout": timeout}
 }
 
-// sharedCacheSecret is the Secret redis-shared as the docs describe it.
-func sharedCacheSecret() map[string]map[string]string {
-	return map[string]map[string]string{"redis-shared": {
+// sharedCacheSecret is the data of a shared-cache Secret as the docs
+// describe it.
+func sharedCacheSecret() map[string]string {
+	return map[string]string{
 		"url": "redis://:password@redis.auth.svc:6379/0",
 		"key": "pSFKqDsJg0Vd1y6mS1nq8hGgkq2xQp8sKp3n6+0hYk4yZ3GkqvLqkR1xq9m2Vt0b\n",
-	}}
+	}
 }
 
 // TestChartSharedCache: with sharedCache, jwtauthz gets the Redis URL
@@ -285,9 +286,7 @@ func TestChartSharedCache(t *testing.T) {
 	if _, ok := env["JWTAUTHZ_SHARED_CACHE_TIMEOUT"]; ok {
 		t.Error("JWTAUTHZ_SHARED_CACHE_TIMEOUT set without sharedCache.timeout")
 	}
-	for name, data := range sharedCacheSecret() {
-		m.secrets[name] = &corev1.Secret{StringData: data}
-	}
+	m.secrets["redis-shared"] = &corev1.Secret{StringData: sharedCacheSecret()}
 	if out := checkConfig(t, m, d); !strings.Contains(out, "config ok") {
 		t.Errorf("jwtauthz --check-config refused the shared cache:\n%s", out)
 	}

@@ -3,7 +3,12 @@ package kubernetes
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -69,24 +74,7 @@ func TestKustomizeMonitoring(t *testing.T) {
 		}
 	}
 
-	// An overlay in a directory of its own, naming the shipped ones by
-	// relative path as a reader's overlay would.
-	overlay := t.TempDir()
-	here, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel, err := filepath.Rel(overlay, here)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n" +
-		"resources:\n- " + filepath.Join(rel, "jwtauthz") + "\n" +
-		"components:\n- " + filepath.Join(rel, "components", "servicemonitor") + "\n"
-	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(k), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	all := kustomize(t, overlay)
+	all := kustomize(t, overlay(t, "jwtauthz", "servicemonitor"))
 	if len(all.monitors) != 1 || len(all.rules) != 1 || len(all.deployments) != 1 {
 		t.Fatalf("%d ServiceMonitors, %d PrometheusRules, %d Deployments: want one each", len(all.monitors), len(all.rules), len(all.deployments))
 	}
@@ -99,4 +87,72 @@ func TestKustomizeMonitoring(t *testing.T) {
 		t.Errorf("jwtauthz/: %d PrometheusRules, %d ServiceMonitors, dashboard %v: want the rule and the dashboard, no ServiceMonitor",
 			len(base.rules), len(base.monitors), base.configMaps["jwtauthz-grafana-dashboard"] != nil)
 	}
+}
+
+// overlay writes an overlay in a directory of its own, naming the shipped
+// base and component by relative path as a reader's overlay would, and
+// returns its directory.
+func overlay(t *testing.T, base, component string) string {
+	t.Helper()
+	dir := t.TempDir()
+	here, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(dir, here)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n" +
+		"resources:\n- " + filepath.Join(rel, base) + "\n" +
+		"components:\n- " + filepath.Join(rel, "components", component) + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestKustomizeSharedCache builds the sidecar and the central service
+// with the shared-cache component: the jwtauthz container keeps what the
+// base gives it and gains the URL and the key file from the Secret
+// jwtauthz-shared-cache, with the pod's fsGroup its group; jwtauthz
+// --check-config accepts the result, the Secret's files written as the
+// kubelet would.
+func TestKustomizeSharedCache(t *testing.T) {
+	for _, base := range []string{"sidecar", "jwtauthz"} {
+		t.Run(base, func(t *testing.T) {
+			before := kustomize(t, base)
+			m := kustomize(t, overlay(t, base, "shared-cache"))
+			m.external = append(m.external, "jwtauthz-shared-cache")
+			m.checkCommon(t)
+			if len(m.deployments) != 1 {
+				t.Fatalf("%d Deployments, want 1", len(m.deployments))
+			}
+			d := m.deployments[0]
+			c, was := container(t, d, "jwtauthz"), container(t, before.deployments[0], "jwtauthz")
+			if len(c.Env) != len(was.Env)+2 || len(c.VolumeMounts) != len(was.VolumeMounts)+1 || !slices.Equal(c.Args, was.Args) {
+				t.Errorf("jwtauthz container: env %d, mounts %d, args %q; want the base's (%d, %d, %q) and the shared cache's", len(c.Env), len(c.VolumeMounts), c.Args, len(was.Env), len(was.VolumeMounts), was.Args)
+			}
+			sc, csc := d.Spec.Template.Spec.SecurityContext, c.SecurityContext
+			if sc == nil || sc.FSGroup == nil || csc == nil || csc.RunAsGroup == nil || *sc.FSGroup != *csc.RunAsGroup || sc.RunAsNonRoot == nil {
+				t.Errorf("pod securityContext %+v: want the base's, and fsGroup the jwtauthz container's group", sc)
+			}
+			m.secrets["jwtauthz-shared-cache"] = &corev1.Secret{StringData: sharedCacheSecret()}
+			if out := checkConfig(t, m, d); !strings.Contains(out, "config ok") || !strings.Contains(out, "redis.auth.svc") {
+				t.Errorf("jwtauthz --check-config:\n%s", out)
+			}
+		})
+	}
+}
+
+// container returns d's container name.
+func container(t *testing.T, d *appsv1.Deployment, name string) corev1.Container {
+	t.Helper()
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("Deployment %s: no container %s", d.Name, name)
+	return corev1.Container{}
 }
