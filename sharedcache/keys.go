@@ -78,6 +78,10 @@ func newSecret(k []byte) secret {
 	return secret{id: derive("jwtauthz shared-cache key v1"), mac: derive("jwtauthz shared-cache entry v1")}
 }
 
+func (s secret) equal(o secret) bool {
+	return hmac.Equal(s.id, o.id) && hmac.Equal(s.mac, o.mac)
+}
+
 // keyPrefix starts every Redis key the cache writes.
 const keyPrefix = "jwtauthz:sc1:"
 

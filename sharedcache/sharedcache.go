@@ -17,7 +17,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -101,7 +103,7 @@ var Results = map[Op][]Result{
 // methods are safe for concurrent use.
 type Cache struct {
 	rdb     *redis.Client
-	secrets []secret
+	secrets atomic.Pointer[[]secret] // SetKeys swaps them
 	timeout time.Duration
 	now     func() time.Time
 	observe func(Op, Result)
@@ -120,8 +122,6 @@ var _ authz.SharedCache = (*Cache)(nil)
 // operation does, and Redis need not be up.
 func New(cfg Config) (*Cache, error) {
 	switch {
-	case len(cfg.Keys) == 0:
-		return nil, errors.New("sharedcache: no key")
 	case cfg.Timeout <= 0, cfg.BreakerCooldown <= 0, cfg.BreakerFailures <= 0, cfg.MaxWrites <= 0:
 		return nil, errors.New("sharedcache: Timeout, BreakerFailures, BreakerCooldown and MaxWrites must be positive")
 	}
@@ -130,11 +130,8 @@ func New(cfg Config) (*Cache, error) {
 		return nil, fmt.Errorf("sharedcache: %w", err)
 	}
 	c := &Cache{timeout: cfg.Timeout, now: cfg.Now, observe: cfg.Observe, log: cfg.Logger, writes: make(chan struct{}, cfg.MaxWrites)}
-	for _, k := range cfg.Keys {
-		if len(k) < MinKeySize {
-			return nil, fmt.Errorf("sharedcache: %w", ErrKeyTooShort)
-		}
-		c.secrets = append(c.secrets, newSecret(k))
+	if _, err := c.SetKeys(cfg.Keys); err != nil {
+		return nil, err
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -151,6 +148,32 @@ func New(cfg Config) (*Cache, error) {
 	c.rdb = redis.NewClient(opts)
 	return c, nil
 }
+
+// SetKeys makes keys the cluster secrets (LoadKeys): the first signs what
+// is written from then on, and every one verifies what is read. It
+// reports whether they differ from those in use. With an error, those in
+// use stay.
+func (c *Cache) SetKeys(keys [][]byte) (changed bool, err error) {
+	if len(keys) == 0 {
+		return false, fmt.Errorf("sharedcache: %w", ErrNoKey)
+	}
+	secrets := make([]secret, 0, len(keys))
+	for _, k := range keys {
+		if len(k) < MinKeySize {
+			return false, fmt.Errorf("sharedcache: %w", ErrKeyTooShort)
+		}
+		secrets = append(secrets, newSecret(k))
+	}
+	if old := c.secrets.Load(); old != nil && slices.EqualFunc(*old, secrets, secret.equal) {
+		return false, nil
+	}
+	c.secrets.Store(&secrets)
+	return true, nil
+}
+
+// keyring returns the cluster secrets in use: one operation reads them
+// once.
+func (c *Cache) keyring() []secret { return *c.secrets.Load() }
 
 func (c *Cache) breakerChanged(open bool) {
 	if open {
@@ -173,8 +196,9 @@ func (c *Cache) get(ctx context.Context, provider, token string) (authz.SharedVe
 	if !ok {
 		return authz.SharedVerdict{}, BreakerOpen
 	}
-	keys := make([]string, len(c.secrets))
-	for i, s := range c.secrets {
+	secrets := c.keyring()
+	keys := make([]string, len(secrets))
+	for i, s := range secrets {
 		keys[i] = s.key(provider, token)
 	}
 	own := time.Now().Add(c.timeout)
@@ -184,7 +208,7 @@ func (c *Cache) get(ctx context.Context, provider, token string) (authz.SharedVe
 	if r := c.failed(ctx, own, probe, err); r != "" {
 		return authz.SharedVerdict{}, r
 	}
-	return c.pick(keys, vals)
+	return c.pick(secrets, keys, vals)
 }
 
 // read returns what Redis holds under keys, at most maxEntry+1 bytes of
@@ -210,14 +234,14 @@ func (c *Cache) read(ctx context.Context, keys []string) ([]string, error) {
 }
 
 // pick returns the verdict of the first intact entry among vals, read
-// under keys (one per secret).
-func (c *Cache) pick(keys []string, vals []string) (authz.SharedVerdict, Result) {
+// under keys (one per secret of secrets).
+func (c *Cache) pick(secrets []secret, keys []string, vals []string) (authz.SharedVerdict, Result) {
 	r := Miss
 	for i, s := range vals {
 		if s == "" {
 			continue // no entry
 		}
-		payload, ok := c.secrets[i].open(keys[i], []byte(s))
+		payload, ok := secrets[i].open(keys[i], []byte(s))
 		if !ok {
 			r = BadMAC
 			continue
@@ -283,8 +307,9 @@ func (c *Cache) Put(ctx context.Context, provider, token string, v authz.SharedV
 	}
 	// Everything that depends on the token is done before Put returns:
 	// its bytes may be reused once the check ends.
-	key := c.secrets[0].key(provider, token)
-	value := c.secrets[0].seal(key, payload)
+	signer := c.keyring()[0]
+	key := signer.key(provider, token)
+	value := signer.seal(key, payload)
 	ok, probe := c.br.allow()
 	if !ok {
 		c.observe(OpPut, BreakerOpen)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
@@ -151,7 +152,7 @@ func TestTTL(t *testing.T) {
 	c := newCache(t, r.URL(), [][]byte{key1}, nil)
 	ctx := context.Background()
 	c.put("p", "tok", verdict(c.clock.in(90*time.Second+700*time.Microsecond)))
-	ttl, err := client(t, r).PTTL(ctx, c.secrets[0].key("p", "tok")).Result()
+	ttl, err := client(t, r).PTTL(ctx, c.keyring()[0].key("p", "tok")).Result()
 	if err != nil || ttl > 90*time.Second || ttl < 89*time.Second {
 		t.Errorf("PTTL %v (%v), want (89s, 90s]", ttl, err)
 	}
@@ -180,9 +181,9 @@ func TestForged(t *testing.T) {
 	ctx := context.Background()
 	v := verdict(c.clock.in(time.Hour))
 	payload, _ := json.Marshal(v)
-	key := c.secrets[0].key("p", "victim")
+	key := c.keyring()[0].key("p", "victim")
 	c.put("p", "good", v) // an active verdict of another token
-	good, err := rc.Get(ctx, c.secrets[0].key("p", "good")).Bytes()
+	good, err := rc.Get(ctx, c.keyring()[0].key("p", "good")).Bytes()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,9 +202,9 @@ func TestForged(t *testing.T) {
 		{name: "plain JSON", value: payload},
 		{name: "garbage", value: []byte("\x00\xff garbage")},
 		{name: "empty", value: nil, want: Miss}, // GETRANGE reads none as ""
-		{name: "another cluster's secret", value: other.secrets[0].seal(key, payload)},
-		{name: "another provider's entry", value: c.secrets[0].seal(c.secrets[0].key("q", "victim"), payload)},
-		{name: "too large", value: c.secrets[0].seal(key, append(payload, make([]byte, maxEntry)...))},
+		{name: "another cluster's secret", value: other.keyring()[0].seal(key, payload)},
+		{name: "another provider's entry", value: c.keyring()[0].seal(c.keyring()[0].key("q", "victim"), payload)},
+		{name: "too large", value: c.keyring()[0].seal(key, append(payload, make([]byte, maxEntry)...))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,7 +233,7 @@ func TestForged(t *testing.T) {
 	}
 	rc.Del(ctx, key)
 	// The same bytes under their own key are an entry.
-	if err := rc.Set(ctx, key, c.secrets[0].seal(key, payload), time.Hour).Err(); err != nil {
+	if err := rc.Set(ctx, key, c.keyring()[0].seal(key, payload), time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := c.Get(ctx, "p", "victim"); !ok {
@@ -265,6 +266,69 @@ func TestRotation(t *testing.T) {
 			t.Errorf("%s: hit %v, want %v", tt.name, ok, tt.wantOK)
 		}
 	}
+}
+
+// TestSetKeys: a running cache rotates its keys as TestRotation's three
+// caches do, concurrently with its reads and writes; keys it refuses
+// leave those in use.
+func TestSetKeys(t *testing.T) {
+	r := testutil.StartRedis(t)
+	c := newCache(t, r.URL(), [][]byte{key1}, nil)
+	old := newCache(t, r.URL(), [][]byte{key1}, nil)
+	next := newCache(t, r.URL(), [][]byte{key2}, nil)
+	ctx := context.Background()
+	v := verdict(c.clock.in(time.Hour))
+	c.put("p", "a", v)
+
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // reads and writes while the keys change (-race)
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c.Get(ctx, "p", "a")
+			c.Put(ctx, "p", fmt.Sprint("busy", i%8), v)
+		}
+	}()
+	set := func(keys ...[]byte) bool {
+		t.Helper()
+		changed, err := c.SetKeys(keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return changed
+	}
+	if !set(key2, key1) || set(key2, key1) {
+		t.Error("SetKeys: want changed, then unchanged for the same keys")
+	}
+	c.put("p", "b", v)
+	if _, ok := c.Get(ctx, "p", "a"); !ok {
+		t.Error("with both keys: the old key's entry missed")
+	}
+	if _, ok := next.Get(ctx, "p", "b"); !ok {
+		t.Error("written after the rotation: not signed with the new key")
+	}
+	set(key2)
+	if _, ok := c.Get(ctx, "p", "a"); ok {
+		t.Error("with the new key only: the old key's entry hit")
+	}
+	if _, ok := old.Get(ctx, "p", "b"); ok {
+		t.Error("the old key verified the new key's entry")
+	}
+	for _, keys := range [][][]byte{nil, {key1, []byte("short")}} {
+		if changed, err := c.SetKeys(keys); err == nil || changed {
+			t.Errorf("SetKeys(%d keys, one short or none): changed %v, error %v", len(keys), changed, err)
+		}
+	}
+	if _, ok := c.Get(ctx, "p", "b"); !ok {
+		t.Error("after refused keys: the keys in use changed")
+	}
+	close(stop)
+	<-done
 }
 
 func TestNewRefuses(t *testing.T) {

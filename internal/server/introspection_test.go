@@ -22,6 +22,13 @@ import (
 // client secret is in a file.
 func introspectionApp(t *testing.T, idp *introspecttest.Server, clock *testClock, discover bool, args ...string) *testApp {
 	t.Helper()
+	return startAppClock(t, clock.Now, append([]string{"--config", introspectionConfig(t, idp, discover)}, args...)...)
+}
+
+// introspectionConfig writes introspectionApp's config file and returns
+// its path.
+func introspectionConfig(t *testing.T, idp *introspecttest.Server, discover bool) string {
+	t.Helper()
 	secret := filepath.Join(t.TempDir(), "client-secret")
 	if err := os.WriteFile(secret, []byte(idp.ClientSecret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -32,7 +39,7 @@ func introspectionApp(t *testing.T, idp *introspecttest.Server, clock *testClock
 	}
 	yaml := "providers:\n  - name: hydra\n    issuer: " + idp.Issuer() + "\n    audiences: [api]\n    claim_headers: {x-auth-org: org}\n" +
 		"    introspection:\n" + url + "      client_id: " + idp.ClientID + "\n      client_secret_file: " + secret + "\n      timeout: 1s\n"
-	return startAppClock(t, clock.Now, append([]string{"--config", writeFile(t, yaml)}, args...)...)
+	return writeFile(t, yaml)
 }
 
 // checkOpaque asks the gRPC listener about tok and returns the code and the

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jwtauthz/jwtauthz/internal/config"
+	"github.com/jwtauthz/jwtauthz/sharedcache"
 )
 
 var (
@@ -34,10 +35,17 @@ func notifyHUP() (<-chan os.Signal, func()) {
 // the config file changes (read every a.configPoll, or at each a.pollTick),
 // as configWatch decides, until ctx ends.
 func (a *Server) watchReload(ctx context.Context, hup <-chan os.Signal) {
-	var w *configWatch
-	var tick <-chan time.Time
+	var w, keys *configWatch
 	if a.cfg.File() != "" {
 		w = newConfigWatch(a.cfg.File(), a.cfg.Sum())
+	}
+	if a.shared != nil {
+		// The content loaded at start is not known here: the first polls
+		// read it as a change, which reloadKeys finds the same.
+		keys = newConfigWatch(a.cfg.SharedCacheKeyFile, [32]byte{})
+	}
+	var tick <-chan time.Time
+	if w != nil || keys != nil {
 		tick = a.pollTick
 		if tick == nil {
 			t := time.NewTicker(a.configPoll)
@@ -52,14 +60,53 @@ func (a *Server) watchReload(ctx context.Context, hup <-chan os.Signal) {
 		case <-hup:
 			// The file is read before the reload reads it, as on a poll: a
 			// change made meanwhile is seen by a later poll, not missed.
-			if w != nil {
-				w.prev = readState(w.path)
-				w.handled = w.prev.sum
+			for _, w := range []*configWatch{w, keys} {
+				if w != nil {
+					w.prev = readState(w.path)
+					w.handled = w.prev.sum
+				}
 			}
 			a.reload("SIGHUP")
+			if keys != nil {
+				a.reloadKeys("SIGHUP")
+			}
 		case <-tick:
-			a.pollConfig(w)
+			if w != nil {
+				a.pollConfig(w)
+			}
+			if keys != nil {
+				a.pollKeys(keys)
+			}
 		}
+	}
+}
+
+// pollKeys reads the shared cache's key file once and applies a change as
+// pollConfig applies one of the config file: once it reads the same at
+// two polls, or at once when kubelet swapped the Secret's ..data link.
+func (a *Server) pollKeys(w *configWatch) {
+	switch act, cur := w.poll(); act {
+	case pollSettled, pollSwapped:
+		a.reloadKeys("key file changed")
+		w.handled = cur.sum // applied, or rejected: not retried until it changes
+	}
+}
+
+// reloadKeys reads the shared cache's key file again and, if it is valid
+// and holds other keys, makes them the cache's: the first signs from then
+// on, all verify. A file refused (its mode, a short key, none) is logged
+// and the running keys stay.
+func (a *Server) reloadKeys(why string) {
+	keys, err := sharedcache.LoadKeys(a.cfg.SharedCacheKeyFile)
+	changed := false
+	if err == nil {
+		changed, err = a.shared.SetKeys(keys)
+	}
+	switch {
+	case err != nil:
+		a.log.Error("shared cache key file rejected; the running keys stay", "trigger", why, "path", a.cfg.SharedCacheKeyFile, "error", err)
+	case changed:
+		a.log.Info("shared cache keys reloaded", "trigger", why, "keys", len(keys))
 	}
 }
 

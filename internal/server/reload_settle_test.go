@@ -29,24 +29,31 @@ const (
 	halfRules = "rules:\n  - {match: {path_prefix: /public}, action: allow}\n"
 )
 
-// configMap lays out a directory as kubelet does for a mounted ConfigMap:
-// config.yaml -> ..data/config.yaml, ..data -> ..<version>/.
+// configMap lays out a directory as kubelet does for a mounted ConfigMap
+// or Secret: config.yaml -> ..data/config.yaml, ..data -> ..<version>/.
 type configMap struct {
 	t       *testing.T
 	dir     string
+	name    string      // config.yaml
+	mode    os.FileMode // of the file
 	version int
 }
 
 func newConfigMap(t *testing.T, content string) *configMap {
-	cm := &configMap{t: t, dir: t.TempDir()}
+	return newVolume(t, "config.yaml", 0o644, content)
+}
+
+// newVolume is a configMap whose one file is name, with mode.
+func newVolume(t *testing.T, name string, mode os.FileMode, content string) *configMap {
+	cm := &configMap{t: t, dir: t.TempDir(), name: name, mode: mode}
 	cm.update(content)
-	if err := os.Symlink(filepath.Join("..data", "config.yaml"), cm.path()); err != nil {
+	if err := os.Symlink(filepath.Join("..data", name), cm.path()); err != nil {
 		t.Fatal(err)
 	}
 	return cm
 }
 
-func (cm *configMap) path() string { return filepath.Join(cm.dir, "config.yaml") }
+func (cm *configMap) path() string { return filepath.Join(cm.dir, cm.name) }
 
 // update writes content into a new version directory, then swaps ..data to
 // it with a rename, and removes the old version, as kubelet's AtomicWriter.
@@ -60,7 +67,8 @@ func (cm *configMap) update(content string) {
 		}
 	}
 	must(os.Mkdir(filepath.Join(cm.dir, ver), 0o755))
-	must(os.WriteFile(filepath.Join(cm.dir, ver, "config.yaml"), []byte(content), 0o644))
+	must(os.WriteFile(filepath.Join(cm.dir, ver, cm.name), []byte(content), 0o600))
+	must(os.Chmod(filepath.Join(cm.dir, ver, cm.name), cm.mode))
 	tmp := filepath.Join(cm.dir, "..data_tmp")
 	must(os.Symlink(ver, tmp))
 	must(os.Rename(tmp, filepath.Join(cm.dir, "..data")))
