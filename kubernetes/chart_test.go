@@ -147,6 +147,11 @@ func chartCases(t *testing.T) []chartCase {
 		{name: "sharedCache and its variable in env", release: "jwtauthz", values: with("sharedCache", sharedCacheValues(""), "env", []any{map[string]any{"name": "JWTAUTHZ_SHARED_CACHE", "value": "redis://r"}}), wantErr: "env JWTAUTHZ_SHARED_CACHE"},
 		{name: "sharedCache with a timeout jwtauthz refuses", release: "jwtauthz", values: with("sharedCache", sharedCacheValues("soon")), secrets: map[string]map[string]string{"redis-shared": sharedCacheSecret()}, wantProcs: "2", wantRefused: "JWTAUTHZ_SHARED_CACHE_TIMEOUT: \"soon\" is not a duration"},
 
+		{name: "an introspection provider, its client secret from secretEnv", release: "jwtauthz", values: with("config", introspectionConfig(),
+			"secretEnv", map[string]any{"JWTAUTHZ_PROVIDERS_HYDRA_CLIENT_SECRET": "placeholder"}), wantProcs: "2"},
+		{name: "an introspection provider without its client secret", release: "jwtauthz", values: with("config", introspectionConfig()),
+			wantProcs: "2", wantRefused: "JWTAUTHZ_PROVIDERS_HYDRA_CLIENT_SECRET"},
+
 		{name: "config jwtauthz refuses", release: "jwtauthz", values: with("config", map[string]any{
 			"providers": []any{map[string]any{"name": "a", "issuer": "https://a.example.com/"}},
 			"rules":     []any{map[string]any{"action": "require", "require": map[string]any{"providers": []any{"b"}}}},
@@ -298,4 +303,11 @@ func TestChartSharedCache(t *testing.T) {
 	if out := checkConfig(t, m, d); !strings.Contains(out, "JWTAUTHZ_SHARED_CACHE_KEY_FILE") || !strings.Contains(out, "readable or writable by others") {
 		t.Errorf("jwtauthz --check-config accepted a key file others may read:\n%s", out)
 	}
+}
+
+// introspectionConfig is a configuration with one introspection provider,
+// hydra, whose client secret is not in the file.
+func introspectionConfig() map[string]any {
+	return map[string]any{"providers": []any{map[string]any{"name": "hydra", "issuer": "https://hydra.example.com/", "audiences": []any{"api"},
+		"introspection": map[string]any{"url": "https://hydra.example.com/admin/oauth2/introspect", "client_id": "jwtauthz"}}}}
 }
