@@ -29,6 +29,9 @@ type metrics struct {
 	// introDur times them (introspection.go).
 	introspections *prometheus.CounterVec
 	introDur       *prometheus.HistogramVec
+	// reloadOK is 0 while the last reload of the configuration was
+	// refused, else 1.
+	reloadOK prometheus.Gauge
 	// counters resolves (provider, decision, reason) to a counter without
 	// hashing labels on each check; replaced on reload.
 	counters atomic.Pointer[map[string]*[2][]prometheus.Counter]
@@ -64,7 +67,12 @@ func newMetrics() *metrics {
 		Name: "jwtauthz_introspection_duration_seconds", Help: "Time of token introspection calls that reached the endpoint, by provider.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 13),
 	}, []string{"provider"})
-	m.reg.MustRegister(m.introspections, m.introDur)
+	m.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "jwtauthz_config_last_reload_successful",
+		Help: "0 while the last reload of the configuration was refused (the one running is older than the file), else 1.",
+	})
+	m.reloadOK.Set(1)
+	m.reg.MustRegister(m.introspections, m.introDur, m.reloadOK)
 	m.reg.MustRegister(m.checks, dur, m.fetches, m.fetchDur, m.saveErrs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

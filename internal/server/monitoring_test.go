@@ -4,16 +4,20 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/jwtauthz/jwtauthz/introspect/introspecttest"
 )
 
 // exported returns every series name jwtauthz exports, histogram
-// suffixes included.
+// suffixes included: those of dev after a check, and those of an
+// introspection provider and the shared cache.
 func exported(t *testing.T) map[string]bool {
 	a := startApp(t, true, "dev")
 	code, tok, _ := get(t, a.adminURL()+"/dev/token")
@@ -21,11 +25,26 @@ func exported(t *testing.T) map[string]bool {
 		t.Fatal("no dev token")
 	}
 	get(t, a.httpURL()+"/", "Authorization", "Bearer "+strings.TrimSpace(tok))
+	key := filepath.Join(t.TempDir(), "shared-cache-key")
+	if err := os.WriteFile(key, []byte(newKey+"\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	// The shared cache does not connect at start: no Redis is needed.
+	shared := introspectionApp(t, introspecttest.New(t, introspecttest.Options{}), newTestClock(), false,
+		"--shared-cache", "redis://127.0.0.1:1", "--shared-cache-key-file", key)
+	names := map[string]bool{}
+	for _, a := range []*testApp{a, shared} {
+		gatherNames(t, a, names)
+	}
+	return names
+}
+
+// gatherNames adds the series names a exports to names.
+func gatherNames(t *testing.T, a *testApp, names map[string]bool) {
 	mfs, err := a.metrics.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := map[string]bool{}
 	for _, mf := range mfs {
 		names[mf.GetName()] = true
 		if mf.GetType() == dto.MetricType_HISTOGRAM || mf.GetType() == dto.MetricType_SUMMARY {
@@ -34,7 +53,6 @@ func exported(t *testing.T) map[string]bool {
 			}
 		}
 	}
-	return names
 }
 
 var metricName = regexp.MustCompile(`\b(?:jwtauthz|go|process)_[a-zA-Z0-9_]+`)

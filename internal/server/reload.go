@@ -105,9 +105,12 @@ func (a *Server) reloadKeys(why string) {
 	switch {
 	case err != nil:
 		a.log.Error("shared cache key file rejected; the running keys stay", "trigger", why, "path", a.cfg.SharedCacheKeyFile, "error", err)
+		a.keysOK.Set(0)
+		return
 	case changed:
 		a.log.Info("shared cache keys reloaded", "trigger", why, "keys", len(keys))
 	}
+	a.keysOK.Set(1)
 }
 
 // pollConfig reads the config file once and acts on what w makes of it.
@@ -226,8 +229,10 @@ func (a *Server) reloadWant(why string, want *[32]byte) error {
 		return err
 	case err != nil:
 		a.log.Error("config reload rejected; the running configuration stays", "trigger", why, "error", err)
+		a.metrics.reloadOK.Set(0)
 		return err
 	}
+	a.metrics.reloadOK.Set(1)
 	old := a.running
 	a.running = cfg
 	a.log.Info("config reloaded", append([]any{"trigger", why}, changes(old, cfg)...)...)

@@ -111,6 +111,14 @@ func pollOnce(t *testing.T, a *testApp, tick chan<- time.Time, change func(), ms
 	}
 }
 
+// wantMetric fails t unless a's /metrics has the line series.
+func wantMetric(t *testing.T, a *testApp, series string) {
+	t.Helper()
+	if _, body, _ := get(t, a.adminURL()+"/metrics"); !strings.Contains(body, "\n"+series+"\n") {
+		t.Errorf("/metrics has no %q", series)
+	}
+}
+
 // adminChecker returns a function that asks a, over gRPC Check and over
 // HTTP forward-auth, whether a valid token without the admin scope may
 // GET /admin/x, and fails the test if either answer is not want.
@@ -180,6 +188,7 @@ func TestReloadWaitsForAWholeFile(t *testing.T) {
 		t.Errorf("a file truncated to 0 bytes and left so: %q, want %q saying the document is empty", got, rejected)
 	}
 	admin("a file truncated to 0 bytes and left so", http.StatusForbidden)
+	wantMetric(t, a, "jwtauthz_config_last_reload_successful 0")
 	if n := logCount(a, reloaded); n != 0 {
 		t.Fatalf("%d reloads so far, want none:\n%s", n, a.logs.String())
 	}
@@ -192,6 +201,7 @@ func TestReloadWaitsForAWholeFile(t *testing.T) {
 		t.Fatalf("a valid file that stayed the same: %s, want applied", got)
 	}
 	admin("the cut-off file, applied", http.StatusOK)
+	wantMetric(t, a, "jwtauthz_config_last_reload_successful 1")
 	var line struct {
 		Trigger, Rules   string
 		RulesChanged     []int    `json:"rules_changed"`

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -45,6 +46,7 @@ type Server struct {
 	tracing *tracing // nil: no spans exported
 
 	shared *sharedcache.Cache // nil: no --shared-cache
+	keysOK prometheus.Gauge   // jwtauthz_shared_cache_keys_last_reload_successful, with shared
 	// running is the configuration last applied, at start or by a
 	// reload; reloadMu orders reloads.
 	running  *config.Config

@@ -54,7 +54,12 @@ func (a *Server) newSharedCache() (*sharedcache.Cache, error) {
 		}
 		return 0
 	})
-	a.metrics.reg.MustRegister(vec, breaker)
+	a.keysOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "jwtauthz_shared_cache_keys_last_reload_successful",
+		Help: "0 while the last read of the shared cache's key file was refused (the keys in use are older than the file), else 1.",
+	})
+	a.keysOK.Set(1)
+	a.metrics.reg.MustRegister(vec, breaker, a.keysOK)
 	introspecting := 0
 	for _, p := range cfg.AllProviders() {
 		if p.Introspection.Set() {

@@ -79,11 +79,14 @@ func TestSharedCacheKeyRotation(t *testing.T) {
 		t.Error("after the rotation, the old key's entry is not read")
 	}
 
+	wantMetric(t, a, "jwtauthz_shared_cache_keys_last_reload_successful 1")
 	for _, bad := range []string{"short\n", ""} {
 		pollOnce(t, a, tick, func() { secret.update(bad) }, rejected)
 		check("after a key file refused", "carol", newOnly)
 	}
+	wantMetric(t, a, "jwtauthz_shared_cache_keys_last_reload_successful 0")
 	pollOnce(t, a, tick, func() { secret.update(newKey + "\n") }, reloaded)
+	wantMetric(t, a, "jwtauthz_shared_cache_keys_last_reload_successful 1")
 	if _, ok := a.shared.Get(context.Background(), "hydra", alice); ok {
 		t.Error("the old key removed: its entry is still read")
 	}
