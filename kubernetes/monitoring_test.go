@@ -2,6 +2,9 @@ package kubernetes
 
 import (
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -11,6 +14,7 @@ import (
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // promDuration is the pattern prometheus-operator's CRDs give a Duration
@@ -137,5 +141,40 @@ func (m *manifests) checkDashboard(t *testing.T, name string) {
 		return v.Name == "DS_PROMETHEUS" && v.Type == "datasource" && v.Query == "prometheus"
 	}) && strings.Contains(got, "${DS_PROMETHEUS}") {
 		t.Error("the panels name ${DS_PROMETHEUS}, which no datasource variable defines")
+	}
+}
+
+// TestPrometheusRuleWithPromtool runs Prometheus's own `promtool check
+// rules` on the groups of monitoring/prometheusrule.yaml (every expression
+// parsed, every template checked), and `promtool test rules` on
+// testdata/alerts_test.yaml, which feeds series to some alerts and says
+// when they fire. It skips when promtool is not installed (Debian:
+// apt-get install prometheus).
+func TestPrometheusRuleWithPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool is not installed (Debian/Ubuntu: apt-get install prometheus)")
+	}
+	rule := &monitoringv1.PrometheusRule{}
+	strict(t, "monitoring/prometheusrule.yaml", readFile(t, "monitoring/prometheusrule.yaml"), rule)
+	b, err := yaml.Marshal(map[string]any{"groups": rule.Spec.Groups})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "jwtauthz.rules.yaml")
+	if err := os.WriteFile(rules, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "check", "rules", rules).CombinedOutput(); err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+	// Beside the rules, which the tests name relative to themselves.
+	tests := filepath.Join(dir, "alerts_test.yaml")
+	if err := os.WriteFile(tests, []byte(readFile(t, "testdata/alerts_test.yaml")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "test", "rules", tests).CombinedOutput(); err != nil {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
 	}
 }
