@@ -271,12 +271,7 @@ func TestChartSharedCache(t *testing.T) {
 	}
 	d := m.deployments[0]
 	spec := d.Spec.Template.Spec
-	var c corev1.Container
-	for _, x := range spec.Containers {
-		if x.Name == "jwtauthz" {
-			c = x
-		}
-	}
+	c := container(t, d, "jwtauthz")
 	sc, csc := spec.SecurityContext, c.SecurityContext
 	if sc == nil || sc.FSGroup == nil || csc == nil || csc.RunAsGroup == nil || *sc.FSGroup != *csc.RunAsGroup {
 		t.Errorf("pod securityContext %+v, container's %+v: want fsGroup the container's runAsGroup", sc, csc)
