@@ -136,6 +136,13 @@ func FuzzCELCondition(f *testing.F) {
 		`[1,2,3].map(x, x * 2)[5] == 1`,
 		`claims.n / 0 == 1`,
 		`request.query["q"].all(a, request.query["q"].all(b, a == b))`,
+		// Split, then written back and compiled again: literals, escapes,
+		// macros, a ternary, a shadowed name.
+		`claims.org == "a\"b\u00e9\n" && r'\d' != claims.org && request.method == "GET"`,
+		`(claims.n > 1 ? claims.org : 'x') == "acme" && request.path != "" && b"\x00" != bytes(claims.org)`,
+		`claims.l.exists_one(x, x == 1) && !(request.host in ["a", "b"]) && claims.n in [7, 8u, 9.0]`,
+		`claims.roles.exists(request, request == "admin") && "read" in scopes && request.query.size() >= 0`,
+		`has(claims.o.k) && claims.o.k.matches("^v$") && request.headers["x-a"].contains(",")`,
 	} {
 		f.Add(s, false)
 		f.Add(s, true)
