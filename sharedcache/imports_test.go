@@ -8,8 +8,9 @@ import (
 )
 
 // TestImports: the package stays a leaf: beyond what authz (for
-// SharedVerdict) reaches, it reaches only go-redis and what go-redis needs
-// (authz's own test keeps authz from reaching this package).
+// SharedVerdict) reaches, it reaches only go-redis and what go-redis needs,
+// and internal/safefile (authz's own test keeps authz from reaching this
+// package).
 func TestImports(t *testing.T) {
 	const mod = "github.com/jwtauthz/jwtauthz"
 	deps := func(pkg string) []string {
@@ -20,7 +21,7 @@ func TestImports(t *testing.T) {
 		return strings.Fields(string(out))
 	}
 	authz := deps(mod + "/authz")
-	allowed := []string{mod + "/sharedcache", "github.com/redis/go-redis/v9", "github.com/cespare/xxhash/v2", "go.uber.org/atomic", "golang.org/x/sys"}
+	allowed := []string{mod + "/sharedcache", mod + "/internal/safefile", "github.com/redis/go-redis/v9", "github.com/cespare/xxhash/v2", "go.uber.org/atomic", "golang.org/x/sys"}
 	for _, p := range deps(mod + "/sharedcache") {
 		first, _, _ := strings.Cut(p, "/")
 		if !strings.Contains(first, ".") || slices.Contains(authz, p) {

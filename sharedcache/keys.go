@@ -9,7 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"os"
+
+	"github.com/jwtauthz/jwtauthz/internal/safefile"
 )
 
 // MinKeySize is the shortest cluster secret accepted, in bytes.
@@ -35,16 +36,12 @@ var (
 // to a Secret's files in a pod with an fsGroup): a reader of the key can
 // forge entries. No error says anything of a key but its line number.
 func LoadKeys(path string) ([][]byte, error) {
-	fi, err := os.Stat(path) // follows the symlinks of a Kubernetes Secret volume
+	b, fi, err := safefile.ReadInfo(path, safefile.MaxSecret) // follows the symlinks of a Kubernetes Secret volume
 	if err != nil {
 		return nil, err
 	}
 	if m := fi.Mode().Perm(); m&0o027 != 0 {
 		return nil, fmt.Errorf("%s: %w (mode %v); make it readable by jwtauthz's user only: chmod 0400 %s (a Secret volume: defaultMode: 0400)", path, ErrKeyFileMode, m, path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
 	}
 	var keys [][]byte
 	for i, line := range bytes.Split(b, []byte("\n")) {

@@ -1,3 +1,5 @@
+//go:build unix
+
 package sharedcache
 
 import (
@@ -6,7 +8,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/jwtauthz/jwtauthz/internal/safefile"
 )
 
 func TestLoadKeys(t *testing.T) {
@@ -16,6 +21,7 @@ func TestLoadKeys(t *testing.T) {
 		body    string
 		mode    os.FileMode
 		missing bool
+		fifo    bool // a FIFO with no writer, mode 0400: a plain read would block
 		want    [][]byte
 		err     error
 	}{
@@ -27,11 +33,18 @@ func TestLoadKeys(t *testing.T) {
 		{name: "other-readable", body: long, mode: 0o604, err: ErrKeyFileMode},
 		{name: "group-writable", body: long, mode: 0o620, err: ErrKeyFileMode},
 		{name: "missing", missing: true, err: os.ErrNotExist},
+		{name: "a FIFO", fifo: true, err: safefile.ErrNotRegular},
+		{name: "too large", body: long + "\n" + strings.Repeat("k", safefile.MaxSecret), mode: 0o400, err: safefile.ErrTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "key")
-			if !tt.missing {
+			switch {
+			case tt.fifo:
+				if err := syscall.Mkfifo(p, 0o400); err != nil {
+					t.Fatal(err)
+				}
+			case !tt.missing:
 				if err := os.WriteFile(p, []byte(tt.body), 0o600); err != nil {
 					t.Fatal(err)
 				}

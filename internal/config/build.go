@@ -5,9 +5,9 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"net/http"
-	"os"
 
 	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/internal/safefile"
 	"github.com/jwtauthz/jwtauthz/jwks"
 )
 
@@ -37,7 +37,7 @@ func (c *Config) AllProviders() []ProviderConfig {
 func (c *Config) JWKSClient() (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if c.JWKSCA != "" {
-		pem, err := os.ReadFile(c.JWKSCA)
+		pem, err := safefile.Read(c.JWKSCA, safefile.MaxPEM)
 		if err != nil {
 			return nil, &Error{Key: "jwks_ca", Err: err, noExample: true}
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jwtauthz/jwtauthz/authz"
+	"github.com/jwtauthz/jwtauthz/internal/safefile"
 )
 
 // Defaults of a provider's introspection keys.
@@ -92,7 +93,7 @@ func (p ProviderConfig) ClientSecret(key string) (string, error) {
 	if ic.ClientSecretFile == "" {
 		return ic.envSecret, nil
 	}
-	b, err := os.ReadFile(ic.ClientSecretFile)
+	b, err := safefile.Read(ic.ClientSecretFile, safefile.MaxSecret)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {

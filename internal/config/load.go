@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"slices"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/jwtauthz/jwtauthz/internal/safefile"
 )
 
 // recorder is a flag.Value that keeps the raw values given on the command
@@ -161,7 +162,7 @@ func applyAll(c *Config, s setting, vals []string) error {
 // settings (empty, or only blanks, comments or null) is an error: it is
 // what a file truncated or read in the middle of a rewrite looks like.
 func ReadFile(path string, c *Config) error {
-	b, err := os.ReadFile(path)
+	b, err := safefile.Read(path, safefile.MaxConfig)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}

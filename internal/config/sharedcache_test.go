@@ -37,7 +37,7 @@ func TestSharedCacheSettings(t *testing.T) {
 		{name: "unix socket", args: []string{"--shared-cache", "unix:///run/redis.sock", "--shared-cache-key-file", good, "--shared-cache-timeout", "50ms"}},
 		{name: "no key file", args: []string{"--shared-cache", "redis://redis"}, wantErr: "shared_cache_key_file: is required"},
 		{name: "key file alone", args: []string{"--shared-cache-key-file", good}, wantErr: "--shared-cache-key-file: needs shared_cache"},
-		{name: "missing key file", args: []string{"--shared-cache", "redis://redis", "--shared-cache-key-file", filepath.Join(dir, "none")}, wantErr: "--shared-cache-key-file: stat"},
+		{name: "missing key file", args: []string{"--shared-cache", "redis://redis", "--shared-cache-key-file", filepath.Join(dir, "none")}, wantErr: "--shared-cache-key-file: open"},
 		{name: "short key", args: []string{"--shared-cache", "redis://redis", "--shared-cache-key-file", keyFile("short", secret[:31], 0o600)}, wantErr: "--shared-cache-key-file: " + dir + "/short: line 1: key shorter than 32 bytes"},
 		{name: "other-readable key", args: []string{"--shared-cache", "redis://redis", "--shared-cache-key-file", keyFile("other", secret, 0o644)}, wantErr: "writable by its group, or readable or writable by others (mode -rw-r--r--)"},
 		{name: "empty key file", args: []string{"--shared-cache", "redis://redis", "--shared-cache-key-file", keyFile("empty", "\n", 0o600)}, wantErr: "holds no key"},

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jwtauthz/jwtauthz/internal/config"
+	"github.com/jwtauthz/jwtauthz/internal/safefile"
 	"github.com/jwtauthz/jwtauthz/sharedcache"
 )
 
@@ -153,7 +154,7 @@ func readState(path string) fileState {
 	if target != "" {
 		name = target
 	}
-	b, _ := os.ReadFile(name)
+	b, _ := safefile.Read(name, safefile.MaxConfig) // a FIFO or a device reads as empty, and blocks nothing
 	return fileState{sum: sha256.Sum256(b), target: target}
 }
 

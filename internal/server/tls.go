@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jwtauthz/jwtauthz/internal/config"
+	"github.com/jwtauthz/jwtauthz/internal/safefile"
 )
 
 // fileWatch notices that files changed: their size and modification time.
@@ -72,7 +73,15 @@ func serverTLS(c *config.Config, log *slog.Logger) (*tls.Config, error) {
 		return nil, nil
 	}
 	pair, err := newReloading(log, func() (*tls.Certificate, error) {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		certPEM, err := safefile.Read(c.TLSCert, safefile.MaxPEM)
+		if err != nil {
+			return nil, err
+		}
+		keyPEM, err := safefile.Read(c.TLSKey, safefile.MaxPEM)
+		if err != nil {
+			return nil, err
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		return &cert, err
 	}, c.TLSCert, c.TLSKey)
 	if err != nil {
@@ -100,7 +109,7 @@ func serverTLS(c *config.Config, log *slog.Logger) (*tls.Config, error) {
 }
 
 func readPool(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
+	pem, err := safefile.Read(path, safefile.MaxPEM)
 	if err != nil {
 		return nil, err
 	}
