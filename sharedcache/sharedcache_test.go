@@ -280,30 +280,34 @@ func TestSetKeys(t *testing.T) {
 	v := verdict(c.clock.in(time.Hour))
 	c.put("p", "a", v)
 
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() { // reads and writes while the keys change (-race)
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			c.Get(ctx, "p", "a")
-			c.Put(ctx, "p", fmt.Sprint("busy", i%8), v)
-		}
-	}()
-	set := func(keys ...[]byte) bool {
+	// set changes the keys while another goroutine reads and writes (for
+	// -race), and waits for its writes: c.put's wait may not overlap them.
+	set := func(keys ...[]byte) (changed bool, err error) {
 		t.Helper()
-		changed, err := c.SetKeys(keys)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return changed
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c.Get(ctx, "p", "a")
+				c.Put(ctx, "p", fmt.Sprint("busy", i%8), v)
+			}
+		}()
+		changed, err = c.SetKeys(keys)
+		close(stop)
+		<-done
+		c.inFlight.Wait()
+		return changed, err
 	}
-	if !set(key2, key1) || set(key2, key1) {
-		t.Error("SetKeys: want changed, then unchanged for the same keys")
+	if changed, err := set(key2, key1); !changed || err != nil {
+		t.Fatalf("SetKeys(new, old): changed %v, %v", changed, err)
+	}
+	if changed, err := set(key2, key1); changed || err != nil {
+		t.Errorf("SetKeys with the same keys: changed %v, %v", changed, err)
 	}
 	c.put("p", "b", v)
 	if _, ok := c.Get(ctx, "p", "a"); !ok {
@@ -312,7 +316,9 @@ func TestSetKeys(t *testing.T) {
 	if _, ok := next.Get(ctx, "p", "b"); !ok {
 		t.Error("written after the rotation: not signed with the new key")
 	}
-	set(key2)
+	if _, err := set(key2); err != nil {
+		t.Fatal(err)
+	}
 	if _, ok := c.Get(ctx, "p", "a"); ok {
 		t.Error("with the new key only: the old key's entry hit")
 	}
@@ -320,15 +326,13 @@ func TestSetKeys(t *testing.T) {
 		t.Error("the old key verified the new key's entry")
 	}
 	for _, keys := range [][][]byte{nil, {key1, []byte("short")}} {
-		if changed, err := c.SetKeys(keys); err == nil || changed {
+		if changed, err := set(keys...); err == nil || changed {
 			t.Errorf("SetKeys(%d keys, one short or none): changed %v, error %v", len(keys), changed, err)
 		}
 	}
 	if _, ok := c.Get(ctx, "p", "b"); !ok {
 		t.Error("after refused keys: the keys in use changed")
 	}
-	close(stop)
-	<-done
 }
 
 func TestNewRefuses(t *testing.T) {
