@@ -270,11 +270,16 @@ func (c *Cache) failed(caller context.Context, own time.Time, probe bool, err er
 	}
 	var ne net.Error
 	timeout := errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
-	// Whose deadline passed is decided by the deadlines, not by which
-	// context is done by now: the connection's deadline (the sooner of
-	// the two) may fire before either context's timer does.
-	d, bound := caller.Deadline()
-	if caller.Err() != nil || timeout && bound && d.Before(own) { // the caller's deadline or cancel: says nothing of Redis
+	// The caller's deadline or cancel says nothing of Redis. Whose
+	// deadline passed is decided by the deadlines, not by which context
+	// is done by now: the connection's deadline (the sooner of the two)
+	// may fire before either context's timer does.
+	callers := caller.Err() != nil
+	if timeout {
+		d, bound := caller.Deadline()
+		callers = bound && d.Before(own)
+	}
+	if callers {
 		if probe {
 			c.br.probing.Store(false)
 		}
