@@ -48,7 +48,7 @@ var errCondition = errors.New("condition")
 
 // condition is a rule's compiled CEL expression, and what it reads.
 type condition struct {
-	expr string
+	expr string // as written, or as split wrote a part back
 	prg  cel.Program
 	// claims are the top-level claims it reads by name (claims.org,
 	// claims["org"]); allClaims says it reads claims as a whole

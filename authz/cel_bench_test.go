@@ -8,22 +8,36 @@ import (
 )
 
 // BenchmarkCondition is one require.when on a cached grant's CEL values:
-// what BenchmarkCheck/cached-cel adds to a cached check.
+// what BenchmarkCheck/cached-cel adds to a cached check (split: the claim
+// was compared when the grant was made, the method is on each check);
+// the same condition on a grant made under another policy, evaluated
+// whole (whole); and a condition on the token alone (token-only).
 func BenchmarkCondition(b *testing.B) {
-	c, err := compileCondition(`claims.org == "acme" && request.method in ["GET","HEAD"]`, false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := &provider{name: "p"}
-	n := &celNeeds{}
-	n.add(c)
-	g := &Grant{p: p, extra: &grantExtra{cel: newCELGrant(n, 1, p, map[string]any{"org": "acme", "sub": "x"}, nil)}}
-	r := &Request{Method: "GET", Host: "h", Path: "/x", Headers: MapHeaders{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		if !c.holds(r, g, 1) {
-			b.Fatal("false")
-		}
+	for _, tt := range []struct {
+		name, when string
+		gen        uint64 // the policy's; the grant's is 1
+	}{
+		{"split", `claims.org == "acme" && request.method in ["GET","HEAD"]`, 1},
+		{"whole", `claims.org == "acme" && request.method in ["GET","HEAD"]`, 2},
+		{"token-only", `claims.org == "acme"`, 1},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			c, err := compileCondition(tt.when, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p := &provider{name: "p"}
+			n := &celNeeds{}
+			n.add(c)
+			g := &Grant{p: p, extra: &grantExtra{cel: newCELGrant(n, 1, p, map[string]any{"org": "acme", "sub": "x"}, nil)}}
+			r := &Request{Method: "GET", Host: "h", Path: "/x", Headers: MapHeaders{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				if !c.holds(r, g, tt.gen) {
+					b.Fatal("false")
+				}
+			}
+		})
 	}
 }
 
